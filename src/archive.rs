@@ -1,0 +1,269 @@
+//! Understanding what is being added: detects gzip/zstd compression and
+//! undoes it, and watches the byte stream go by for a tar's entries so that
+//! a `docker save` archive's manifest.json (its RepoTags) is picked up
+//! without a second read.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex};
+
+/// How an input was compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Not compressed.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// zstd (one or more frames).
+    Zstd,
+}
+
+impl Compression {
+    /// Name used in metadata and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Size and BLAKE3 of the bytes as they were read, before decompression.
+#[derive(Default)]
+pub struct RawDigest {
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl RawDigest {
+    /// Bytes read.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// BLAKE3 of the bytes read.
+    pub fn hash(&self) -> blake3::Hash {
+        self.hasher.finalize()
+    }
+}
+
+struct RawTap<R> {
+    inner: R,
+    digest: Arc<Mutex<RawDigest>>,
+}
+
+impl<R: Read> Read for RawTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut d = self.digest.lock().expect("digest lock");
+        d.hasher.update(&buf[..n]);
+        d.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// A decompressing reader, the compression found, and (when compressed)
+/// the digest of the original bytes, filled in as they are read.
+pub type Decompressed = (
+    Box<dyn Read + Send>,
+    Compression,
+    Option<Arc<Mutex<RawDigest>>>,
+);
+
+/// Opens `input` with its compression (found by magic bytes) undone.
+/// For compressed inputs, the returned digest tracks the original bytes.
+pub fn decompressed<R: Read + Send + 'static>(input: R) -> io::Result<Decompressed> {
+    let mut buf = BufReader::with_capacity(1 << 20, input);
+    let head = buf.fill_buf()?;
+    let kind = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    if kind == Compression::None {
+        return Ok((Box::new(buf), kind, None));
+    }
+    let digest = Arc::new(Mutex::new(RawDigest::default()));
+    let tap = RawTap {
+        inner: buf,
+        digest: digest.clone(),
+    };
+    let reader: Box<dyn Read + Send> = match kind {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(tap)),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::new(tap)?;
+            d.window_log_max(31)?;
+            Box::new(d)
+        }
+        Compression::None => unreachable!(),
+    };
+    Ok((reader, kind, Some(digest)))
+}
+
+/// What the tar watcher saw.
+#[derive(Debug, Default, Clone)]
+pub struct TarFacts {
+    /// Valid tar headers seen (0 when the stream is not a tar).
+    pub entries: u64,
+    /// The bytes of a top-level `manifest.json`, if one was seen.
+    pub manifest: Option<Vec<u8>>,
+}
+
+impl TarFacts {
+    /// RepoTags of every image in a docker-archive manifest.json, in order.
+    pub fn repo_tags(&self) -> Vec<String> {
+        let Some(m) = &self.manifest else {
+            return Vec::new();
+        };
+        let Ok(serde_json::Value::Array(images)) = serde_json::from_slice(m) else {
+            return Vec::new();
+        };
+        images
+            .iter()
+            .filter_map(|i| i.get("RepoTags")?.as_array().cloned())
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+const MAX_MANIFEST: u64 = 16 << 20;
+
+enum State {
+    Header { buf: Box<[u8; 512]>, have: usize },
+    Body { left: u64, pad: u64, capture: bool },
+    Done,
+}
+
+/// A reader that passes bytes through unchanged, hashing the stream and
+/// following tar headers as they go by.
+pub struct Watch<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size: u64,
+    state: State,
+    facts: TarFacts,
+    captured: Vec<u8>,
+}
+
+impl<R: Read> Watch<R> {
+    /// Watches `inner`.
+    pub fn new(inner: R) -> Self {
+        Watch {
+            inner,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            state: State::Header {
+                buf: Box::new([0; 512]),
+                have: 0,
+            },
+            facts: TarFacts::default(),
+            captured: Vec::new(),
+        }
+    }
+
+    /// Size, BLAKE3 and tar facts of everything read.
+    pub fn finish(self) -> (u64, blake3::Hash, TarFacts) {
+        (self.size, self.hasher.finalize(), self.facts)
+    }
+
+    fn observe(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Done => return,
+                State::Header { buf, have } => {
+                    let n = (512 - *have).min(data.len());
+                    buf[*have..*have + n].copy_from_slice(&data[..n]);
+                    *have += n;
+                    data = &data[n..];
+                    if *have == 512 {
+                        let block = std::mem::replace(buf, Box::new([0; 512]));
+                        self.state = self.parse_header(&block);
+                    }
+                }
+                State::Body { left, pad, capture } => {
+                    let n = (*left).min(data.len() as u64) as usize;
+                    if *capture {
+                        self.captured.extend_from_slice(&data[..n]);
+                    }
+                    *left -= n as u64;
+                    data = &data[n..];
+                    if *left == 0 {
+                        if *capture {
+                            self.facts.manifest = Some(std::mem::take(&mut self.captured));
+                        }
+                        self.state = if *pad > 0 {
+                            State::Body {
+                                left: *pad,
+                                pad: 0,
+                                capture: false,
+                            }
+                        } else {
+                            State::Header {
+                                buf: Box::new([0; 512]),
+                                have: 0,
+                            }
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn parse_header(&mut self, block: &[u8; 512]) -> State {
+        if block.iter().all(|&b| b == 0) {
+            return State::Done;
+        }
+        let header = tar::Header::from_byte_slice(block);
+        let stored = header.cksum().ok();
+        let computed: u32 = block
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    b as u32
+                }
+            })
+            .sum();
+        let size = header.entry_size().ok();
+        match (stored, size) {
+            (Some(c), Some(size)) if c == computed => {
+                self.facts.entries += 1;
+                let padded = size.div_ceil(512) * 512;
+                let capture = header.entry_type().is_file()
+                    && header.path_bytes().as_ref() == b"manifest.json"
+                    && size <= MAX_MANIFEST;
+                if size == 0 {
+                    if capture {
+                        self.facts.manifest = Some(Vec::new());
+                    }
+                    State::Header {
+                        buf: Box::new([0; 512]),
+                        have: 0,
+                    }
+                } else {
+                    self.captured.clear();
+                    State::Body {
+                        left: size,
+                        pad: padded - size,
+                        capture,
+                    }
+                }
+            }
+            _ => State::Done,
+        }
+    }
+}
+
+impl<R: Read> Read for Watch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        self.observe(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -1,0 +1,175 @@
+//! `ferry checkout`: streams a snapshot back out, byte for byte, decoding
+//! chunks in parallel and checking the BLAKE3 of the whole stream against
+//! the one recorded when it was added.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+
+use crate::codec;
+use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
+use crate::store::{ChunkEntry, Piece, Snapshot, Store};
+
+/// Pieces decoded per batch: bounds memory to about 2 x 256 x 256 KiB.
+const BATCH: usize = 256;
+
+/// Writes snapshot `name` to `out` and verifies it. On a mismatch the bytes
+/// already written are wrong: callers writing to a file should use
+/// [`checkout_to_path`], which only keeps verified output.
+pub fn checkout(
+    store: &Store,
+    name: &str,
+    out: &mut (dyn Write + Send),
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
+    let snap = store.require(name)?;
+    progress.start("checkout", Some(snap.size));
+    let mut reader = store.data_reader();
+    let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+    let result = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<(u64, blake3::Hash)> {
+            let mut hasher = blake3::Hasher::new();
+            let mut size = 0u64;
+            for batch in rx {
+                for piece in batch {
+                    hasher.update(&piece);
+                    size += piece.len() as u64;
+                    out.write_all(&piece)?;
+                }
+            }
+            out.flush()?;
+            Ok((size, hasher.finalize()))
+        });
+        let fed = store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
+            let decoded = decode_batch(store, &mut reader, batch)?;
+            let bytes: u64 = decoded.iter().map(|d| d.len() as u64).sum();
+            reader.release();
+            if tx.send(decoded).is_err() {
+                return Ok(()); // the writer failed; its error is reported below
+            }
+            progress.advance(bytes);
+            Ok(())
+        });
+        drop(tx);
+        let written = writer.join().expect("writer thread panicked");
+        fed?;
+        written.ctx(|| "writing output".to_string())
+    });
+    progress.finish();
+    let (size, hash) = result?;
+    if size != snap.size || hash.to_hex().as_str() != snap.blake3 {
+        let culprit = find_bad_chunk(store, &snap)?;
+        return Err(Error::Integrity(format!(
+            "{name} reassembled to {size} bytes with blake3 {}, but it was added as {} bytes with blake3 {}{culprit}: the store is damaged; unpack a pack that carries {name} again",
+            &hash.to_hex()[..16],
+            snap.size,
+            &snap.blake3[..16]
+        )));
+    }
+    Ok(snap)
+}
+
+/// Decodes a batch of pieces in parallel.
+pub fn decode_batch(
+    store: &Store,
+    reader: &mut crate::store::data::DataReader,
+    batch: &[(Piece, ChunkEntry)],
+) -> Result<Vec<Vec<u8>>> {
+    for (_, c) in batch {
+        reader.ensure(c.loc)?;
+    }
+    let reader = &*reader;
+    let dir = store.dir();
+    batch
+        .par_iter()
+        .map(|(p, c)| {
+            let payload = reader.get(&c.id, c.loc)?;
+            let data =
+                codec::decode(c.codec, payload, c.len as usize).map_err(|e| Error::BadStore {
+                    store: dir.to_path_buf(),
+                    msg: format!(
+                        "chunk {} cannot be decoded ({e}): the store is damaged",
+                        crate::hex(&c.id)
+                    ),
+                })?;
+            let (off, len) = (p.off as usize, p.len as usize);
+            if off == 0 && len == data.len() {
+                Ok(data)
+            } else if off + len <= data.len() {
+                Ok(data[off..off + len].to_vec())
+            } else {
+                Err(Error::BadStore {
+                    store: dir.to_path_buf(),
+                    msg: format!("recipe reads past the end of chunk {}", crate::hex(&c.id)),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Looks for the first chunk whose bytes no longer match its id.
+fn find_bad_chunk(store: &Store, snap: &Snapshot) -> Result<String> {
+    let mut reader = store.data_reader();
+    let mut found = String::new();
+    store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
+        if !found.is_empty() {
+            return Ok(());
+        }
+        for (_, c) in batch {
+            reader.ensure(c.loc)?;
+            let payload = reader.get(&c.id, c.loc)?;
+            let ok = codec::decode(c.codec, payload, c.len as usize)
+                .map(|d| blake3::hash(&d).as_bytes() == &c.id)
+                .unwrap_or(false);
+            if !ok {
+                found = format!(
+                    " (chunk {} in data file {:08}.dat is damaged)",
+                    crate::hex(&c.id),
+                    c.loc.file
+                );
+                break;
+            }
+        }
+        reader.release();
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Checks out to a file: writes `<path>.partial` beside it and renames it
+/// into place only once the stream verified, so a failed checkout never
+/// leaves a wrong file under the requested name.
+pub fn checkout_to_path(
+    store: &Store,
+    name: &str,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<Snapshot> {
+    let mut partial = PathBuf::from(path);
+    let mut file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?
+        .to_os_string();
+    file_name.push(".partial");
+    partial.set_file_name(file_name);
+    let file = File::create(&partial).ctx(|| format!("creating {}", partial.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let result = checkout(store, name, &mut out, progress).and_then(|snap| {
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(format!("writing {}", partial.display()), e.into_error()))?;
+        file.sync_all()
+            .ctx(|| format!("syncing {}", partial.display()))?;
+        std::fs::rename(&partial, path)
+            .ctx(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+        Ok(snap)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}

@@ -1,0 +1,379 @@
+//! Sample data and the end-to-end demo: builds two versions of a realistic
+//! `docker save` archive (an OS layer, a dependency layer rebuilt with new
+//! mtimes and a few bumped files, an app layer), then runs the whole flow
+//! across two stores and reports what each step shipped.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::add::{AddOptions, Source, add};
+use crate::checkout::checkout_to_path;
+use crate::error::{IoContext, Result};
+use crate::progress::Quiet;
+use crate::store::Store;
+use crate::transfer::{PackOptions, unpack, write_pack};
+
+/// A small deterministic generator (SplitMix64), so samples are the same everywhere.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+const WORDS: &[&str] = &[
+    "import", "def", "return", "self", "class", "from", "value", "config", "request", "response",
+    "None", "True", "False", "data", "items", "for", "in", "if", "else", "raise", "error",
+    "result", "async", "await", "with", "logger", "path", "name", "version", "client", "server",
+    "buffer", "offset", "length", "=", "(", ")", ":",
+];
+
+/// File content of a given kind: text (source-like, compresses ~4x) or
+/// binary (random with zero runs, compresses ~1.5x).
+pub fn file_content(rng: &mut Rng, size: usize, text: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
+    if text {
+        while out.len() < size {
+            let indent = rng.below(3) as usize * 4;
+            out.extend(std::iter::repeat_n(b' ', indent));
+            for _ in 0..3 + rng.below(8) {
+                out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+                out.push(b' ');
+            }
+            out.push(b'\n');
+        }
+    } else {
+        while out.len() < size {
+            let run = 64 + rng.below(4096) as usize;
+            let start = out.len();
+            out.resize(start + run, 0);
+            if rng.below(3) != 0 {
+                rng.fill(&mut out[start..]);
+            }
+        }
+    }
+    out.truncate(size);
+    out
+}
+
+/// One file of a sample layer.
+pub struct SampleFile {
+    /// Path inside the layer.
+    pub path: String,
+    /// Content.
+    pub data: Vec<u8>,
+}
+
+/// Files of a layer: `count` files seeded by `seed`, sizes spread from a
+/// few hundred bytes to `max` (most small, like real file systems).
+pub fn sample_files(seed: u64, dir: &str, count: usize, max: usize) -> Vec<SampleFile> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|i| {
+            let text = rng.below(2) == 0;
+            // Log-uniform sizes between 256 B and `max`.
+            let bits = 8.0 + (rng.below(1000) as f64 / 1000.0) * ((max as f64).log2() - 8.0);
+            let size = 2f64.powf(bits) as usize;
+            let ext = if text { "py" } else { "so" };
+            SampleFile {
+                path: format!("{dir}/pkg{:02}/file{i:04}.{ext}", i % 17),
+                data: file_content(&mut rng, size, text),
+            }
+        })
+        .collect()
+}
+
+/// Builds a layer tar from files, every entry stamped with `mtime`.
+pub fn layer_tar(files: &[SampleFile], mtime: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(f.data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, &f.path, f.data.as_slice())
+            .expect("in-memory tar");
+    }
+    b.into_inner().expect("in-memory tar")
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    crate::hex(&Sha256::digest(data))
+}
+
+/// Writes a `docker save`-style (legacy layout) archive of `tag` holding
+/// the given layer tars, in the order docker writes them.
+pub fn write_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Result<()> {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["/app/run"] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    })
+    .to_string();
+    let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
+    let file = File::create(path).ctx(|| format!("creating {}", path.display()))?;
+    let mut b = tar::Builder::new(BufWriter::new(file));
+    let mut put = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data)
+    };
+    let mut layer_paths = Vec::new();
+    let mut put =
+        |name: &str, data: &[u8]| put(name, data).ctx(|| format!("writing {}", path.display()));
+    for l in layers {
+        let dir = sha256_hex(l);
+        put(&format!("{dir}/VERSION"), b"1.0")?;
+        put(&format!("{dir}/layer.tar"), l)?;
+        layer_paths.push(format!("{dir}/layer.tar"));
+    }
+    put(&config_name, config.as_bytes())?;
+    let manifest =
+        serde_json::json!([{ "Config": config_name, "RepoTags": [tag], "Layers": layer_paths }])
+            .to_string();
+    put("manifest.json", manifest.as_bytes())?;
+    let (repo, ver) = tag.split_once(':').unwrap_or((tag, "latest"));
+    let repositories =
+        serde_json::json!({ repo: { ver: layer_paths.last().map(|p| &p[..64]) } }).to_string();
+    put("repositories", repositories.as_bytes())?;
+    b.into_inner()
+        .and_then(|mut w| w.flush())
+        .ctx(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes version `version` (1 or 2) of the sample image `demo/app:<version>`.
+/// Version 2 keeps the OS layer, rebuilds the dependency layer (new mtimes,
+/// 3 files bumped, 2 added) and edits 4 files of the app layer.
+pub fn write_sample_image(path: &Path, version: u32) -> Result<()> {
+    let os = sample_files(1, "usr/lib", 900, 1 << 20);
+    let mut deps = sample_files(2, "usr/local/lib/python3.12/site-packages", 700, 512 << 10);
+    let mut app = sample_files(3, "app", 60, 64 << 10);
+    if version >= 2 {
+        let mut rng = Rng::new(20 + version as u64);
+        for i in [7usize, 150, 420] {
+            let f = &mut deps[i];
+            let at = rng.below(f.data.len() as u64) as usize;
+            let patch = file_content(&mut rng, 2000.min(f.data.len() - at), true);
+            f.data[at..at + patch.len()].copy_from_slice(&patch);
+        }
+        deps.extend(sample_files(
+            200 + version as u64,
+            "usr/local/lib/python3.12/site-packages/newdep",
+            2,
+            256 << 10,
+        ));
+        for i in [1usize, 9, 30, 41] {
+            let f = &mut app[i];
+            let line = format!("# changed in version {version}\n");
+            f.data.splice(0..0, line.bytes());
+        }
+    }
+    let layers = vec![
+        layer_tar(&os, 1_700_000_000),
+        layer_tar(&deps, 1_700_000_000 + version as u64 * 86_400),
+        layer_tar(&app, 1_700_000_000 + version as u64 * 86_400),
+    ];
+    write_docker_archive(path, &format!("demo/app:{version}"), &layers)
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.2} MB", b as f64 / 1e6)
+}
+
+/// Runs the demo in `dir`, printing each step to `out`.
+pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let w = |out: &mut dyn Write, s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    let v1 = dir.join("app-v1.tar");
+    let v2 = dir.join("app-v2.tar");
+    write_sample_image(&v1, 1)?;
+    write_sample_image(&v2, 2)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    w(out, format!("sample images in {}:", dir.display()));
+    w(
+        out,
+        format!(
+            "  app-v1.tar  {}  (demo/app:1: OS, dependency and app layers)",
+            mb(size(&v1))
+        ),
+    );
+    w(
+        out,
+        format!(
+            "  app-v2.tar  {}  (demo/app:2: dependency layer rebuilt, 5 files bumped, 4 app files edited)",
+            mb(size(&v2))
+        ),
+    );
+
+    let connected = dir.join("connected-store");
+    let offline = dir.join("offline-store");
+    let wait = std::time::Duration::ZERO;
+    let mut a = Store::open_writer(&connected, wait)?;
+    w(out, "\nconnected side:".into());
+    for p in [&v1, &v2] {
+        let t = Instant::now();
+        let r = add(
+            &mut a,
+            &Source::Path(p.clone()),
+            &AddOptions::default(),
+            &Quiet,
+        )?;
+        w(
+            out,
+            format!(
+                "  ferry add {:<11} -> {:<11} {} chunks, {} new, {} stored  ({:.0} MB/s)",
+                p.file_name().unwrap().to_string_lossy(),
+                r.name,
+                r.chunks,
+                r.new_chunks,
+                mb(r.new_bytes),
+                r.size as f64 / 1e6 / t.elapsed().as_secs_f64()
+            ),
+        );
+    }
+    let full = dir.join("full.ferry");
+    let update = dir.join("update.ferry");
+    for (path, bases) in [(&full, vec![]), (&update, vec!["demo/app:1".to_string()])] {
+        let snap = if bases.is_empty() {
+            "demo/app:1"
+        } else {
+            "demo/app:2"
+        };
+        let opts = PackOptions {
+            snapshots: vec![snap.into()],
+            bases: bases.clone(),
+        };
+        let f = File::create(path).ctx(|| format!("creating {}", path.display()))?;
+        let (_, r) = write_pack(&a, &opts, BufWriter::new(f), &Quiet)?;
+        w(
+            out,
+            format!(
+                "  ferry pack {snap}{} -> {}  {}  ({} chunks; {} already on the other side)",
+                if bases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" --base {}", bases[0])
+                },
+                path.file_name().unwrap().to_string_lossy(),
+                mb(r.totals.pack_bytes),
+                r.totals.chunks,
+                r.skipped_chunks
+            ),
+        );
+    }
+    drop(a);
+
+    w(out, "\noffline side:".into());
+    let mut b = Store::open_writer(&offline, wait)?;
+    for p in [&full, &update] {
+        let f = File::open(p).ctx(|| format!("opening {}", p.display()))?;
+        let r = unpack(&mut b, std::io::BufReader::new(f), p, &Quiet)?;
+        w(
+            out,
+            format!(
+                "  ferry unpack {:<12} -> {} new chunks, snapshots {}",
+                p.file_name().unwrap().to_string_lossy(),
+                r.new_chunks,
+                r.added.join(", ")
+            ),
+        );
+    }
+    let rebuilt = dir.join("app-v2.rebuilt.tar");
+    let t = Instant::now();
+    let snap = checkout_to_path(&b, "demo/app:2", &rebuilt, &Quiet)?;
+    let secs = t.elapsed().as_secs_f64();
+    let same = std::fs::read(&rebuilt).ctx(|| "reading rebuilt tar".into())?
+        == std::fs::read(&v2).ctx(|| "reading app-v2.tar".into())?;
+    if !same {
+        return Err(crate::Error::Integrity(
+            "the rebuilt app-v2.tar differs from the original".into(),
+        ));
+    }
+    w(
+        out,
+        format!(
+            "  ferry checkout demo/app:2 -> app-v2.rebuilt.tar  {}  ({:.0} MB/s), BLAKE3 {}… verified, byte-identical to app-v2.tar",
+            mb(snap.size),
+            snap.size as f64 / 1e6 / secs,
+            &snap.blake3[..16]
+        ),
+    );
+
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(CountingSink(0), flate2::Compression::new(6));
+        e.write_all(&std::fs::read(&v2).ctx(|| "reading app-v2.tar".into())?)
+            .ctx(|| "compressing".into())?;
+        e.finish().ctx(|| "compressing".into())?.0
+    };
+    w(
+        out,
+        "\nshipping demo/app:2 to a side that has demo/app:1:".into(),
+    );
+    w(
+        out,
+        format!("  docker save (full tar)        {:>10}", mb(size(&v2))),
+    );
+    w(
+        out,
+        format!("  docker save | gzip -6         {:>10}", mb(gz)),
+    );
+    w(
+        out,
+        format!(
+            "  ferry delta pack              {:>10}  ({:.1}% of the full tar)",
+            mb(size(&update)),
+            100.0 * size(&update) as f64 / size(&v2) as f64
+        ),
+    );
+    Ok(())
+}
+
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

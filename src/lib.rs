@@ -1,0 +1,50 @@
+//! ferry moves Docker images (and any large file) across an air gap with
+//! the fewest bytes possible: content-defined chunks kept once in a local
+//! store, delta packs carrying only what the other side lacks, and
+//! byte-exact, BLAKE3-verified reassembly.
+//!
+//! Modules, one job each:
+//! - [`chunker`]: FastCDC cutting and BLAKE3 naming, in parallel batches.
+//! - [`codec`]: how chunk bytes are encoded (zstd or raw).
+//! - [`store`]: data files plus the SQLite index, with locking and rollback.
+//! - [`archive`]: compression detection and tar/docker-archive awareness.
+//! - [`add`], [`checkout`]: streams into and out of the store.
+//! - [`pack`]: the pack file format (reader and writer).
+//! - [`transfer`]: building packs from a store and importing them.
+//! - [`demo`]: sample image-like archives and the end-to-end demo.
+
+pub mod add;
+pub mod archive;
+pub mod checkout;
+pub mod chunker;
+pub mod codec;
+pub mod demo;
+pub mod error;
+pub mod pack;
+pub mod progress;
+pub mod store;
+pub mod transfer;
+
+pub use error::{Error, Result};
+
+/// Lower-case hex of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parses 64 hex digits into 32 bytes.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}

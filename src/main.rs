@@ -1,0 +1,431 @@
+//! The ferry command line: parses arguments, calls the library, prints.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use ferry::add::{AddOptions, Source};
+use ferry::progress::Progress;
+use ferry::store::{self, Store};
+use ferry::transfer::PackOptions;
+use ferry::{Error, Result};
+
+/// Move Docker images and large files across an air gap with the fewest bytes.
+#[derive(Parser)]
+#[command(name = "ferry", version, about, max_term_width = 100)]
+struct Cli {
+    /// Store directory [default: $FERRY_STORE, else the XDG data dir]/ferry
+    #[arg(long, global = true, env = "FERRY_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Wait up to this many seconds for another ferry process to release the store
+    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
+    lock_wait: u64,
+    /// No progress bars
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Add a docker archive (.tar, .tar.gz, .tar.zst) or any file to the store ('-' = stdin)
+    Add {
+        /// The file to add, or '-' for standard input
+        input: PathBuf,
+        /// Snapshot name [default: the archive's first RepoTag, else the file name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace a snapshot of the same name that has other content
+        #[arg(long)]
+        replace: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a pack of snapshots, leaving out chunks the --base snapshots hold
+    Pack {
+        /// Snapshots to carry
+        #[arg(required = true)]
+        snapshots: Vec<String>,
+        /// Snapshots the receiving side already has (repeatable)
+        #[arg(long)]
+        base: Vec<String>,
+        /// Output file ('-' = stdout)
+        #[arg(short, long, required_unless_present = "dry_run")]
+        output: Option<PathBuf>,
+        /// Only report what the pack would hold
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a pack and import it into the store ('-' = stdin)
+    Unpack {
+        /// The pack file
+        pack: PathBuf,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a snapshot out, byte-identical to what was added, and verify it
+    Checkout {
+        /// Snapshot name
+        snapshot: String,
+        /// Output file ('-' = stdout)
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// List the snapshots in the store
+    Ls {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the whole flow on built-in sample images in a temporary directory
+    Demo {
+        /// Work in this directory and keep the files
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Progress through indicatif, drawn only when stderr is a terminal.
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new(quiet: bool) -> Bar {
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Bar {
+            bar: ProgressBar::with_draw_target(None, target),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, what: &str, total: Option<u64>) {
+        self.bar.reset();
+        self.bar.set_length(total.unwrap_or(0));
+        let style = if total.is_some() {
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{msg:>10} {spinner} {bytes} {bytes_per_sec}"
+        };
+        self.bar.set_style(
+            ProgressStyle::with_template(style)
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        self.bar.set_message(what.to_string());
+    }
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn store_dir(cli: &Cli) -> PathBuf {
+    cli.store.clone().unwrap_or_else(store::default_dir)
+}
+
+fn is_dash(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}
+
+fn rate(bytes: u64, since: Instant) -> String {
+    let secs = since.elapsed().as_secs_f64().max(1e-6);
+    format!("{}/s", HumanBytes((bytes as f64 / secs) as u64))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = store_dir(&cli);
+    let wait = Duration::from_secs(cli.lock_wait);
+    let bar = Bar::new(cli.quiet);
+    match &cli.cmd {
+        Cmd::Add {
+            input,
+            name,
+            replace,
+            json,
+        } => {
+            let source = if is_dash(input) {
+                Source::Stdin
+            } else {
+                // Check the input before creating or locking a store.
+                ferry::add::open_input(input)?;
+                Source::Path(input.clone())
+            };
+            let mut store = Store::open_writer(&dir, wait)?;
+            let t = Instant::now();
+            let opts = AddOptions {
+                name: name.clone(),
+                replace: *replace,
+            };
+            let r = ferry::add::add(&mut store, &source, &opts, &bar)?;
+            if *json {
+                print_json(&r);
+            } else if r.unchanged {
+                println!(
+                    "{}: already in the store with the same content, nothing to do",
+                    r.name
+                );
+            } else {
+                println!(
+                    "added {}: {} in {} chunks, {} new ({} stored), {}{}",
+                    r.name,
+                    HumanBytes(r.size),
+                    r.chunks,
+                    r.new_chunks,
+                    HumanBytes(r.new_bytes),
+                    rate(r.size, t),
+                    if r.replaced {
+                        ", replacing the old snapshot"
+                    } else {
+                        ""
+                    }
+                );
+                if r.compression != "none" {
+                    println!(
+                        "note: the input was {}-compressed; ferry stores and checks out the decompressed stream (docker load accepts it)",
+                        r.compression
+                    );
+                }
+            }
+        }
+        Cmd::Pack {
+            snapshots,
+            base,
+            output,
+            dry_run,
+            json,
+        } => {
+            let store = Store::open(&dir)?;
+            let opts = PackOptions {
+                snapshots: snapshots.clone(),
+                bases: base.clone(),
+            };
+            let t = Instant::now();
+            let report = if *dry_run {
+                ferry::transfer::write_pack(&store, &opts, std::io::sink(), &bar)?.1
+            } else {
+                let out = output.as_ref().expect("clap requires -o");
+                if is_dash(out) {
+                    let stdout = std::io::stdout().lock();
+                    ferry::transfer::write_pack(
+                        &store,
+                        &opts,
+                        BufWriter::with_capacity(1 << 20, stdout),
+                        &bar,
+                    )?
+                    .1
+                } else {
+                    write_pack_file(&store, &opts, out, &bar)?
+                }
+            };
+            let to_stdout = output.as_deref().is_some_and(is_dash) && !dry_run;
+            if *json && !to_stdout {
+                print_json(&report);
+            } else {
+                let line = format!(
+                    "{} {}: {} ({} chunks, {} already at the receiver) for {} of snapshots{}, {}",
+                    if *dry_run { "would write" } else { "wrote" },
+                    output
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "pack".into()),
+                    HumanBytes(report.totals.pack_bytes),
+                    report.totals.chunks,
+                    report.skipped_chunks,
+                    HumanBytes(report.logical_bytes),
+                    if base.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (delta against {})", base.join(", "))
+                    },
+                    rate(report.logical_bytes, t)
+                );
+                if to_stdout {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+        }
+        Cmd::Unpack { pack, json } => {
+            let mut store;
+            let r = if is_dash(pack) {
+                store = Store::open_writer(&dir, wait)?;
+                let stdin = std::io::stdin().lock();
+                ferry::transfer::unpack(
+                    &mut store,
+                    BufReader::with_capacity(1 << 20, stdin),
+                    pack,
+                    &bar,
+                )?
+            } else {
+                let f = ferry::add::open_input(pack)?;
+                store = Store::open_writer(&dir, wait)?;
+                ferry::transfer::unpack(
+                    &mut store,
+                    BufReader::with_capacity(1 << 20, f),
+                    pack,
+                    &bar,
+                )?
+            };
+            if *json {
+                print_json(&r);
+            } else {
+                println!(
+                    "unpacked {}: {} chunks, {} new ({}); {}{}",
+                    pack.display(),
+                    r.chunks,
+                    r.new_chunks,
+                    HumanBytes(r.new_bytes),
+                    if r.added.is_empty() {
+                        "no new snapshots".to_string()
+                    } else {
+                        format!("added {}", r.added.join(", "))
+                    },
+                    if r.present.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; already had {}", r.present.join(", "))
+                    }
+                );
+            }
+        }
+        Cmd::Checkout { snapshot, output } => {
+            let store = Store::open(&dir)?;
+            let t = Instant::now();
+            let snap = if is_dash(output) {
+                let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+                ferry::checkout::checkout(&store, snapshot, &mut out, &bar)?
+            } else {
+                ferry::checkout::checkout_to_path(&store, snapshot, output, &bar)?
+            };
+            eprintln!(
+                "checked out {} to {}: {}, blake3 {} verified, {}",
+                snap.name,
+                output.display(),
+                HumanBytes(snap.size),
+                &snap.blake3[..16],
+                rate(snap.size, t)
+            );
+            if let Some(c) = snap.meta.get("compressed").and_then(|c| c.get("format")) {
+                eprintln!(
+                    "note: {} was added from a {}-compressed file; this is the decompressed tar (docker load accepts it)",
+                    snap.name,
+                    c.as_str().unwrap_or("?")
+                );
+            }
+        }
+        Cmd::Ls { json } => {
+            let snaps = match Store::open(&dir) {
+                Ok(s) => s.snapshots()?,
+                Err(Error::BadStore { .. }) if !dir.join("index.sqlite").exists() => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            if *json {
+                print_json(&serde_json::json!({ "store": dir, "snapshots": snaps }));
+            } else if snaps.is_empty() {
+                println!("no snapshots in {}", dir.display());
+            } else {
+                let w = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+                println!(
+                    "{:<w$}  {:>11}  {:>11}  {:>7}  ADDED",
+                    "NAME", "SIZE", "STORED", "CHUNKS"
+                );
+                for s in &snaps {
+                    let added =
+                        std::time::UNIX_EPOCH + Duration::from_secs(s.added_at.max(0) as u64);
+                    println!(
+                        "{:<w$}  {:>11}  {:>11}  {:>7}  {}",
+                        s.name,
+                        HumanBytes(s.size).to_string(),
+                        HumanBytes(s.stored).to_string(),
+                        s.chunks,
+                        humantime::format_rfc3339_seconds(added)
+                    );
+                }
+            }
+        }
+        Cmd::Demo { dir: demo_dir } => {
+            let tmp;
+            let work = match demo_dir {
+                Some(d) => {
+                    std::fs::create_dir_all(d)
+                        .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+                    d.clone()
+                }
+                None => {
+                    tmp = tempfile::tempdir()
+                        .map_err(|e| Error::io("creating a temporary directory", e))?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            ferry::demo::run(&work, &mut out)?;
+            let _ = writeln!(out, "\ndemo finished: every step verified");
+        }
+    }
+    Ok(())
+}
+
+/// Writes a pack to `path` through `<path>.partial`, renamed into place once complete.
+fn write_pack_file(
+    store: &Store,
+    opts: &PackOptions,
+    path: &Path,
+    bar: &Bar,
+) -> Result<ferry::transfer::PackReport> {
+    let mut partial = path.as_os_str().to_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let f = File::create(&partial)
+        .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+    let result =
+        ferry::transfer::write_pack(store, opts, BufWriter::with_capacity(1 << 20, f), bar)
+            .and_then(|(w, r)| {
+                let f = w.into_inner().map_err(|e| {
+                    Error::io(format!("writing {}", partial.display()), e.into_error())
+                })?;
+                f.sync_all()
+                    .map_err(|e| Error::io(format!("syncing {}", partial.display()), e))?;
+                std::fs::rename(&partial, path)
+                    .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
+                Ok(r)
+            });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}

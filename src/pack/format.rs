@@ -1,0 +1,135 @@
+//! The pack format's building blocks: magic, version, record types, limits,
+//! and a bounds-checked little-endian decoder. docs/FORMAT.md is the spec.
+
+use crate::chunker::ChunkId;
+
+/// First eight bytes of every pack.
+pub const MAGIC: &[u8; 8] = b"FERRYPAK";
+/// Format version this ferry writes.
+pub const VERSION: u32 = 1;
+/// Oldest format version this ferry reads.
+pub const MIN_VERSION: u32 = 1;
+
+/// Record type: pack header (always the first record).
+pub const REC_HEADER: u8 = 1;
+/// Record type: one chunk, encoded.
+pub const REC_CHUNK: u8 = 2;
+/// Record type: one snapshot and its recipe.
+pub const REC_SNAPSHOT: u8 = 3;
+/// Record type: trailer (always the last record).
+pub const REC_TRAILER: u8 = 0xFF;
+
+/// Largest header record accepted.
+pub const MAX_HEADER: u32 = 16 << 20;
+/// Largest chunk record accepted (id, codec, length, and an encoded
+/// chunk of at most the chunker's maximum plus zstd's worst-case growth).
+pub const MAX_CHUNK_RECORD: u32 = 37 + (256 << 10) + (64 << 10);
+/// Largest snapshot record accepted.
+pub const MAX_SNAPSHOT_RECORD: u32 = 1 << 30;
+/// Trailer payload size: chunk count, snapshot count, BLAKE3.
+pub const TRAILER_LEN: u32 = 8 + 8 + 32;
+
+/// Recipe piece kind: a whole chunk.
+pub const PIECE_WHOLE: u8 = 0;
+/// Recipe piece kind: a byte range of a chunk.
+pub const PIECE_SLICE: u8 = 1;
+
+/// A little-endian encoder into a byte vector.
+#[derive(Default)]
+pub struct Enc(pub Vec<u8>);
+
+impl Enc {
+    /// Appends a byte.
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    /// Appends a u32.
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// Appends a u64.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// Appends an i64.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// Appends raw bytes.
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(v);
+        self
+    }
+    /// Appends a string with a u32 length prefix.
+    pub fn str(&mut self, v: &str) -> &mut Self {
+        self.u32(v.len() as u32);
+        self.bytes(v.as_bytes())
+    }
+}
+
+/// A bounds-checked decoder over a record's payload. Every read checks
+/// what is left before touching it; errors say which field was cut short.
+pub struct Dec<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Dec<'a> {
+    /// Decodes `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Dec { buf }
+    }
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+    /// Takes `n` raw bytes.
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if self.buf.len() < n {
+            return Err(format!("record ends inside its {what}"));
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    /// Reads a byte.
+    pub fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+    /// Reads a u32.
+    pub fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+    /// Reads a u64.
+    pub fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+    /// Reads an i64.
+    pub fn i64(&mut self, what: &str) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+    /// Reads a 32-byte id.
+    pub fn id(&mut self, what: &str) -> Result<ChunkId, String> {
+        Ok(self.take(32, what)?.try_into().unwrap())
+    }
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self, what: &str) -> Result<String, String> {
+        let n = self.u32(what)? as usize;
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+    }
+    /// Fails unless every byte was read.
+    pub fn end(&self, what: &str) -> Result<(), String> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} record has {} unexpected trailing bytes",
+                self.buf.len()
+            ))
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! The pack format: a self-checking stream of typed records that carries
+//! chunks and snapshot recipes from one store to another. [`PackWriter`]
+//! writes one to any `Write` (a file or a pipe); [`PackReader`] reads one
+//! from any `Read`, bounds-checking every field before allocating for it.
+
+pub mod format;
+
+use std::io::{self, Read, Write};
+
+use crate::chunker::{ChunkId, Params};
+use crate::codec::Codec;
+use format::*;
+
+/// A snapshot a delta pack assumes the receiver already holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRef {
+    /// Its name on the sending side.
+    pub name: String,
+    /// Its stream size.
+    pub size: u64,
+    /// Its stream BLAKE3.
+    pub hash: [u8; 32],
+}
+
+/// The first record of a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Chunker algorithm name.
+    pub algorithm: String,
+    /// Chunker parameters.
+    pub params: Params,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+    /// Writing program and version.
+    pub writer: String,
+    /// Snapshots the receiver must already hold.
+    pub bases: Vec<BaseRef>,
+    /// Names of the snapshots this pack carries.
+    pub snapshots: Vec<String>,
+}
+
+/// One piece of a snapshot's recipe, by chunk id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceRef {
+    /// The whole chunk.
+    Whole(ChunkId),
+    /// `len` bytes of the chunk from `off`.
+    Slice {
+        /// Chunk id.
+        id: ChunkId,
+        /// Offset in the chunk.
+        off: u32,
+        /// Length.
+        len: u32,
+    },
+}
+
+impl PieceRef {
+    /// The chunk this piece reads.
+    pub fn id(&self) -> &ChunkId {
+        match self {
+            PieceRef::Whole(id) | PieceRef::Slice { id, .. } => id,
+        }
+    }
+}
+
+/// A chunk as carried in a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    /// BLAKE3 of the decoded bytes.
+    pub id: ChunkId,
+    /// Encoding of `payload`.
+    pub codec: Codec,
+    /// Decoded length.
+    pub len: u32,
+    /// Encoded bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A snapshot as carried in a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// Name.
+    pub name: String,
+    /// Stream size.
+    pub size: u64,
+    /// Stream BLAKE3.
+    pub hash: [u8; 32],
+    /// When it was added on the sending side.
+    pub added_at: i64,
+    /// Metadata as JSON text.
+    pub meta: String,
+    /// The recipe.
+    pub pieces: Vec<PieceRef>,
+}
+
+/// A record read from a pack.
+#[derive(Debug)]
+pub enum Record {
+    /// A chunk.
+    Chunk(ChunkRecord),
+    /// A snapshot.
+    Snapshot(SnapshotRecord),
+}
+
+/// Totals of a pack written or read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PackTotals {
+    /// Chunk records.
+    pub chunks: u64,
+    /// Snapshot records.
+    pub snapshots: u64,
+    /// Encoded chunk bytes.
+    pub chunk_bytes: u64,
+    /// Decoded bytes of those chunks.
+    pub raw_bytes: u64,
+    /// Every byte of the pack.
+    pub pack_bytes: u64,
+}
+
+/// Writes a pack record by record; call [`PackWriter::finish`] to write the trailer.
+pub struct PackWriter<W: Write> {
+    out: W,
+    hasher: blake3::Hasher,
+    totals: PackTotals,
+}
+
+impl<W: Write> PackWriter<W> {
+    /// Writes the magic, version and header record.
+    pub fn new(out: W, header: &Header) -> io::Result<Self> {
+        let mut w = PackWriter {
+            out,
+            hasher: blake3::Hasher::new(),
+            totals: PackTotals::default(),
+        };
+        let mut pre = Vec::with_capacity(12);
+        pre.extend_from_slice(MAGIC);
+        pre.extend_from_slice(&VERSION.to_le_bytes());
+        w.put(&pre)?;
+        let mut e = Enc::default();
+        e.str(&header.algorithm)
+            .u32(header.params.min)
+            .u32(header.params.avg)
+            .u32(header.params.max)
+            .i64(header.created)
+            .str(&header.writer)
+            .u32(header.bases.len() as u32);
+        for b in &header.bases {
+            e.str(&b.name).u64(b.size).bytes(&b.hash);
+        }
+        e.u32(header.snapshots.len() as u32);
+        for s in &header.snapshots {
+            e.str(s);
+        }
+        w.record(REC_HEADER, &[&e.0])?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.hasher.update(b);
+        self.totals.pack_bytes += b.len() as u64;
+        self.out.write_all(b)
+    }
+
+    fn record(&mut self, kind: u8, parts: &[&[u8]]) -> io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut head = [0u8; 5];
+        head[0] = kind;
+        head[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        self.put(&head)?;
+        for p in parts {
+            self.put(p)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one chunk record.
+    pub fn chunk(
+        &mut self,
+        id: &ChunkId,
+        codec: Codec,
+        len: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let mut head = [0u8; 37];
+        head[..32].copy_from_slice(id);
+        head[32] = codec as u8;
+        head[33..].copy_from_slice(&len.to_le_bytes());
+        self.record(REC_CHUNK, &[&head, payload])?;
+        self.totals.chunks += 1;
+        self.totals.chunk_bytes += payload.len() as u64;
+        self.totals.raw_bytes += len as u64;
+        Ok(())
+    }
+
+    /// Writes one snapshot record.
+    pub fn snapshot(&mut self, s: &SnapshotRecord) -> io::Result<()> {
+        let mut e = Enc(Vec::with_capacity(128 + s.meta.len() + s.pieces.len() * 33));
+        e.str(&s.name)
+            .u64(s.size)
+            .bytes(&s.hash)
+            .i64(s.added_at)
+            .str(&s.meta)
+            .u64(s.pieces.len() as u64);
+        for p in &s.pieces {
+            match p {
+                PieceRef::Whole(id) => {
+                    e.u8(PIECE_WHOLE).bytes(id);
+                }
+                PieceRef::Slice { id, off, len } => {
+                    e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
+                }
+            }
+        }
+        if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
+            return Err(io::Error::other(format!(
+                "snapshot {} has a recipe too large for one pack record",
+                s.name
+            )));
+        }
+        self.record(REC_SNAPSHOT, &[&e.0])?;
+        self.totals.snapshots += 1;
+        Ok(())
+    }
+
+    /// Writes the trailer (counts and the BLAKE3 of everything before it),
+    /// flushes, and returns the output and totals.
+    pub fn finish(mut self) -> io::Result<(W, PackTotals)> {
+        let digest = self.hasher.finalize();
+        let mut t = Enc::default();
+        t.u8(REC_TRAILER)
+            .u32(TRAILER_LEN)
+            .u64(self.totals.chunks)
+            .u64(self.totals.snapshots)
+            .bytes(digest.as_bytes());
+        self.out.write_all(&t.0)?;
+        self.totals.pack_bytes += t.0.len() as u64;
+        self.out.flush()?;
+        Ok((self.out, self.totals))
+    }
+}
+
+/// Why a pack could not be read. `Io` keeps the underlying error (a read
+/// failure of the medium); the rest describe the bytes.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Not a ferry pack at all.
+    NotAPack,
+    /// A version this ferry cannot read.
+    Version(u32),
+    /// The stream ended early.
+    Truncated,
+    /// The bytes are damaged or inconsistent.
+    Corrupt(String),
+    /// Reading failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotAPack => {
+                write!(f, "not a ferry pack (bad magic): is this the right file?")
+            }
+            ReadError::Version(v) if *v > VERSION => write!(
+                f,
+                "pack format version {v} is newer than this ferry reads ({MIN_VERSION}..{VERSION}): upgrade ferry on this side"
+            ),
+            ReadError::Version(v) => write!(f, "pack format version {v} is not supported"),
+            ReadError::Truncated => write!(
+                f,
+                "pack is truncated (it ends before its trailer): copy it again from the source"
+            ),
+            ReadError::Corrupt(m) => {
+                write!(f, "pack is corrupt: {m}: copy it again from the source")
+            }
+            ReadError::Io(e) => write!(f, "reading pack: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ReadError::Truncated
+        } else {
+            ReadError::Io(e)
+        }
+    }
+}
+
+fn corrupt(m: String) -> ReadError {
+    ReadError::Corrupt(m)
+}
+
+/// Reads a pack record by record, verifying the trailer at the end.
+pub struct PackReader<R: Read> {
+    input: R,
+    hasher: blake3::Hasher,
+    header: Header,
+    version: u32,
+    chunks: u64,
+    snapshots: u64,
+    done: bool,
+    max_chunk_len: u32,
+}
+
+impl<R: Read> PackReader<R> {
+    /// Reads and checks the magic, version and header record.
+    pub fn new(mut input: R) -> Result<Self, ReadError> {
+        let mut pre = [0u8; 12];
+        let mut got = 0;
+        while got < pre.len() {
+            let n = input.read(&mut pre[got..])?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        if got < 8 || &pre[..8] != MAGIC {
+            return Err(if got < 8 && MAGIC.starts_with(&pre[..got]) && got > 0 {
+                ReadError::Truncated
+            } else {
+                ReadError::NotAPack
+            });
+        }
+        if got < 12 {
+            return Err(ReadError::Truncated);
+        }
+        let version = u32::from_le_bytes(pre[8..12].try_into().unwrap());
+        if !(MIN_VERSION..=VERSION).contains(&version) {
+            return Err(ReadError::Version(version));
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&pre);
+        let mut r = PackReader {
+            input,
+            hasher,
+            header: Header {
+                algorithm: String::new(),
+                params: Params {
+                    min: 0,
+                    avg: 0,
+                    max: 0,
+                },
+                created: 0,
+                writer: String::new(),
+                bases: Vec::new(),
+                snapshots: Vec::new(),
+            },
+            version,
+            chunks: 0,
+            snapshots: 0,
+            done: false,
+            max_chunk_len: 0,
+        };
+        let (kind, payload) = r.raw_record()?;
+        if kind != REC_HEADER {
+            return Err(corrupt(format!(
+                "first record has type {kind}, not a header"
+            )));
+        }
+        r.header = decode_header(&payload).map_err(corrupt)?;
+        r.max_chunk_len = r.header.params.max;
+        Ok(r)
+    }
+
+    /// The pack's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.input
+    }
+
+    /// The pack's format version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn raw_record(&mut self) -> Result<(u8, Vec<u8>), ReadError> {
+        let mut head = [0u8; 5];
+        self.input.read_exact(&mut head)?;
+        let kind = head[0];
+        let len = u32::from_le_bytes(head[1..].try_into().unwrap());
+        let limit = match kind {
+            REC_HEADER => MAX_HEADER,
+            REC_CHUNK => MAX_CHUNK_RECORD,
+            REC_SNAPSHOT => MAX_SNAPSHOT_RECORD,
+            REC_TRAILER => TRAILER_LEN,
+            other => return Err(corrupt(format!("unknown record type {other}"))),
+        };
+        if len > limit || (kind == REC_TRAILER && len != TRAILER_LEN) {
+            return Err(corrupt(format!(
+                "record of type {kind} claims {len} bytes (at most {limit} allowed)"
+            )));
+        }
+        if kind != REC_TRAILER {
+            self.hasher.update(&head);
+        }
+        // Grow with the data actually read, never trusting `len` up front.
+        let mut payload = Vec::with_capacity((len as usize).min(1 << 20));
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut payload)?;
+        if payload.len() < len as usize {
+            return Err(ReadError::Truncated);
+        }
+        if kind != REC_TRAILER {
+            self.hasher.update(&payload);
+        }
+        Ok((kind, payload))
+    }
+
+    /// The next chunk or snapshot record; `None` once the trailer has been
+    /// read and verified (counts, BLAKE3, and nothing after it).
+    pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (kind, payload) = self.raw_record()?;
+        match kind {
+            REC_CHUNK => {
+                let mut d = Dec::new(&payload);
+                let id = d.id("chunk id").map_err(corrupt)?;
+                let codec = d.u8("chunk codec").map_err(corrupt)?;
+                let codec = Codec::from_u8(codec)
+                    .ok_or_else(|| corrupt(format!("unknown chunk codec {codec}")))?;
+                let len = d.u32("chunk length").map_err(corrupt)?;
+                if len == 0 || len > self.max_chunk_len {
+                    return Err(corrupt(format!(
+                        "chunk length {len} outside 1..={}",
+                        self.max_chunk_len
+                    )));
+                }
+                let at = payload.len() - d.remaining();
+                let mut payload = payload;
+                payload.drain(..at);
+                self.chunks += 1;
+                Ok(Some(Record::Chunk(ChunkRecord {
+                    id,
+                    codec,
+                    len,
+                    payload,
+                })))
+            }
+            REC_SNAPSHOT => {
+                let s = decode_snapshot(&payload).map_err(corrupt)?;
+                self.snapshots += 1;
+                Ok(Some(Record::Snapshot(s)))
+            }
+            REC_TRAILER => {
+                let mut d = Dec::new(&payload);
+                let chunks = d.u64("trailer").map_err(corrupt)?;
+                let snapshots = d.u64("trailer").map_err(corrupt)?;
+                let digest = d.id("trailer").map_err(corrupt)?;
+                if chunks != self.chunks || snapshots != self.snapshots {
+                    return Err(corrupt(format!(
+                        "trailer counts {chunks} chunks and {snapshots} snapshots, the pack holds {} and {}",
+                        self.chunks, self.snapshots
+                    )));
+                }
+                if digest != *self.hasher.finalize().as_bytes() {
+                    return Err(corrupt(
+                        "BLAKE3 of the pack does not match its trailer".into(),
+                    ));
+                }
+                let mut extra = [0u8; 1];
+                if self.input.read(&mut extra)? != 0 {
+                    return Err(corrupt("unexpected bytes after the trailer".into()));
+                }
+                self.done = true;
+                Ok(None)
+            }
+            REC_HEADER => Err(corrupt("a second header record".into())),
+            other => Err(corrupt(format!("unknown record type {other}"))),
+        }
+    }
+}
+
+fn decode_header(buf: &[u8]) -> Result<Header, String> {
+    let mut d = Dec::new(buf);
+    let algorithm = d.str("chunker name")?;
+    let params = Params {
+        min: d.u32("chunker min")?,
+        avg: d.u32("chunker avg")?,
+        max: d.u32("chunker max")?,
+    };
+    if params.max == 0 || params.max > 16 << 20 {
+        return Err(format!("chunker maximum {} is out of range", params.max));
+    }
+    let created = d.i64("creation time")?;
+    let writer = d.str("writer")?;
+    let n = d.u32("base count")? as usize;
+    if n > d.remaining() / 44 {
+        return Err(format!("header claims {n} bases, more than it can hold"));
+    }
+    let mut bases = Vec::with_capacity(n);
+    for _ in 0..n {
+        bases.push(BaseRef {
+            name: d.str("base name")?,
+            size: d.u64("base size")?,
+            hash: d.id("base hash")?,
+        });
+    }
+    let n = d.u32("snapshot count")? as usize;
+    if n > d.remaining() / 4 {
+        return Err(format!(
+            "header claims {n} snapshots, more than it can hold"
+        ));
+    }
+    let mut snapshots = Vec::with_capacity(n);
+    for _ in 0..n {
+        snapshots.push(d.str("snapshot name")?);
+    }
+    d.end("header")?;
+    Ok(Header {
+        algorithm,
+        params,
+        created,
+        writer,
+        bases,
+        snapshots,
+    })
+}
+
+fn decode_snapshot(buf: &[u8]) -> Result<SnapshotRecord, String> {
+    let mut d = Dec::new(buf);
+    let name = d.str("snapshot name")?;
+    let size = d.u64("snapshot size")?;
+    let hash = d.id("snapshot hash")?;
+    let added_at = d.i64("snapshot time")?;
+    let meta = d.str("snapshot metadata")?;
+    let n = d.u64("piece count")?;
+    if n > (d.remaining() / 33) as u64 {
+        return Err(format!(
+            "snapshot {name} claims {n} pieces, more than its record holds"
+        ));
+    }
+    let mut pieces = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let kind = d.u8("piece kind")?;
+        let id = d.id("piece chunk id")?;
+        pieces.push(match kind {
+            PIECE_WHOLE => PieceRef::Whole(id),
+            PIECE_SLICE => PieceRef::Slice {
+                id,
+                off: d.u32("piece offset")?,
+                len: d.u32("piece length")?,
+            },
+            k => return Err(format!("unknown piece kind {k}")),
+        });
+    }
+    d.end("snapshot")?;
+    Ok(SnapshotRecord {
+        name,
+        size,
+        hash,
+        added_at,
+        meta,
+        pieces,
+    })
+}

@@ -1,0 +1,326 @@
+//! Append-only data files holding encoded chunks, written with fsync before
+//! the index references them and read back through memory maps.
+//!
+//! Layout (see docs/FORMAT.md): a 16-byte file header (`FERRYDAT`, version),
+//! then entries of a 44-byte header (BLAKE3 id, codec, length, encoded length)
+//! followed by the encoded bytes.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::chunker::ChunkId;
+use crate::codec::Codec;
+use crate::error::{Error, IoContext, Result};
+
+/// Magic at the start of every data file.
+pub const MAGIC: &[u8; 8] = b"FERRYDAT";
+/// Data file layout version.
+pub const VERSION: u32 = 1;
+/// Bytes before the first entry.
+pub const FILE_HEADER_LEN: u64 = 16;
+/// Bytes of an entry header.
+pub const ENTRY_HEADER_LEN: u64 = 44;
+/// A data file is closed and a new one begun once it reaches this size.
+pub const MAX_FILE_LEN: u64 = 1 << 30;
+
+/// Where a chunk lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Location {
+    /// Data file number.
+    pub file: u32,
+    /// Offset of the entry header within it.
+    pub offset: u64,
+    /// Encoded length.
+    pub clen: u32,
+}
+
+/// Path of data file `num` under `dir`.
+pub fn file_path(dir: &Path, num: u32) -> PathBuf {
+    dir.join(format!("{num:08}.dat"))
+}
+
+/// Numbers of the data files present in `dir`, ascending.
+pub fn list(dir: &Path) -> Result<Vec<u32>> {
+    let mut nums = Vec::new();
+    for entry in std::fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name.strip_suffix(".dat").and_then(|n| n.parse().ok()) {
+            nums.push(n);
+        }
+    }
+    nums.sort_unstable();
+    Ok(nums)
+}
+
+/// Appends entries to the newest data file, and can undo everything it
+/// wrote since it was opened.
+pub struct DataWriter {
+    dir: PathBuf,
+    num: u32,
+    out: BufWriter<File>,
+    len: u64,
+    /// The file that existed before and its length then (to truncate back to).
+    resumed: Option<(u32, u64)>,
+    /// Files this writer created (to delete on rollback).
+    created: Vec<u32>,
+    /// Files written to and not yet synced.
+    dirty: Vec<u32>,
+}
+
+impl DataWriter {
+    /// Opens the newest data file in `dir` for appending, or starts one.
+    pub fn open(dir: &Path) -> Result<DataWriter> {
+        let nums = list(dir)?;
+        match nums.last() {
+            Some(&num) => {
+                let path = file_path(dir, num);
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .ctx(|| format!("opening {}", path.display()))?;
+                let len = file
+                    .metadata()
+                    .ctx(|| format!("reading {}", path.display()))?
+                    .len();
+                let mut w = DataWriter {
+                    dir: dir.to_path_buf(),
+                    num,
+                    out: BufWriter::with_capacity(1 << 20, file),
+                    len,
+                    resumed: Some((num, len)),
+                    created: Vec::new(),
+                    dirty: Vec::new(),
+                };
+                if len >= MAX_FILE_LEN {
+                    w.start_file(num + 1)?;
+                }
+                Ok(w)
+            }
+            None => {
+                let (out, len) = Self::create(dir, 1)?;
+                Ok(DataWriter {
+                    dir: dir.to_path_buf(),
+                    num: 1,
+                    out,
+                    len,
+                    resumed: None,
+                    created: vec![1],
+                    dirty: vec![1],
+                })
+            }
+        }
+    }
+
+    fn create(dir: &Path, num: u32) -> Result<(BufWriter<File>, u64)> {
+        let path = file_path(dir, num);
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .ctx(|| format!("creating {}", path.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut header = [0u8; FILE_HEADER_LEN as usize];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        out.write_all(&header)
+            .ctx(|| format!("writing {}", path.display()))?;
+        Ok((out, FILE_HEADER_LEN))
+    }
+
+    fn start_file(&mut self, num: u32) -> Result<()> {
+        self.sync_current()?;
+        let (out, len) = Self::create(&self.dir, num)?;
+        self.out = out;
+        self.len = len;
+        self.num = num;
+        self.created.push(num);
+        self.dirty.push(num);
+        Ok(())
+    }
+
+    fn sync_current(&mut self) -> Result<()> {
+        let path = file_path(&self.dir, self.num);
+        self.out
+            .flush()
+            .ctx(|| format!("writing {}", path.display()))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        self.dirty.retain(|&n| n != self.num);
+        Ok(())
+    }
+
+    /// Appends one chunk and returns where it went.
+    pub fn append(
+        &mut self,
+        id: &ChunkId,
+        codec: Codec,
+        len: u32,
+        payload: &[u8],
+    ) -> Result<Location> {
+        if self.len >= MAX_FILE_LEN {
+            self.start_file(self.num + 1)?;
+        }
+        if !self.dirty.contains(&self.num) {
+            self.dirty.push(self.num);
+        }
+        let mut header = [0u8; ENTRY_HEADER_LEN as usize];
+        header[..32].copy_from_slice(id);
+        header[32] = codec as u8;
+        header[36..40].copy_from_slice(&len.to_le_bytes());
+        header[40..44].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        let loc = Location {
+            file: self.num,
+            offset: self.len,
+            clen: payload.len() as u32,
+        };
+        let num = self.num;
+        let dir = &self.dir;
+        self.out
+            .write_all(&header)
+            .and_then(|()| self.out.write_all(payload))
+            .ctx(|| format!("writing {}", file_path(dir, num).display()))?;
+        self.len += ENTRY_HEADER_LEN + payload.len() as u64;
+        Ok(loc)
+    }
+
+    /// Makes everything appended durable (flush + fsync of every file
+    /// touched, and of the directory when files were created).
+    pub fn sync(&mut self) -> Result<()> {
+        self.sync_current()?;
+        for num in std::mem::take(&mut self.dirty) {
+            let path = file_path(&self.dir, num);
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .ctx(|| format!("syncing {}", path.display()))?;
+        }
+        if !self.created.is_empty() {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .ctx(|| format!("syncing {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the state of this writer the new starting point for a later rollback.
+    pub fn mark(&mut self) {
+        self.resumed = Some((self.num, self.len));
+        self.created.clear();
+    }
+
+    /// Undoes every append since open (or the last mark): truncates the file
+    /// that was being extended back to its old length and deletes new files.
+    pub fn rollback(self) -> Result<()> {
+        let DataWriter {
+            dir,
+            out,
+            resumed,
+            created,
+            ..
+        } = self;
+        // Whatever is still buffered is dropped, not written.
+        let (file, _) = out.into_parts();
+        drop(file);
+        for num in created {
+            let path = file_path(&dir, num);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+            }
+        }
+        if let Some((num, len)) = resumed {
+            let path = file_path(&dir, num);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .ctx(|| format!("opening {}", path.display()))?;
+            f.set_len(len)
+                .and_then(|()| f.sync_all())
+                .ctx(|| format!("truncating {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads entries through memory maps of the data files.
+pub struct DataReader {
+    dir: PathBuf,
+    maps: HashMap<u32, Mmap>,
+}
+
+impl DataReader {
+    /// A reader over the data files in `dir`.
+    pub fn new(dir: &Path) -> DataReader {
+        DataReader {
+            dir: dir.to_path_buf(),
+            maps: HashMap::new(),
+        }
+    }
+
+    fn map(&mut self, num: u32, need: u64) -> Result<&Mmap> {
+        let stale = match self.maps.get(&num) {
+            Some(m) => (m.len() as u64) < need,
+            None => true,
+        };
+        if stale {
+            let path = file_path(&self.dir, num);
+            let file = File::open(&path).ctx(|| format!("opening data file {}", path.display()))?;
+            // SAFETY: data files are append-only; the ranges ferry reads are
+            // committed and never rewritten while the store exists.
+            let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
+            if &map[..8.min(map.len())] != MAGIC {
+                return Err(Error::BadStore {
+                    store: self.dir.clone(),
+                    msg: format!("{} is not a ferry data file", path.display()),
+                });
+            }
+            self.maps.insert(num, map);
+        }
+        Ok(&self.maps[&num])
+    }
+
+    /// Maps (or remaps) the data file holding `loc` so that [`Self::get`] can read it.
+    pub fn ensure(&mut self, loc: Location) -> Result<()> {
+        let end = loc.offset + ENTRY_HEADER_LEN + loc.clen as u64;
+        self.map(loc.file, end).map(|_| ())
+    }
+
+    /// The encoded bytes of the chunk at `loc` (mapped by [`Self::ensure`]),
+    /// after checking that the entry header there names `id`.
+    pub fn get(&self, id: &ChunkId, loc: Location) -> Result<&[u8]> {
+        let start = loc.offset as usize;
+        let end = start + ENTRY_HEADER_LEN as usize + loc.clen as usize;
+        match self.maps.get(&loc.file) {
+            Some(map) if map.len() >= end && &map[start..start + 32] == id => {
+                Ok(&map[start + ENTRY_HEADER_LEN as usize..end])
+            }
+            _ => Err(Error::BadStore {
+                store: self.dir.clone(),
+                msg: format!(
+                    "data file {:08}.dat does not hold chunk {} at offset {}: the store is damaged (run 'ferry verify')",
+                    loc.file,
+                    crate::hex(id),
+                    loc.offset
+                ),
+            }),
+        }
+    }
+
+    /// Drops the mapped pages from this process's resident set (the page
+    /// cache keeps them), so reading a large snapshot does not grow memory.
+    pub fn release(&mut self) {
+        for map in self.maps.values() {
+            // SAFETY: the maps are read-only and file-backed; dropped pages
+            // are read back from the file on the next access.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! The chunk store: a directory of append-only data files plus a SQLite
+//! index (chunks, snapshots, recipes), guarded by a lock file for writers.
+//!
+//! Crash safety comes from ordering: chunk bytes are fsynced before the
+//! index transaction that references them commits, so after a crash the
+//! index only names bytes that are on disk. A failed write operation is
+//! rolled back completely: the transaction is dropped and the data files are
+//! truncated back to where they were.
+
+pub mod data;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::chunker::{self, ChunkId, Params};
+use crate::codec::Codec;
+use crate::error::{Error, IoContext, Result};
+use data::{DataReader, DataWriter, Location};
+
+/// Version of the index schema (also kept in SQLite's `user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE config (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    rowid  INTEGER PRIMARY KEY,
+    id     BLOB    NOT NULL UNIQUE,
+    file   INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    clen   INTEGER NOT NULL,
+    len    INTEGER NOT NULL,
+    codec  INTEGER NOT NULL
+);
+CREATE TABLE snapshots (
+    rowid     INTEGER PRIMARY KEY,
+    name      TEXT    NOT NULL UNIQUE,
+    size      INTEGER NOT NULL,
+    hash      BLOB    NOT NULL,
+    entries   INTEGER NOT NULL,
+    chunks    INTEGER NOT NULL,
+    stored    INTEGER NOT NULL,
+    new_bytes INTEGER NOT NULL,
+    added_at  INTEGER NOT NULL,
+    meta      TEXT    NOT NULL
+);
+CREATE TABLE recipe (
+    snapshot INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    chunk    INTEGER NOT NULL,
+    off      INTEGER NOT NULL,
+    len      INTEGER NOT NULL,
+    PRIMARY KEY (snapshot, seq)
+) WITHOUT ROWID;
+";
+
+/// A snapshot as listed by `ferry ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Index row id.
+    #[serde(skip)]
+    pub rowid: i64,
+    /// Name (`app:2`, a file name, or `--name`).
+    pub name: String,
+    /// Bytes of the reassembled stream.
+    pub size: u64,
+    /// BLAKE3 of the reassembled stream, hex.
+    pub blake3: String,
+    /// Recipe entries.
+    pub entries: u64,
+    /// Distinct chunks referenced.
+    pub chunks: u64,
+    /// Encoded bytes of the distinct chunks it references.
+    pub stored: u64,
+    /// Encoded bytes this snapshot added to the store when it arrived.
+    pub new_bytes: u64,
+    /// Seconds since the Unix epoch when it was added or unpacked.
+    pub added_at: i64,
+    /// Free-form metadata: source, compression, docker tags.
+    pub meta: serde_json::Value,
+}
+
+/// One piece of a snapshot's stream: `len` bytes of a chunk from `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece {
+    /// Chunk row id in the index.
+    pub chunk: i64,
+    /// Offset within the chunk.
+    pub off: u32,
+    /// Bytes taken.
+    pub len: u32,
+}
+
+/// A chunk's index entry.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkEntry {
+    /// Row id.
+    pub rowid: i64,
+    /// BLAKE3 id.
+    pub id: ChunkId,
+    /// Where its bytes are.
+    pub loc: Location,
+    /// Decoded length.
+    pub len: u32,
+    /// Encoding.
+    pub codec: Codec,
+}
+
+/// An open store. Read operations need no lock; [`Store::open_writer`]
+/// takes the store's exclusive lock for the life of the value.
+pub struct Store {
+    dir: PathBuf,
+    conn: Connection,
+    params: Params,
+    _lock: Option<File>,
+}
+
+/// Where the store lives when neither `--store` nor `$FERRY_STORE` says.
+pub fn default_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ferry")
+}
+
+impl Store {
+    /// Opens an existing store for reading.
+    pub fn open(dir: &Path) -> Result<Store> {
+        if !dir.join("index.sqlite").exists() {
+            return Err(Error::BadStore {
+                store: dir.to_path_buf(),
+                msg: "no ferry store here yet: 'ferry add' or 'ferry unpack' creates one".into(),
+            });
+        }
+        Self::open_inner(dir, None)
+    }
+
+    /// Opens the store for writing, creating it on first use. Fails with
+    /// [`Error::Locked`] when another process holds the lock for longer
+    /// than `lock_wait`.
+    pub fn open_writer(dir: &Path, lock_wait: Duration) -> Result<Store> {
+        std::fs::create_dir_all(dir.join("data"))
+            .ctx(|| format!("creating store directory {}", dir.display()))?;
+        let lock = acquire_lock(dir, lock_wait)?;
+        Self::open_inner(dir, Some(lock))
+    }
+
+    fn open_inner(dir: &Path, lock: Option<File>) -> Result<Store> {
+        let path = dir.join("index.sqlite");
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let bad = |msg: String| Error::BadStore {
+            store: dir.to_path_buf(),
+            msg,
+        };
+        if version == 0 {
+            if lock.is_none() {
+                return Err(bad("index is empty: the store was never initialised".into()));
+            }
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+            let p = chunker::PARAMS;
+            let mut ins = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
+            ins.execute(params!["format", "ferry-store"])?;
+            ins.execute(params!["chunker", chunker::ALGORITHM])?;
+            ins.execute(params!["chunk_min", p.min.to_string()])?;
+            ins.execute(params!["chunk_avg", p.avg.to_string()])?;
+            ins.execute(params!["chunk_max", p.max.to_string()])?;
+            ins.execute(params!["created", now().to_string()])?;
+        } else if version > SCHEMA_VERSION {
+            return Err(bad(format!(
+                "index schema version {version} is newer than this ferry understands ({SCHEMA_VERSION}): upgrade ferry"
+            )));
+        }
+        let get = |key: &str| -> Result<String> {
+            conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| bad(format!("index has no '{key}' setting: not a ferry store")))
+        };
+        let algo = get("chunker")?;
+        let num = |key: &str| -> Result<u32> {
+            get(key)?
+                .parse()
+                .map_err(|_| bad(format!("index setting '{key}' is not a number")))
+        };
+        let params = Params {
+            min: num("chunk_min")?,
+            avg: num("chunk_avg")?,
+            max: num("chunk_max")?,
+        };
+        if algo != chunker::ALGORITHM || params != chunker::PARAMS {
+            return Err(bad(format!(
+                "store was made with chunker {algo} min={} avg={} max={}, this ferry uses {}: use a ferry of the store's version or a new store",
+                params.min,
+                params.avg,
+                params.max,
+                chunker::PARAMS
+            )));
+        }
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            conn,
+            params,
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of data files.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Chunker parameters of this store.
+    pub fn params(&self) -> Params {
+        self.params
+    }
+
+    /// A reader over this store's data files.
+    pub fn data_reader(&self) -> DataReader {
+        DataReader::new(&self.data_dir())
+    }
+
+    /// Runs `f` as one write operation: an index transaction plus appends to
+    /// the data files. On success the data is fsynced and then the
+    /// transaction commits; on failure both are undone.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        assert!(self._lock.is_some(), "write on a store opened for reading");
+        let data = DataWriter::open(&self.data_dir())?;
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut txn = Txn {
+            store: self,
+            data: Some(data),
+        };
+        let result = f(&mut txn);
+        let mut data = txn.data.take().expect("data writer");
+        match result.and_then(|v| data.sync().map(|()| v)) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    let _ = data.rollback();
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                data.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The index connection, for queries.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
+             FROM snapshots ORDER BY added_at, rowid",
+        )?;
+        let rows = stmt.query_map([], row_to_snapshot)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The snapshot called `name`, if any.
+    pub fn snapshot(&self, name: &str) -> Result<Option<Snapshot>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
+                 FROM snapshots WHERE name = ?1",
+                [name],
+                row_to_snapshot,
+            )
+            .optional()?)
+    }
+
+    /// The snapshot called `name`, or [`Error::UnknownSnapshot`].
+    pub fn require(&self, name: &str) -> Result<Snapshot> {
+        self.snapshot(name)?
+            .ok_or_else(|| Error::UnknownSnapshot(name.to_string()))
+    }
+
+    /// A snapshot with this stream hash, whatever its name.
+    pub fn snapshot_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Snapshot>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
+                 FROM snapshots WHERE hash = ?1 ORDER BY rowid LIMIT 1",
+                [&hash[..]],
+                row_to_snapshot,
+            )
+            .optional()?)
+    }
+
+    /// Calls `each` with the snapshot's recipe, in order, as batches of
+    /// pieces with their chunks' index entries. Memory stays bounded by
+    /// `batch` whatever the snapshot's size.
+    pub fn for_each_piece_batch(
+        &self,
+        snapshot: i64,
+        batch: usize,
+        mut each: impl FnMut(&[(Piece, ChunkEntry)]) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.seq, r.chunk, r.off, r.len, c.id, c.file, c.offset, c.clen, c.len, c.codec
+             FROM recipe r JOIN chunks c ON c.rowid = r.chunk
+             WHERE r.snapshot = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3",
+        )?;
+        let mut next_seq = 0i64;
+        loop {
+            let mut rows = stmt.query(params![snapshot, next_seq, batch as i64])?;
+            let mut out = Vec::with_capacity(batch);
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                next_seq = seq + 1;
+                let piece = Piece {
+                    chunk: row.get(1)?,
+                    off: row.get(2)?,
+                    len: row.get(3)?,
+                };
+                out.push((piece, chunk_from_row(row, 4, piece.chunk)?));
+            }
+            drop(rows);
+            if out.is_empty() {
+                return Ok(());
+            }
+            each(&out)?;
+            if out.len() < batch {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Row ids of every distinct chunk the given snapshots reference.
+    pub fn chunk_set(&self, snapshots: &[i64]) -> Result<std::collections::HashSet<i64>> {
+        let mut set = std::collections::HashSet::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT chunk FROM recipe WHERE snapshot = ?1")?;
+        for &s in snapshots {
+            for c in stmt.query_map([s], |r| r.get::<_, i64>(0))? {
+                set.insert(c?);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Looks a chunk up by id.
+    pub fn chunk(&self, id: &ChunkId) -> Result<Option<ChunkEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, id, file, offset, clen, len, codec FROM chunks WHERE id = ?1",
+        )?;
+        Ok(stmt
+            .query_row([&id[..]], |row| {
+                let rowid = row.get(0)?;
+                chunk_from_row(row, 1, rowid)
+            })
+            .optional()?)
+    }
+}
+
+fn chunk_from_row(row: &rusqlite::Row<'_>, at: usize, rowid: i64) -> rusqlite::Result<ChunkEntry> {
+    let id: Vec<u8> = row.get(at)?;
+    let codec: u8 = row.get(at + 5)?;
+    Ok(ChunkEntry {
+        rowid,
+        id: id.as_slice().try_into().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                at,
+                rusqlite::types::Type::Blob,
+                "chunk id".into(),
+            )
+        })?,
+        loc: Location {
+            file: row.get(at + 1)?,
+            offset: row.get(at + 2)?,
+            clen: row.get(at + 3)?,
+        },
+        len: row.get(at + 4)?,
+        codec: Codec::from_u8(codec).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                at + 5,
+                rusqlite::types::Type::Integer,
+                "codec".into(),
+            )
+        })?,
+    })
+}
+
+fn row_to_snapshot(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
+    let hash: Vec<u8> = row.get(3)?;
+    let meta: String = row.get(9)?;
+    Ok(Snapshot {
+        rowid: row.get(0)?,
+        name: row.get(1)?,
+        size: row.get(2)?,
+        blake3: crate::hex(&hash),
+        entries: row.get(4)?,
+        chunks: row.get(5)?,
+        stored: row.get(6)?,
+        new_bytes: row.get(7)?,
+        added_at: row.get(8)?,
+        meta: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// What a new snapshot row holds before its recipe is written.
+pub struct NewSnapshot<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Stream size.
+    pub size: u64,
+    /// Stream BLAKE3.
+    pub hash: &'a [u8; 32],
+    /// Encoded bytes this snapshot added.
+    pub new_bytes: u64,
+    /// Added at (Unix seconds).
+    pub added_at: i64,
+    /// Metadata.
+    pub meta: &'a serde_json::Value,
+}
+
+/// A write operation in progress; see [`Store::write`].
+pub struct Txn<'s> {
+    store: &'s mut Store,
+    data: Option<DataWriter>,
+}
+
+impl Txn<'_> {
+    /// The store being written.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Looks a chunk up by id, seeing this transaction's own inserts.
+    pub fn chunk_rowid(&self, id: &ChunkId) -> Result<Option<i64>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT rowid FROM chunks WHERE id = ?1")?;
+        Ok(stmt.query_row([&id[..]], |r| r.get(0)).optional()?)
+    }
+
+    /// Appends an encoded chunk to the data files and indexes it.
+    pub fn insert_chunk(
+        &mut self,
+        id: &ChunkId,
+        codec: Codec,
+        len: u32,
+        payload: &[u8],
+    ) -> Result<i64> {
+        let loc = self
+            .data
+            .as_mut()
+            .expect("data writer")
+            .append(id, codec, len, payload)?;
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT INTO chunks (id, file, offset, clen, len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        stmt.execute(params![
+            &id[..],
+            loc.file,
+            loc.offset,
+            loc.clen,
+            len,
+            codec as u8
+        ])?;
+        Ok(self.store.conn.last_insert_rowid())
+    }
+
+    /// Creates a snapshot row; its recipe follows with [`Txn::push_piece`],
+    /// and [`Txn::finish_snapshot`] fills in the counts.
+    pub fn create_snapshot(&mut self, s: &NewSnapshot<'_>) -> Result<i64> {
+        self.store.conn.execute(
+            "INSERT INTO snapshots (name, size, hash, entries, chunks, stored, new_bytes, added_at, meta)
+             VALUES (?1, ?2, ?3, 0, 0, 0, ?4, ?5, ?6)",
+            params![s.name, s.size, &s.hash[..], s.new_bytes, s.added_at, s.meta.to_string()],
+        )?;
+        Ok(self.store.conn.last_insert_rowid())
+    }
+
+    /// Appends one recipe row.
+    pub fn push_piece(&mut self, snapshot: i64, seq: u64, piece: Piece) -> Result<()> {
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT INTO recipe (snapshot, seq, chunk, off, len) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        stmt.execute(params![snapshot, seq, piece.chunk, piece.off, piece.len])?;
+        Ok(())
+    }
+
+    /// Fills in a snapshot's entry, chunk and stored-byte counts from its
+    /// recipe, and checks that the recipe adds up to the snapshot's size.
+    pub fn finish_snapshot(&mut self, snapshot: i64) -> Result<()> {
+        let (entries, total): (u64, Option<u64>) = self.store.conn.query_row(
+            "SELECT count(*), sum(len) FROM recipe WHERE snapshot = ?1",
+            [snapshot],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (chunks, stored): (u64, Option<u64>) = self.store.conn.query_row(
+            "SELECT count(*), sum(c.clen) FROM (SELECT DISTINCT chunk FROM recipe WHERE snapshot = ?1) r
+             JOIN chunks c ON c.rowid = r.chunk",
+            [snapshot],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let size: u64 = self.store.conn.query_row(
+            "SELECT size FROM snapshots WHERE rowid = ?1",
+            [snapshot],
+            |r| r.get(0),
+        )?;
+        if total.unwrap_or(0) != size {
+            return Err(Error::Integrity(format!(
+                "recipe adds up to {} bytes but the snapshot is {size} bytes",
+                total.unwrap_or(0)
+            )));
+        }
+        self.store.conn.execute(
+            "UPDATE snapshots SET entries = ?2, chunks = ?3, stored = ?4 WHERE rowid = ?1",
+            params![snapshot, entries, chunks, stored.unwrap_or(0)],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a snapshot and its recipe (its chunks stay for a later gc).
+    pub fn delete_snapshot(&mut self, snapshot: i64) -> Result<()> {
+        self.store
+            .conn
+            .execute("DELETE FROM recipe WHERE snapshot = ?1", [snapshot])?;
+        self.store
+            .conn
+            .execute("DELETE FROM snapshots WHERE rowid = ?1", [snapshot])?;
+        Ok(())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn acquire_lock(dir: &Path, wait: Duration) -> Result<File> {
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .ctx(|| format!("opening lock file {}", path.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    let holder = if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({holder})")
+                    };
+                    return Err(Error::Locked {
+                        store: dir.to_path_buf(),
+                        holder,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("locking {}", path.display()), e));
+            }
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "pid {}", std::process::id());
+    let _ = file.flush();
+    Ok(file)
+}
