@@ -70,12 +70,14 @@ pub enum Error {
     },
 
     /// A pack assumes base snapshots that the store lacks.
-    #[error("{}: this pack is a delta against {missing}, which this store does not have: unpack the pack that carries {missing} first", path.display())]
+    #[error("{}: this pack is a delta against {missing}, which this store does not have: unpack the pack that carries {names} first", path.display())]
     MissingBase {
         /// The pack file.
         path: PathBuf,
-        /// The missing base snapshot(s), named.
+        /// The missing base snapshot(s), with their hashes.
         missing: String,
+        /// Their names alone.
+        names: String,
     },
 
     /// Reassembled data did not match the BLAKE3 recorded at ingest.

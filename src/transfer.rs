@@ -194,22 +194,20 @@ pub fn unpack<R: Read>(
             ),
         ));
     }
-    let missing: Vec<String> = h
-        .bases
-        .iter()
-        .filter_map(|b| match store.snapshot_by_hash(&b.hash) {
-            Ok(Some(_)) => None,
-            _ => Some(format!(
-                "{} (blake3 {})",
-                b.name,
-                &crate::hex(&b.hash)[..16]
-            )),
-        })
-        .collect();
+    let mut missing = Vec::new();
+    for b in &h.bases {
+        if store.snapshot_by_hash(&b.hash)?.is_none() {
+            missing.push(b);
+        }
+    }
     if !missing.is_empty() {
+        let list = |f: &dyn Fn(&BaseRef) -> String| {
+            missing.iter().map(|b| f(b)).collect::<Vec<_>>().join(", ")
+        };
         return Err(Error::MissingBase {
             path: label.to_path_buf(),
-            missing: missing.join(", "),
+            missing: list(&|b| format!("{} (blake3 {})", b.name, &crate::hex(&b.hash)[..16])),
+            names: list(&|b| b.name.clone()),
         });
     }
     progress.start("unpacking", None);
@@ -257,7 +255,14 @@ pub fn unpack<R: Read>(
                     break;
                 }
             }
-            report.pack_bytes = reader.get_ref().n;
+            let mut carried: Vec<&String> = report.added.iter().chain(&report.present).collect();
+        let mut announced: Vec<&String> = h.snapshots.iter().collect();
+        carried.sort();
+        announced.sort();
+        if carried != announced {
+            return Err(Error::pack(label, "pack is corrupt: its snapshot records do not match its header"));
+        }
+        report.pack_bytes = reader.get_ref().n;
             Ok(report)
         })
         .inspect(|_| progress.finish())

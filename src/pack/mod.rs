@@ -152,6 +152,9 @@ impl<W: Write> PackWriter<W> {
         for s in &header.snapshots {
             e.str(s);
         }
+        if e.0.len() > MAX_HEADER as usize {
+            return Err(io::Error::other("pack header too large: pack fewer snapshots at once"));
+        }
         w.record(REC_HEADER, &[&e.0])?;
         Ok(w)
     }
@@ -474,8 +477,7 @@ impl<R: Read> PackReader<R> {
                 self.done = true;
                 Ok(None)
             }
-            REC_HEADER => Err(corrupt("a second header record".into())),
-            other => Err(corrupt(format!("unknown record type {other}"))),
+            _ => Err(corrupt("a second header record".into())),
         }
     }
 }
@@ -539,7 +541,7 @@ fn decode_snapshot(buf: &[u8]) -> Result<SnapshotRecord, String> {
             "snapshot {name} claims {n} pieces, more than its record holds"
         ));
     }
-    let mut pieces = Vec::with_capacity(n as usize);
+    let mut pieces = Vec::with_capacity((n as usize).min(1 << 16));
     for _ in 0..n {
         let kind = d.u8("piece kind")?;
         let id = d.id("piece chunk id")?;

@@ -58,6 +58,41 @@ pub fn list(dir: &Path) -> Result<Vec<u32>> {
     Ok(nums)
 }
 
+fn write_file_header(file: &mut File) -> std::io::Result<()> {
+    let mut header = [0u8; FILE_HEADER_LEN as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    file.write_all(&header)?;
+    file.sync_data()
+}
+
+/// Checks a data file's magic and version.
+fn check_file_header(dir: &Path, path: &Path) -> Result<()> {
+    let mut header = [0u8; FILE_HEADER_LEN as usize];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .ctx(|| format!("reading {}", path.display()))?;
+    check_header_bytes(dir, path, &header)
+}
+
+fn check_header_bytes(dir: &Path, path: &Path, header: &[u8]) -> Result<()> {
+    let bad = |msg: String| Error::BadStore {
+        store: dir.parent().unwrap_or(dir).to_path_buf(),
+        msg,
+    };
+    if header.len() < FILE_HEADER_LEN as usize || &header[..8] != MAGIC {
+        return Err(bad(format!("{} is not a ferry data file", path.display())));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(bad(format!(
+            "{} has data file version {version}, this ferry reads version {VERSION}: upgrade ferry",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Appends entries to the newest data file, and can undo everything it
 /// wrote since it was opened.
 pub struct DataWriter {
@@ -84,10 +119,21 @@ impl DataWriter {
                     .append(true)
                     .open(&path)
                     .ctx(|| format!("opening {}", path.display()))?;
-                let len = file
+                let mut file = file;
+                let mut len = file
                     .metadata()
                     .ctx(|| format!("reading {}", path.display()))?
                     .len();
+                if len < FILE_HEADER_LEN {
+                    // A crash right after creating the file: nothing in it is
+                    // referenced, so it is started again.
+                    file.set_len(0)
+                        .and_then(|()| write_file_header(&mut file))
+                        .ctx(|| format!("repairing {}", path.display()))?;
+                    len = FILE_HEADER_LEN;
+                } else {
+                    check_file_header(dir, &path)?;
+                }
                 let mut w = DataWriter {
                     dir: dir.to_path_buf(),
                     num,
@@ -124,13 +170,9 @@ impl DataWriter {
             .create_new(true)
             .open(&path)
             .ctx(|| format!("creating {}", path.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut header = [0u8; FILE_HEADER_LEN as usize];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        out.write_all(&header)
-            .ctx(|| format!("writing {}", path.display()))?;
-        Ok((out, FILE_HEADER_LEN))
+        let mut file = file;
+        write_file_header(&mut file).ctx(|| format!("writing {}", path.display()))?;
+        Ok((BufWriter::with_capacity(1 << 20, file), FILE_HEADER_LEN))
     }
 
     fn start_file(&mut self, num: u32) -> Result<()> {
@@ -209,12 +251,6 @@ impl DataWriter {
         Ok(())
     }
 
-    /// Makes the state of this writer the new starting point for a later rollback.
-    pub fn mark(&mut self) {
-        self.resumed = Some((self.num, self.len));
-        self.created.clear();
-    }
-
     /// Undoes every append since open (or the last mark): truncates the file
     /// that was being extended back to its old length and deletes new files.
     pub fn rollback(self) -> Result<()> {
@@ -276,12 +312,7 @@ impl DataReader {
             // SAFETY: data files are append-only; the ranges ferry reads are
             // committed and never rewritten while the store exists.
             let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
-            if &map[..8.min(map.len())] != MAGIC {
-                return Err(Error::BadStore {
-                    store: self.dir.clone(),
-                    msg: format!("{} is not a ferry data file", path.display()),
-                });
-            }
+            check_header_bytes(&self.dir, &path, &map[..map.len().min(FILE_HEADER_LEN as usize)])?;
             self.maps.insert(num, map);
         }
         Ok(&self.maps[&num])
@@ -303,9 +334,9 @@ impl DataReader {
                 Ok(&map[start + ENTRY_HEADER_LEN as usize..end])
             }
             _ => Err(Error::BadStore {
-                store: self.dir.clone(),
+                store: self.dir.parent().unwrap_or(&self.dir).to_path_buf(),
                 msg: format!(
-                    "data file {:08}.dat does not hold chunk {} at offset {}: the store is damaged (run 'ferry verify')",
+                    "data file {:08}.dat does not hold chunk {} at offset {}: the store is damaged",
                     loc.file,
                     crate::hex(id),
                     loc.offset

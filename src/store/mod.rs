@@ -155,7 +155,10 @@ impl Store {
         let path = dir.join("index.sqlite");
         let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        if lock.is_some() {
+            // WAL mode is persistent; readers find it set and need no write access.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "FULL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let bad = |msg: String| Error::BadStore {
@@ -166,9 +169,7 @@ impl Store {
             if lock.is_none() {
                 return Err(bad("index is empty: the store was never initialised".into()));
             }
-            conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
             let p = chunker::PARAMS;
             let mut ins = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
             ins.execute(params!["format", "ferry-store"])?;
@@ -177,6 +178,8 @@ impl Store {
             ins.execute(params!["chunk_avg", p.avg.to_string()])?;
             ins.execute(params!["chunk_max", p.max.to_string()])?;
             ins.execute(params!["created", now().to_string()])?;
+            drop(ins);
+            conn.execute_batch("COMMIT")?;
         } else if version > SCHEMA_VERSION {
             return Err(bad(format!(
                 "index schema version {version} is newer than this ferry understands ({SCHEMA_VERSION}): upgrade ferry"

@@ -1,0 +1,115 @@
+//! Helpers for the integration tests: run the real `ferry` binary against
+//! stores in temporary directories, and build realistic inputs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub use ferry::demo::{Rng, file_content, layer_tar, sample_files, write_docker_archive};
+
+/// A `ferry` command using `store`.
+pub fn ferry(store: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.arg("--store").arg(store).env_remove("FERRY_STORE");
+    c
+}
+
+/// Runs and returns the output, whatever the exit status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("running ferry")
+}
+
+/// Runs, asserting success; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "ferry failed: {:?}\nstdout: {}\nstderr: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs, asserting failure with exactly one line on stderr that contains
+/// every one of `needles`; returns that line.
+pub fn fails(cmd: &mut Command, needles: &[&str]) -> String {
+    let out = run(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "ferry should have failed: {cmd:?}\nstdout: {}", String::from_utf8_lossy(&out.stdout));
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "error {stderr:?} does not mention {n:?}");
+    }
+    stderr
+}
+
+/// Random bytes.
+pub fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    Rng::new(seed).fill(&mut v);
+    v
+}
+
+/// Writes `data` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p).and_then(|mut f| f.write_all(data)).expect("writing test file");
+    p
+}
+
+/// What a store looks like from outside: its snapshot list (from the
+/// index, as `ferry ls --json` prints it) and the size of every data file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoreState {
+    pub snapshots: Vec<(String, String)>,
+    pub data_files: BTreeMap<String, u64>,
+}
+
+pub fn state(store: &Path) -> StoreState {
+    let mut data_files = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(store.join("data")) {
+        for e in rd.flatten() {
+            data_files.insert(e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len());
+        }
+    }
+    let out = ok(ferry(store).args(["ls", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ls --json is JSON");
+    let snapshots = v["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["blake3"].as_str().unwrap().to_string()))
+        .collect();
+    StoreState { snapshots, data_files }
+}
+
+/// A docker-save-like archive of `tag`: an OS layer, a dependency layer
+/// where three files differ between versions.
+pub fn image(dir: &Path, name: &str, tag: &str, version: u64) -> PathBuf {
+    let os = sample_files(11, "usr/lib", 120, 256 << 10);
+    let mut deps = sample_files(12, "site-packages", 150, 128 << 10);
+    if version > 1 {
+        let mut rng = Rng::new(version);
+        for i in [3usize, 60, 99] {
+            let f = &mut deps[i];
+            let at = rng.below(f.data.len() as u64) as usize;
+            let n = 500.min(f.data.len() - at);
+            rng.fill(&mut f.data[at..at + n]);
+        }
+    }
+    // Same mtimes in both versions: rebuilt layers (new mtimes) are the tar-aware splitter's job.
+    let layers = vec![layer_tar(&os, 1_600_000_000), layer_tar(&deps, 1_600_000_000)];
+    let p = dir.join(name);
+    write_docker_archive(&p, tag, &layers).expect("writing test image");
+    p
+}
+
+/// Sizes of the files in a directory tree.
+pub fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}

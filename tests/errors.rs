@@ -1,0 +1,263 @@
+//! Bad input gets one clear line, a non-zero exit, and a store left exactly
+//! as it was (same snapshots, same data file sizes).
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// A connected store holding app:1 and app:2, the full and delta packs, and
+/// an offline store that has already unpacked the full pack.
+struct Setup {
+    _t: tempfile::TempDir,
+    dir: PathBuf,
+    offline: PathBuf,
+    full: PathBuf,
+    update: PathBuf,
+}
+
+fn setup() -> Setup {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_path_buf();
+    let (a, offline) = (dir.join("a"), dir.join("b"));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v1.tar", "app:1", 1)));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v2.tar", "app:2", 2)));
+    let (full, update) = (dir.join("full.ferry"), dir.join("update.ferry"));
+    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
+    ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
+    ok(ferry(&offline).arg("unpack").arg(&full));
+    Setup {
+        _t: t,
+        dir,
+        offline,
+        full,
+        update,
+    }
+}
+
+/// Asserts that unpacking `pack` into `store` fails mentioning `needles`
+/// and leaves the store as it was.
+fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
+    let before = state(store);
+    fails(ferry(store).arg("unpack").arg(pack), needles);
+    assert_eq!(state(store), before, "store changed after a refused unpack of {}", pack.display());
+}
+
+#[test]
+fn corrupt_packs_are_refused_at_any_byte() {
+    let s = setup();
+    let pack = std::fs::read(&s.update).unwrap();
+    // Flip one byte at 24 spread positions: preamble, header, chunk
+    // records, snapshot record and trailer alike.
+    let mut positions: Vec<usize> = (0..24).map(|i| i * (pack.len() - 1) / 23).collect();
+    positions.extend([9, 13, 20, pack.len() - 40, pack.len() - 1]);
+    for pos in positions {
+        let mut bad = pack.clone();
+        bad[pos] ^= 0x40;
+        let p = write(&s.dir, "bad.ferry", &bad);
+        let before = state(&s.offline);
+        let out = run(ferry(&s.offline).arg("unpack").arg(&p));
+        assert!(!out.status.success(), "flipped byte {pos} of {} went unnoticed", pack.len());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("bad.ferry"), "{err}");
+        assert_eq!(state(&s.offline), before, "store changed after corrupt byte {pos}");
+    }
+    // The intact pack still goes in afterwards.
+    ok(ferry(&s.offline).arg("unpack").arg(&s.update));
+}
+
+#[test]
+fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
+    let s = setup();
+    let pack = std::fs::read(&s.update).unwrap();
+    let mut bad = pack.clone();
+    let mid = pack.len() / 2;
+    bad[mid] ^= 1;
+    unpack_refused(&s.offline, &write(&s.dir, "mid.ferry", &bad), &["pack is corrupt", "copy it again"]);
+    let mut bad = pack.clone();
+    let last = pack.len() - 1;
+    bad[last] ^= 1;
+    unpack_refused(&s.offline, &write(&s.dir, "tail.ferry", &bad), &["does not match its trailer"]);
+}
+
+#[test]
+fn truncated_packs_are_refused() {
+    let s = setup();
+    let pack = std::fs::read(&s.update).unwrap();
+    for cut in [5, 12, 40, pack.len() / 3, pack.len() - 49, pack.len() - 1] {
+        unpack_refused(&s.offline, &write(&s.dir, "cut.ferry", &pack[..cut]), &["truncated"]);
+    }
+    // Extra bytes after the trailer are damage too.
+    let mut long = pack.clone();
+    long.extend_from_slice(b"junk");
+    unpack_refused(&s.offline, &write(&s.dir, "long.ferry", &long), &["after the trailer"]);
+}
+
+#[test]
+fn foreign_files_and_other_versions_are_refused() {
+    let s = setup();
+    unpack_refused(&s.offline, &s.dir.join("v1.tar"), &["not a ferry pack"]);
+    unpack_refused(&s.offline, &write(&s.dir, "empty.ferry", b""), &["not a ferry pack"]);
+    let mut newer = std::fs::read(&s.full).unwrap();
+    newer[8..12].copy_from_slice(&7u32.to_le_bytes());
+    unpack_refused(&s.offline, &write(&s.dir, "newer.ferry", &newer), &["version 7", "upgrade ferry"]);
+}
+
+#[test]
+fn delta_without_its_base_names_what_to_unpack_first() {
+    let s = setup();
+    let fresh = s.dir.join("fresh");
+    let before = state(&fresh);
+    fails(ferry(&fresh).arg("unpack").arg(&s.update), &["delta against app:1", "unpack the pack that carries app:1 first"]);
+    assert_eq!(state(&fresh), before);
+}
+
+#[test]
+fn missing_inputs_and_unknown_snapshots() {
+    let s = setup();
+    let before = state(&s.offline);
+    fails(ferry(&s.offline).args(["add", "/nonexistent/app.tar"]), &["/nonexistent/app.tar: no such file"]);
+    fails(ferry(&s.offline).args(["unpack", "/nonexistent/u.ferry"]), &["no such file"]);
+    fails(ferry(&s.offline).args(["checkout", "nope:1", "-o"]).arg(s.dir.join("x.tar")), &["no snapshot named 'nope:1'", "ferry ls"]);
+    fails(ferry(&s.offline).args(["pack", "app:1", "--base", "nope:0", "-o"]).arg(s.dir.join("x.ferry")), &["nope:0"]);
+    assert!(!s.dir.join("x.tar").exists() && !s.dir.join("x.ferry").exists());
+    assert_eq!(state(&s.offline), before);
+    // A missing input never creates a store.
+    let none = s.dir.join("never");
+    fails(ferry(&none).args(["add", "/nonexistent/app.tar"]), &["no such file"]);
+    assert!(!none.exists());
+}
+
+#[test]
+fn stdin_without_a_name_is_refused_unless_it_is_a_tagged_archive() {
+    let s = setup();
+    let before = state(&s.offline);
+    let mut child = ferry(&s.offline)
+        .args(["add", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&random_bytes(5, 300_000)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
+    assert_eq!(state(&s.offline), before);
+    // A docker archive on stdin is named by its RepoTags.
+    let mut child = ferry(&s.offline).args(["add", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&std::fs::read(s.dir.join("v2.tar")).unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added app:2"));
+}
+
+#[test]
+fn a_locked_store_fails_clearly_or_waits() {
+    let s = setup();
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(s.offline.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let before = state(&s.offline);
+    fails(ferry(&s.offline).arg("unpack").arg(&s.update), &["is locked by another ferry process", "--lock-wait"]);
+    assert_eq!(state(&s.offline), before);
+    // Readers are not blocked by a writer.
+    ok(ferry(&s.offline).arg("ls"));
+    // With --lock-wait, the writer waits for the lock to go.
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(lock);
+    });
+    ok(ferry(&s.offline).args(["--lock-wait", "20", "unpack"]).arg(&s.update));
+    holder.join().unwrap();
+    assert!(state(&s.offline).snapshots.iter().any(|(n, _)| n == "app:2"));
+}
+
+#[test]
+fn checkout_detects_damaged_chunk_data_and_keeps_no_output() {
+    let s = setup();
+    // Damage one byte in the middle of the offline store's data file.
+    let data = s.offline.join("data").join("00000001.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = s.dir.join("out.tar");
+    let err = fails(ferry(&s.offline).args(["checkout", "app:1", "-o"]).arg(&out), &["damaged"]);
+    assert!(err.contains("integrity check failed") || err.contains("cannot be decoded") || err.contains("does not hold"), "{err}");
+    assert!(!out.exists(), "a failed checkout left {}", out.display());
+    assert!(!s.dir.join("out.tar.partial").exists());
+}
+
+#[test]
+fn killed_add_leaves_a_consistent_store() {
+    let s = setup();
+    let before = state(&s.offline);
+    let mut child = ferry(&s.offline)
+        .args(["add", "-", "--name", "interrupted"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Enough for several batches to be chunked and appended, then kill -9.
+    stdin.write_all(&random_bytes(77, 40 << 20)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    // The store opens, lists what it had, and takes new work.
+    assert_eq!(state(&s.offline).snapshots, before.snapshots);
+    ok(ferry(&s.offline).arg("unpack").arg(&s.update));
+    let out = s.dir.join("v2.out");
+    ok(ferry(&s.offline).args(["checkout", "app:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(s.dir.join("v2.tar")).unwrap());
+}
+
+/// Mounts a small tmpfs at `dir` (root only); `None` when that is not possible.
+fn small_tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| Mounted(dir.to_path_buf()))
+}
+
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn disk_full_is_reported_and_rolled_back() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small");
+    let Some(_m) = small_tmpfs(&mnt, "3m") else {
+        eprintln!("SKIP disk_full_is_reported_and_rolled_back: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let store = mnt.join("store");
+    let small = write(t.path(), "small.bin", &random_bytes(1, 200_000));
+    ok(ferry(&store).arg("add").arg(&small));
+    let before = state(&store);
+    let big = write(t.path(), "big.bin", &random_bytes(2, 8 << 20));
+    fails(ferry(&store).arg("add").arg(&big), &["disk full", "free some space"]);
+    assert_eq!(state(&store), before);
+    // Checkout onto a full disk is refused too and leaves no partial file.
+    let filler = write(&mnt, "filler", &vec![1u8; 2 << 20]);
+    let _ = filler;
+    let out = mnt.join("out.bin");
+    let err = run(ferry(&store).args(["checkout", "small.bin", "-o"]).arg(&out));
+    if !err.status.success() {
+        assert!(String::from_utf8_lossy(&err.stderr).contains("disk full"));
+        assert!(!out.exists() && !mnt.join("out.bin.partial").exists());
+    }
+}

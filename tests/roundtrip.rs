@@ -1,0 +1,200 @@
+//! End-to-end behaviour of the real binary: add, pack, unpack, checkout and
+//! ls across two stores, on the data shapes ferry meets in practice.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::Stdio;
+
+/// Adds `data` to store A, ships it through a pack into store B, checks it
+/// out of both, and asserts both are byte-identical to the input.
+fn round_trip(data: &[u8], name: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let input = write(t.path(), "input.bin", data);
+    ok(ferry(&a).arg("add").arg(&input).args(["--name", name]));
+    let pack = t.path().join("p.ferry");
+    ok(ferry(&a).args(["pack", name, "-o"]).arg(&pack));
+    ok(ferry(&b).arg("unpack").arg(&pack));
+    for store in [&a, &b] {
+        let out = t.path().join("out.bin");
+        ok(ferry(store).args(["checkout", name, "-o"]).arg(&out));
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(got.len(), data.len(), "{name}: length");
+        assert!(got == data, "{name}: bytes differ after round trip");
+        std::fs::remove_file(&out).unwrap();
+    }
+}
+
+#[test]
+fn round_trips_random_empty_and_tiny_inputs() {
+    round_trip(&random_bytes(1, 3 << 20), "random");
+    round_trip(b"", "empty");
+    round_trip(b"x", "one-byte");
+}
+
+#[test]
+fn round_trips_sizes_around_chunk_boundaries() {
+    let (min, avg, max) = (16 << 10, 64 << 10, 256 << 10);
+    for (i, n) in [min - 1, min, min + 1, avg, max - 1, max, max + 1, 2 * max + 1].into_iter().enumerate() {
+        // Zeros never find a cut point, so every chunk is cut at the maximum.
+        round_trip(&vec![0u8; n], &format!("zeros-{n}"));
+        round_trip(&random_bytes(100 + i as u64, n), &format!("random-{n}"));
+    }
+}
+
+#[test]
+fn round_trips_tar_with_many_small_files() {
+    let mut rng = Rng::new(7);
+    let files: Vec<_> = (0..3000)
+        .map(|i| {
+            let size = rng.below(3000) as usize;
+            ferry::demo::SampleFile {
+                path: format!("dir{}/f{i}.txt", i % 40),
+                data: file_content(&mut rng, size, i % 2 == 0),
+            }
+        })
+        .collect();
+    round_trip(&layer_tar(&files, 1_234_567), "small-files.tar");
+}
+
+#[test]
+fn delta_pack_carries_only_what_the_base_lacks_and_rebuilds_byte_exact() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("connected"), t.path().join("offline"));
+    let v1 = image(t.path(), "app-v1.tar", "app:1", 1);
+    let v2 = image(t.path(), "app-v2.tar", "app:2", 2);
+
+    // Names come from the archives' RepoTags.
+    assert!(ok(ferry(&a).arg("add").arg(&v1)).contains("added app:1"));
+    assert!(ok(ferry(&a).arg("add").arg(&v2)).contains("added app:2"));
+    let full = t.path().join("full.ferry");
+    let update = t.path().join("update.ferry");
+    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
+    ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
+
+    // The dry run reports exactly what the real pack holds.
+    let dry: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "--dry-run", "--json"]))).unwrap();
+    assert_eq!(dry["pack_bytes"].as_u64().unwrap(), file_size(&update));
+    assert!(dry["skipped_chunks"].as_u64().unwrap() > 0);
+
+    // The update is a small fraction of the full pack.
+    assert!(
+        file_size(&update) * 4 < file_size(&full),
+        "update {} vs full {}",
+        file_size(&update),
+        file_size(&full)
+    );
+
+    ok(ferry(&b).arg("unpack").arg(&full));
+    ok(ferry(&b).arg("unpack").arg(&update));
+    let out = t.path().join("rebuilt.tar");
+    ok(ferry(&b).args(["checkout", "app:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
+
+    // Both stores list the same snapshots with the same hashes.
+    assert_eq!(state(&a).snapshots, state(&b).snapshots);
+    let ls = ok(ferry(&b).arg("ls"));
+    assert!(ls.contains("app:1") && ls.contains("app:2") && ls.contains("CHUNKS"), "{ls}");
+    let json: serde_json::Value = serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
+    let snaps = json["snapshots"].as_array().unwrap();
+    assert_eq!(snaps[1]["size"].as_u64().unwrap(), file_size(&v2));
+    assert_eq!(snaps[1]["meta"]["repo_tags"][0], "app:2");
+}
+
+#[test]
+fn unpacking_the_same_pack_twice_is_a_no_op() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let v1 = image(t.path(), "v1.tar", "app:1", 1);
+    ok(ferry(&a).arg("add").arg(&v1));
+    let pack = t.path().join("full.ferry");
+    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&pack));
+    ok(ferry(&b).arg("unpack").arg(&pack));
+    let before = state(&b);
+    let again = ok(ferry(&b).args(["unpack", "--json"]).arg(&pack));
+    let r: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(r["new_chunks"], 0);
+    assert_eq!(r["present"][0], "app:1");
+    assert_eq!(state(&b), before);
+}
+
+#[test]
+fn packs_and_inputs_stream_through_pipes() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let data = random_bytes(9, 700_000);
+    // add from stdin
+    let mut child = ferry(&a)
+        .args(["add", "-", "--name", "piped"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    assert!(child.wait().unwrap().success());
+    // pack to stdout, unpack from stdin
+    let pack = ferry(&a).args(["pack", "piped", "-o", "-"]).output().unwrap();
+    assert!(pack.status.success());
+    let mut child = ferry(&b).args(["unpack", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&pack.stdout).unwrap();
+    assert!(child.wait().unwrap().success());
+    // checkout to stdout
+    let out = ferry(&b).args(["checkout", "piped", "-o", "-"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == data);
+}
+
+#[test]
+fn compressed_archives_are_stored_decompressed() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let v1 = image(t.path(), "app.tar", "app:1", 1);
+    let tar = std::fs::read(&v1).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz_path = write(t.path(), "app.tar.gz", &gz.finish().unwrap());
+    let zst_path = write(t.path(), "app.tar.zst", &zstd::encode_all(&tar[..], 3).unwrap());
+
+    let out = ok(ferry(&a).arg("add").arg(&gz_path).args(["--name", "gz"]));
+    assert!(out.contains("gzip-compressed"), "{out}");
+    ok(ferry(&a).arg("add").arg(&zst_path).args(["--name", "zst"]));
+    for name in ["gz", "zst"] {
+        let o = t.path().join(format!("{name}.tar"));
+        let run = run(ferry(&a).args(["checkout", name, "-o"]).arg(&o));
+        assert!(run.status.success());
+        assert!(String::from_utf8_lossy(&run.stderr).contains("decompressed tar"));
+        assert!(std::fs::read(&o).unwrap() == tar, "{name} checkout is the decompressed tar");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(ferry(&a).args(["ls", "--json"]))).unwrap();
+    let gz = &json["snapshots"][0]["meta"]["compressed"];
+    assert_eq!(gz["format"], "gzip");
+    assert_eq!(gz["size"].as_u64().unwrap(), file_size(&gz_path));
+    assert_eq!(gz["blake3"].as_str().unwrap(), blake3::hash(&std::fs::read(&gz_path).unwrap()).to_hex().as_str());
+    // The compressed copies dedup against each other: same stream, no new chunks.
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&a).arg("add").arg(&v1).args(["--name", "plain", "--json"]))).unwrap();
+    assert_eq!(j["new_chunks"], 0);
+}
+
+#[test]
+fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let f = write(t.path(), "blob.bin", &random_bytes(3, 100_000));
+    assert!(ok(ferry(&a).arg("add").arg(&f)).contains("added blob.bin"));
+    // The same content again is a no-op.
+    assert!(ok(ferry(&a).arg("add").arg(&f)).contains("already in the store"));
+    // Other content under the same name is refused, and changes nothing.
+    let before = state(&a);
+    write(t.path(), "blob.bin", &random_bytes(4, 100_000));
+    fails(ferry(&a).arg("add").arg(&f), &["already has a snapshot named 'blob.bin'", "--replace"]);
+    assert_eq!(state(&a), before);
+    // --replace replaces it.
+    ok(ferry(&a).arg("add").arg(&f).arg("--replace"));
+    let after = state(&a);
+    assert_eq!(after.snapshots.len(), 1);
+    assert_ne!(after.snapshots, before.snapshots);
+}
