@@ -76,7 +76,13 @@ fn engine(c: &mut Criterion) {
         snapshots: vec!["bench".into()],
         bases: vec![],
     };
-    g.bench_function("pack", |b| b.iter(|| write_pack(&store, &popts, std::io::sink(), &Quiet).unwrap().1));
+    g.bench_function("pack", |b| {
+        b.iter(|| {
+            write_pack(&store, &popts, std::io::sink(), &Quiet)
+                .unwrap()
+                .1
+        })
+    });
 
     let (pack, _) = write_pack(&store, &popts, Vec::new(), &Quiet).unwrap();
     g.bench_function("unpack", |b| {
@@ -84,7 +90,13 @@ fn engine(c: &mut Criterion) {
             || tempfile::tempdir().unwrap(),
             |d| {
                 let mut s = Store::open_writer(d.path(), wait).unwrap();
-                unpack(&mut s, &pack[..], std::path::Path::new("bench.ferry"), &Quiet).unwrap();
+                unpack(
+                    &mut s,
+                    &pack[..],
+                    std::path::Path::new("bench.ferry"),
+                    &Quiet,
+                )
+                .unwrap();
                 d
             },
             BatchSize::PerIteration,

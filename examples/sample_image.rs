@@ -13,7 +13,10 @@ fn main() {
     }
     let out = std::path::PathBuf::from(&args[1]);
     let size_mb: u64 = args[2].parse().expect("SIZE_MB");
-    let version: u64 = args.get(3).map(|v| v.parse().expect("VERSION")).unwrap_or(1);
+    let version: u64 = args
+        .get(3)
+        .map(|v| v.parse().expect("VERSION"))
+        .unwrap_or(1);
     let mut layers = Vec::new();
     let mut total = 0u64;
     let mut seed = 1000;
@@ -38,5 +41,10 @@ fn main() {
         seed += 1;
     }
     write_docker_archive(&out, &format!("bench/app:{version}"), &layers).expect("writing archive");
-    eprintln!("wrote {} ({} MB, {} layers)", out.display(), total >> 20, layers.len());
+    eprintln!(
+        "wrote {} ({} MB, {} layers)",
+        out.display(),
+        total >> 20,
+        layers.len()
+    );
 }

@@ -256,13 +256,16 @@ pub fn unpack<R: Read>(
                 }
             }
             let mut carried: Vec<&String> = report.added.iter().chain(&report.present).collect();
-        let mut announced: Vec<&String> = h.snapshots.iter().collect();
-        carried.sort();
-        announced.sort();
-        if carried != announced {
-            return Err(Error::pack(label, "pack is corrupt: its snapshot records do not match its header"));
-        }
-        report.pack_bytes = reader.get_ref().n;
+            let mut announced: Vec<&String> = h.snapshots.iter().collect();
+            carried.sort();
+            announced.sort();
+            if carried != announced {
+                return Err(Error::pack(
+                    label,
+                    "pack is corrupt: its snapshot records do not match its header",
+                ));
+            }
+            report.pack_bytes = reader.get_ref().n;
             Ok(report)
         })
         .inspect(|_| progress.finish())

@@ -26,7 +26,9 @@ fn setup() -> Setup {
     ok(ferry(&a).arg("add").arg(image(&dir, "v2.tar", "app:2", 2)));
     let (full, update) = (dir.join("full.ferry"), dir.join("update.ferry"));
     ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
-    ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
+    ok(ferry(&a)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
     ok(ferry(&offline).arg("unpack").arg(&full));
     Setup {
         _t: t,
@@ -42,7 +44,12 @@ fn setup() -> Setup {
 fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
     let before = state(store);
     fails(ferry(store).arg("unpack").arg(pack), needles);
-    assert_eq!(state(store), before, "store changed after a refused unpack of {}", pack.display());
+    assert_eq!(
+        state(store),
+        before,
+        "store changed after a refused unpack of {}",
+        pack.display()
+    );
 }
 
 #[test]
@@ -59,11 +66,19 @@ fn corrupt_packs_are_refused_at_any_byte() {
         let p = write(&s.dir, "bad.ferry", &bad);
         let before = state(&s.offline);
         let out = run(ferry(&s.offline).arg("unpack").arg(&p));
-        assert!(!out.status.success(), "flipped byte {pos} of {} went unnoticed", pack.len());
+        assert!(
+            !out.status.success(),
+            "flipped byte {pos} of {} went unnoticed",
+            pack.len()
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("bad.ferry"), "{err}");
-        assert_eq!(state(&s.offline), before, "store changed after corrupt byte {pos}");
+        assert_eq!(
+            state(&s.offline),
+            before,
+            "store changed after corrupt byte {pos}"
+        );
     }
     // The intact pack still goes in afterwards.
     ok(ferry(&s.offline).arg("unpack").arg(&s.update));
@@ -76,11 +91,19 @@ fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
     let mut bad = pack.clone();
     let mid = pack.len() / 2;
     bad[mid] ^= 1;
-    unpack_refused(&s.offline, &write(&s.dir, "mid.ferry", &bad), &["pack is corrupt", "copy it again"]);
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "mid.ferry", &bad),
+        &["pack is corrupt", "copy it again"],
+    );
     let mut bad = pack.clone();
     let last = pack.len() - 1;
     bad[last] ^= 1;
-    unpack_refused(&s.offline, &write(&s.dir, "tail.ferry", &bad), &["does not match its trailer"]);
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "tail.ferry", &bad),
+        &["does not match its trailer"],
+    );
 }
 
 #[test]
@@ -88,22 +111,38 @@ fn truncated_packs_are_refused() {
     let s = setup();
     let pack = std::fs::read(&s.update).unwrap();
     for cut in [5, 12, 40, pack.len() / 3, pack.len() - 49, pack.len() - 1] {
-        unpack_refused(&s.offline, &write(&s.dir, "cut.ferry", &pack[..cut]), &["truncated"]);
+        unpack_refused(
+            &s.offline,
+            &write(&s.dir, "cut.ferry", &pack[..cut]),
+            &["truncated"],
+        );
     }
     // Extra bytes after the trailer are damage too.
     let mut long = pack.clone();
     long.extend_from_slice(b"junk");
-    unpack_refused(&s.offline, &write(&s.dir, "long.ferry", &long), &["after the trailer"]);
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "long.ferry", &long),
+        &["after the trailer"],
+    );
 }
 
 #[test]
 fn foreign_files_and_other_versions_are_refused() {
     let s = setup();
     unpack_refused(&s.offline, &s.dir.join("v1.tar"), &["not a ferry pack"]);
-    unpack_refused(&s.offline, &write(&s.dir, "empty.ferry", b""), &["not a ferry pack"]);
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "empty.ferry", b""),
+        &["not a ferry pack"],
+    );
     let mut newer = std::fs::read(&s.full).unwrap();
     newer[8..12].copy_from_slice(&7u32.to_le_bytes());
-    unpack_refused(&s.offline, &write(&s.dir, "newer.ferry", &newer), &["version 7", "upgrade ferry"]);
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "newer.ferry", &newer),
+        &["version 7", "upgrade ferry"],
+    );
 }
 
 #[test]
@@ -111,7 +150,13 @@ fn delta_without_its_base_names_what_to_unpack_first() {
     let s = setup();
     let fresh = s.dir.join("fresh");
     let before = state(&fresh);
-    fails(ferry(&fresh).arg("unpack").arg(&s.update), &["delta against app:1", "unpack the pack that carries app:1 first"]);
+    fails(
+        ferry(&fresh).arg("unpack").arg(&s.update),
+        &[
+            "delta against app:1",
+            "unpack the pack that carries app:1 first",
+        ],
+    );
     assert_eq!(state(&fresh), before);
 }
 
@@ -119,15 +164,34 @@ fn delta_without_its_base_names_what_to_unpack_first() {
 fn missing_inputs_and_unknown_snapshots() {
     let s = setup();
     let before = state(&s.offline);
-    fails(ferry(&s.offline).args(["add", "/nonexistent/app.tar"]), &["/nonexistent/app.tar: no such file"]);
-    fails(ferry(&s.offline).args(["unpack", "/nonexistent/u.ferry"]), &["no such file"]);
-    fails(ferry(&s.offline).args(["checkout", "nope:1", "-o"]).arg(s.dir.join("x.tar")), &["no snapshot named 'nope:1'", "ferry ls"]);
-    fails(ferry(&s.offline).args(["pack", "app:1", "--base", "nope:0", "-o"]).arg(s.dir.join("x.ferry")), &["nope:0"]);
+    fails(
+        ferry(&s.offline).args(["add", "/nonexistent/app.tar"]),
+        &["/nonexistent/app.tar: no such file"],
+    );
+    fails(
+        ferry(&s.offline).args(["unpack", "/nonexistent/u.ferry"]),
+        &["no such file"],
+    );
+    fails(
+        ferry(&s.offline)
+            .args(["checkout", "nope:1", "-o"])
+            .arg(s.dir.join("x.tar")),
+        &["no snapshot named 'nope:1'", "ferry ls"],
+    );
+    fails(
+        ferry(&s.offline)
+            .args(["pack", "app:1", "--base", "nope:0", "-o"])
+            .arg(s.dir.join("x.ferry")),
+        &["nope:0"],
+    );
     assert!(!s.dir.join("x.tar").exists() && !s.dir.join("x.ferry").exists());
     assert_eq!(state(&s.offline), before);
     // A missing input never creates a store.
     let none = s.dir.join("never");
-    fails(ferry(&none).args(["add", "/nonexistent/app.tar"]), &["no such file"]);
+    fails(
+        ferry(&none).args(["add", "/nonexistent/app.tar"]),
+        &["no such file"],
+    );
     assert!(!none.exists());
 }
 
@@ -142,14 +206,29 @@ fn stdin_without_a_name_is_refused_unless_it_is_a_tagged_archive() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&random_bytes(5, 300_000)).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&random_bytes(5, 300_000))
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
     assert_eq!(state(&s.offline), before);
     // A docker archive on stdin is named by its RepoTags.
-    let mut child = ferry(&s.offline).args(["add", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&std::fs::read(s.dir.join("v2.tar")).unwrap()).unwrap();
+    let mut child = ferry(&s.offline)
+        .args(["add", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(s.dir.join("v2.tar")).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("added app:2"));
 }
@@ -157,10 +236,17 @@ fn stdin_without_a_name_is_refused_unless_it_is_a_tagged_archive() {
 #[test]
 fn a_locked_store_fails_clearly_or_waits() {
     let s = setup();
-    let lock = std::fs::OpenOptions::new().read(true).write(true).open(s.offline.join("lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(s.offline.join("lock"))
+        .unwrap();
     lock.lock().unwrap();
     let before = state(&s.offline);
-    fails(ferry(&s.offline).arg("unpack").arg(&s.update), &["is locked by another ferry process", "--lock-wait"]);
+    fails(
+        ferry(&s.offline).arg("unpack").arg(&s.update),
+        &["is locked by another ferry process", "--lock-wait"],
+    );
     assert_eq!(state(&s.offline), before);
     // Readers are not blocked by a writer.
     ok(ferry(&s.offline).arg("ls"));
@@ -169,9 +255,16 @@ fn a_locked_store_fails_clearly_or_waits() {
         std::thread::sleep(std::time::Duration::from_millis(800));
         drop(lock);
     });
-    ok(ferry(&s.offline).args(["--lock-wait", "20", "unpack"]).arg(&s.update));
+    ok(ferry(&s.offline)
+        .args(["--lock-wait", "20", "unpack"])
+        .arg(&s.update));
     holder.join().unwrap();
-    assert!(state(&s.offline).snapshots.iter().any(|(n, _)| n == "app:2"));
+    assert!(
+        state(&s.offline)
+            .snapshots
+            .iter()
+            .any(|(n, _)| n == "app:2")
+    );
 }
 
 #[test]
@@ -184,8 +277,18 @@ fn checkout_detects_damaged_chunk_data_and_keeps_no_output() {
     bytes[mid] ^= 0xff;
     std::fs::write(&data, &bytes).unwrap();
     let out = s.dir.join("out.tar");
-    let err = fails(ferry(&s.offline).args(["checkout", "app:1", "-o"]).arg(&out), &["damaged"]);
-    assert!(err.contains("integrity check failed") || err.contains("cannot be decoded") || err.contains("does not hold"), "{err}");
+    let err = fails(
+        ferry(&s.offline)
+            .args(["checkout", "app:1", "-o"])
+            .arg(&out),
+        &["damaged"],
+    );
+    assert!(
+        err.contains("integrity check failed")
+            || err.contains("cannot be decoded")
+            || err.contains("does not hold"),
+        "{err}"
+    );
     assert!(!out.exists(), "a failed checkout left {}", out.display());
     assert!(!s.dir.join("out.tar.partial").exists());
 }
@@ -212,7 +315,9 @@ fn killed_add_leaves_a_consistent_store() {
     assert_eq!(state(&s.offline).snapshots, before.snapshots);
     ok(ferry(&s.offline).arg("unpack").arg(&s.update));
     let out = s.dir.join("v2.out");
-    ok(ferry(&s.offline).args(["checkout", "app:2", "-o"]).arg(&out));
+    ok(ferry(&s.offline)
+        .args(["checkout", "app:2", "-o"])
+        .arg(&out));
     assert!(std::fs::read(&out).unwrap() == std::fs::read(s.dir.join("v2.tar")).unwrap());
 }
 
@@ -249,15 +354,89 @@ fn disk_full_is_reported_and_rolled_back() {
     ok(ferry(&store).arg("add").arg(&small));
     let before = state(&store);
     let big = write(t.path(), "big.bin", &random_bytes(2, 8 << 20));
-    fails(ferry(&store).arg("add").arg(&big), &["disk full", "free some space"]);
+    fails(
+        ferry(&store).arg("add").arg(&big),
+        &["disk full", "free some space"],
+    );
     assert_eq!(state(&store), before);
     // Checkout onto a full disk is refused too and leaves no partial file.
     let filler = write(&mnt, "filler", &vec![1u8; 2 << 20]);
     let _ = filler;
     let out = mnt.join("out.bin");
-    let err = run(ferry(&store).args(["checkout", "small.bin", "-o"]).arg(&out));
+    let err = run(ferry(&store)
+        .args(["checkout", "small.bin", "-o"])
+        .arg(&out));
     if !err.status.success() {
         assert!(String::from_utf8_lossy(&err.stderr).contains("disk full"));
         assert!(!out.exists() && !mnt.join("out.bin.partial").exists());
     }
+}
+
+#[test]
+fn other_chunker_parameters_are_refused_in_packs_and_stores() {
+    let s = setup();
+    // The header's chunk_min field sits after the preamble (12), the record
+    // frame (5) and the algorithm string (4 + its length).
+    let mut pack = std::fs::read(&s.update).unwrap();
+    let at = 12 + 5 + 4 + ferry::chunker::ALGORITHM.len();
+    pack[at..at + 4].copy_from_slice(&8192u32.to_le_bytes());
+    unpack_refused(
+        &s.offline,
+        &write(&s.dir, "params.ferry", &pack),
+        &["pack was cut with chunker", "min=8192"],
+    );
+
+    let conn = rusqlite::Connection::open(s.offline.join("index.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE config SET value = '32768' WHERE key = 'chunk_avg'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    fails(
+        ferry(&s.offline).arg("ls"),
+        &["store was made with chunker", "avg=32768"],
+    );
+    fails(
+        ferry(&s.offline).arg("unpack").arg(&s.update),
+        &["store was made with chunker"],
+    );
+}
+
+#[test]
+fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
+    use ferry::pack::{Header, PackWriter, PieceRef, SnapshotRecord};
+    let s = setup();
+    let header = Header {
+        algorithm: ferry::chunker::ALGORITHM.into(),
+        params: ferry::chunker::PARAMS,
+        created: 0,
+        writer: "test".into(),
+        bases: vec![],
+        snapshots: vec!["orphan".into()],
+    };
+    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    let data = b"hello";
+    let id = *blake3::hash(data).as_bytes();
+    w.chunk(&id, ferry::codec::Codec::Raw, 5, data).unwrap();
+    let missing = [7u8; 32];
+    w.snapshot(&SnapshotRecord {
+        name: "orphan".into(),
+        size: 10,
+        hash: [0; 32],
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: vec![PieceRef::Whole(id), PieceRef::Whole(missing)],
+    })
+    .unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    let p = write(&s.dir, "orphan.ferry", &bytes);
+    unpack_refused(
+        &s.offline,
+        &p,
+        &[
+            "snapshot orphan needs chunk 0707070707070707",
+            "unpack the pack it is a delta against first",
+        ],
+    );
 }

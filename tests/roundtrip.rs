@@ -37,7 +37,19 @@ fn round_trips_random_empty_and_tiny_inputs() {
 #[test]
 fn round_trips_sizes_around_chunk_boundaries() {
     let (min, avg, max) = (16 << 10, 64 << 10, 256 << 10);
-    for (i, n) in [min - 1, min, min + 1, avg, max - 1, max, max + 1, 2 * max + 1].into_iter().enumerate() {
+    for (i, n) in [
+        min - 1,
+        min,
+        min + 1,
+        avg,
+        max - 1,
+        max,
+        max + 1,
+        2 * max + 1,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         // Zeros never find a cut point, so every chunk is cut at the maximum.
         round_trip(&vec![0u8; n], &format!("zeros-{n}"));
         round_trip(&random_bytes(100 + i as u64, n), &format!("random-{n}"));
@@ -72,11 +84,20 @@ fn delta_pack_carries_only_what_the_base_lacks_and_rebuilds_byte_exact() {
     let full = t.path().join("full.ferry");
     let update = t.path().join("update.ferry");
     ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
-    ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
+    ok(ferry(&a)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
 
     // The dry run reports exactly what the real pack holds.
-    let dry: serde_json::Value =
-        serde_json::from_str(&ok(ferry(&a).args(["pack", "app:2", "--base", "app:1", "--dry-run", "--json"]))).unwrap();
+    let dry: serde_json::Value = serde_json::from_str(&ok(ferry(&a).args([
+        "pack",
+        "app:2",
+        "--base",
+        "app:1",
+        "--dry-run",
+        "--json",
+    ])))
+    .unwrap();
     assert_eq!(dry["pack_bytes"].as_u64().unwrap(), file_size(&update));
     assert!(dry["skipped_chunks"].as_u64().unwrap() > 0);
 
@@ -97,8 +118,12 @@ fn delta_pack_carries_only_what_the_base_lacks_and_rebuilds_byte_exact() {
     // Both stores list the same snapshots with the same hashes.
     assert_eq!(state(&a).snapshots, state(&b).snapshots);
     let ls = ok(ferry(&b).arg("ls"));
-    assert!(ls.contains("app:1") && ls.contains("app:2") && ls.contains("CHUNKS"), "{ls}");
-    let json: serde_json::Value = serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
+    assert!(
+        ls.contains("app:1") && ls.contains("app:2") && ls.contains("CHUNKS"),
+        "{ls}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
     let snaps = json["snapshots"].as_array().unwrap();
     assert_eq!(snaps[1]["size"].as_u64().unwrap(), file_size(&v2));
     assert_eq!(snaps[1]["meta"]["repo_tags"][0], "app:2");
@@ -136,13 +161,24 @@ fn packs_and_inputs_stream_through_pipes() {
     child.stdin.take().unwrap().write_all(&data).unwrap();
     assert!(child.wait().unwrap().success());
     // pack to stdout, unpack from stdin
-    let pack = ferry(&a).args(["pack", "piped", "-o", "-"]).output().unwrap();
+    let pack = ferry(&a)
+        .args(["pack", "piped", "-o", "-"])
+        .output()
+        .unwrap();
     assert!(pack.status.success());
-    let mut child = ferry(&b).args(["unpack", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = ferry(&b)
+        .args(["unpack", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&pack.stdout).unwrap();
     assert!(child.wait().unwrap().success());
     // checkout to stdout
-    let out = ferry(&b).args(["checkout", "piped", "-o", "-"]).output().unwrap();
+    let out = ferry(&b)
+        .args(["checkout", "piped", "-o", "-"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(out.stdout == data);
 }
@@ -156,7 +192,11 @@ fn compressed_archives_are_stored_decompressed() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     let gz_path = write(t.path(), "app.tar.gz", &gz.finish().unwrap());
-    let zst_path = write(t.path(), "app.tar.zst", &zstd::encode_all(&tar[..], 3).unwrap());
+    let zst_path = write(
+        t.path(),
+        "app.tar.zst",
+        &zstd::encode_all(&tar[..], 3).unwrap(),
+    );
 
     let out = ok(ferry(&a).arg("add").arg(&gz_path).args(["--name", "gz"]));
     assert!(out.contains("gzip-compressed"), "{out}");
@@ -166,16 +206,28 @@ fn compressed_archives_are_stored_decompressed() {
         let run = run(ferry(&a).args(["checkout", name, "-o"]).arg(&o));
         assert!(run.status.success());
         assert!(String::from_utf8_lossy(&run.stderr).contains("decompressed tar"));
-        assert!(std::fs::read(&o).unwrap() == tar, "{name} checkout is the decompressed tar");
+        assert!(
+            std::fs::read(&o).unwrap() == tar,
+            "{name} checkout is the decompressed tar"
+        );
     }
-    let json: serde_json::Value = serde_json::from_str(&ok(ferry(&a).args(["ls", "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&a).args(["ls", "--json"]))).unwrap();
     let gz = &json["snapshots"][0]["meta"]["compressed"];
     assert_eq!(gz["format"], "gzip");
     assert_eq!(gz["size"].as_u64().unwrap(), file_size(&gz_path));
-    assert_eq!(gz["blake3"].as_str().unwrap(), blake3::hash(&std::fs::read(&gz_path).unwrap()).to_hex().as_str());
+    assert_eq!(
+        gz["blake3"].as_str().unwrap(),
+        blake3::hash(&std::fs::read(&gz_path).unwrap())
+            .to_hex()
+            .as_str()
+    );
     // The compressed copies dedup against each other: same stream, no new chunks.
-    let j: serde_json::Value =
-        serde_json::from_str(&ok(ferry(&a).arg("add").arg(&v1).args(["--name", "plain", "--json"]))).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&ok(ferry(&a)
+        .arg("add")
+        .arg(&v1)
+        .args(["--name", "plain", "--json"])))
+    .unwrap();
     assert_eq!(j["new_chunks"], 0);
 }
 
@@ -190,7 +242,10 @@ fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
     // Other content under the same name is refused, and changes nothing.
     let before = state(&a);
     write(t.path(), "blob.bin", &random_bytes(4, 100_000));
-    fails(ferry(&a).arg("add").arg(&f), &["already has a snapshot named 'blob.bin'", "--replace"]);
+    fails(
+        ferry(&a).arg("add").arg(&f),
+        &["already has a snapshot named 'blob.bin'", "--replace"],
+    );
     assert_eq!(state(&a), before);
     // --replace replaces it.
     ok(ferry(&a).arg("add").arg(&f).arg("--replace"));

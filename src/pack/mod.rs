@@ -153,7 +153,9 @@ impl<W: Write> PackWriter<W> {
             e.str(s);
         }
         if e.0.len() > MAX_HEADER as usize {
-            return Err(io::Error::other("pack header too large: pack fewer snapshots at once"));
+            return Err(io::Error::other(
+                "pack header too large: pack fewer snapshots at once",
+            ));
         }
         w.record(REC_HEADER, &[&e.0])?;
         Ok(w)

@@ -312,7 +312,11 @@ impl DataReader {
             // SAFETY: data files are append-only; the ranges ferry reads are
             // committed and never rewritten while the store exists.
             let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
-            check_header_bytes(&self.dir, &path, &map[..map.len().min(FILE_HEADER_LEN as usize)])?;
+            check_header_bytes(
+                &self.dir,
+                &path,
+                &map[..map.len().min(FILE_HEADER_LEN as usize)],
+            )?;
             self.maps.insert(num, map);
         }
         Ok(&self.maps[&num])

@@ -169,7 +169,9 @@ impl Store {
             if lock.is_none() {
                 return Err(bad("index is empty: the store was never initialised".into()));
             }
-            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"
+            ))?;
             let p = chunker::PARAMS;
             let mut ins = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
             ins.execute(params!["format", "ferry-store"])?;

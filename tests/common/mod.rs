@@ -39,11 +39,18 @@ pub fn ok(cmd: &mut Command) -> String {
 pub fn fails(cmd: &mut Command, needles: &[&str]) -> String {
     let out = run(cmd);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "ferry should have failed: {cmd:?}\nstdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "ferry should have failed: {cmd:?}\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
     for n in needles {
-        assert!(stderr.contains(n), "error {stderr:?} does not mention {n:?}");
+        assert!(
+            stderr.contains(n),
+            "error {stderr:?} does not mention {n:?}"
+        );
     }
     stderr
 }
@@ -58,7 +65,9 @@ pub fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
 /// Writes `data` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
-    std::fs::File::create(&p).and_then(|mut f| f.write_all(data)).expect("writing test file");
+    std::fs::File::create(&p)
+        .and_then(|mut f| f.write_all(data))
+        .expect("writing test file");
     p
 }
 
@@ -74,7 +83,10 @@ pub fn state(store: &Path) -> StoreState {
     let mut data_files = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(store.join("data")) {
         for e in rd.flatten() {
-            data_files.insert(e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len());
+            data_files.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            );
         }
     }
     let out = ok(ferry(store).args(["ls", "--json"]));
@@ -83,9 +95,17 @@ pub fn state(store: &Path) -> StoreState {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["blake3"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["blake3"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    StoreState { snapshots, data_files }
+    StoreState {
+        snapshots,
+        data_files,
+    }
 }
 
 /// A docker-save-like archive of `tag`: an OS layer, a dependency layer
@@ -103,7 +123,10 @@ pub fn image(dir: &Path, name: &str, tag: &str, version: u64) -> PathBuf {
         }
     }
     // Same mtimes in both versions: rebuilt layers (new mtimes) are the tar-aware splitter's job.
-    let layers = vec![layer_tar(&os, 1_600_000_000), layer_tar(&deps, 1_600_000_000)];
+    let layers = vec![
+        layer_tar(&os, 1_600_000_000),
+        layer_tar(&deps, 1_600_000_000),
+    ];
     let p = dir.join(name);
     write_docker_archive(&p, tag, &layers).expect("writing test image");
     p
