@@ -1,6 +1,6 @@
 //! Helpers for the integration tests: run the real `ferry` binary against
 //! stores in temporary directories, and build realistic inputs.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 use std::io::Write;
