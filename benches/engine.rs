@@ -25,7 +25,6 @@ fn engine(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.tar");
     std::fs::write(&input, &data).unwrap();
-    let source = Source::Path(input.clone());
     let opts = AddOptions {
         name: Some("bench".into()),
         replace: false,
@@ -52,7 +51,7 @@ fn engine(c: &mut Criterion) {
             || tempfile::tempdir().unwrap(),
             |d| {
                 let mut s = Store::open_writer(d.path(), wait).unwrap();
-                add(&mut s, &source, &opts, &Quiet).unwrap();
+                add(&mut s, Source::Path(input.clone()), &opts, &Quiet).unwrap();
                 d
             },
             BatchSize::PerIteration,
@@ -61,9 +60,15 @@ fn engine(c: &mut Criterion) {
 
     let store_dir = dir.path().join("store");
     let mut store = Store::open_writer(&store_dir, wait).unwrap();
-    add(&mut store, &source, &opts, &Quiet).unwrap();
+    add(&mut store, Source::Path(input.clone()), &opts, &Quiet).unwrap();
     g.bench_function("add known data", |b| {
-        b.iter(|| assert!(add(&mut store, &source, &opts, &Quiet).unwrap().unchanged))
+        b.iter(|| {
+            assert!(
+                add(&mut store, Source::Path(input.clone()), &opts, &Quiet)
+                    .unwrap()
+                    .unchanged
+            )
+        })
     });
     drop(store);
 

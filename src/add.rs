@@ -19,12 +19,20 @@ use crate::progress::Progress;
 use crate::store::{NewSnapshot, Piece, Store, now};
 
 /// Where the bytes come from.
-#[derive(Debug, Clone)]
 pub enum Source {
     /// A file.
     Path(PathBuf),
     /// Standard input.
     Stdin,
+    /// Any reader (a Docker export stream, say), named by `label` in
+    /// messages and metadata. Like stdin, it needs a name from `--name` or
+    /// the archive's RepoTags.
+    Reader {
+        /// What the stream is, e.g. `docker:app:2`.
+        label: String,
+        /// The bytes.
+        reader: Box<dyn Read + Send>,
+    },
 }
 
 /// Options of [`add`].
@@ -79,20 +87,23 @@ const PENDING: &str = "\u{1}pending";
 /// Adds `source` to the store as a snapshot.
 pub fn add(
     store: &mut Store,
-    source: &Source,
+    source: Source,
     opts: &AddOptions,
     progress: &dyn Progress,
 ) -> Result<AddReport> {
     if let Some(n) = &opts.name {
         validate_name(n)?;
     }
+    let mut file_name = None;
     let (input, total, label): (Box<dyn Read + Send>, Option<u64>, String) = match source {
         Source::Path(p) => {
-            let file = open_input(p)?;
+            let file = open_input(&p)?;
             let len = file.metadata().ok().map(|m| m.len());
+            file_name = Some(derive_name(&p)?);
             (Box::new(file), len, p.display().to_string())
         }
         Source::Stdin => (Box::new(std::io::stdin()), None, "-".to_string()),
+        Source::Reader { label, reader } => (reader, None, label),
     };
     let (reader, compression, raw) =
         archive::decompressed(input).ctx(|| format!("reading {label}"))?;
@@ -173,14 +184,15 @@ pub fn add(
         })?;
         let (size, hash, facts) = watch.finish();
         let tags = facts.repo_tags();
-        let name = match (&opts.name, tags.first(), source) {
+        let name = match (&opts.name, tags.first(), file_name) {
             (Some(n), _, _) => n.clone(),
             (None, Some(tag), _) => tag.clone(),
-            (None, None, Source::Path(p)) => file_name(p)?,
-            (None, None, Source::Stdin) => {
-                return Err(Error::Invalid(
-                    "standard input is not a docker archive with RepoTags: give the snapshot a name with --name".into(),
-                ));
+            (None, None, Some(f)) => f,
+            (None, None, None) => {
+                let what = if label == "-" { "standard input".to_string() } else { label.clone() };
+                return Err(Error::Invalid(format!(
+                    "{what} is not a docker archive with RepoTags: give the snapshot a name with --name"
+                )));
             }
         };
         validate_name(&name)?;
@@ -216,6 +228,13 @@ pub fn add(
         }
         if !tags.is_empty() {
             meta["repo_tags"] = tags.clone().into();
+        }
+        let images = facts.images();
+        if !images.is_empty() {
+            meta["docker"] = serde_json::json!({
+                "layout": if facts.oci_layout { "oci" } else { "legacy" },
+                "images": images,
+            });
         }
         if let Some(raw) = raw {
             let raw = raw.lock().expect("digest lock");
@@ -265,7 +284,7 @@ pub fn open_input(p: &Path) -> Result<File> {
     }
 }
 
-fn file_name(p: &Path) -> Result<String> {
+fn derive_name(p: &Path) -> Result<String> {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| {

@@ -252,7 +252,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
         let t = Instant::now();
         let r = add(
             &mut a,
-            &Source::Path(p.clone()),
+            Source::Path(p.clone()),
             &AddOptions::default(),
             &Quiet,
         )?;

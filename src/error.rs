@@ -84,6 +84,10 @@ pub enum Error {
     #[error("integrity check failed: {0}")]
     Integrity(String),
 
+    /// The Docker daemon could not be reached or refused a request.
+    #[error("{0}")]
+    Docker(String),
+
     /// The command was given something it cannot work with.
     #[error("{0}")]
     Invalid(String),

@@ -11,6 +11,7 @@
 //! - [`add`], [`checkout`]: streams into and out of the store.
 //! - [`pack`]: the pack file format (reader and writer).
 //! - [`transfer`]: building packs from a store and importing them.
+//! - [`docker`]: save, load and list images through the Docker Engine API.
 //! - [`demo`]: sample image-like archives and the end-to-end demo.
 
 pub mod add;
@@ -19,6 +20,7 @@ pub mod checkout;
 pub mod chunker;
 pub mod codec;
 pub mod demo;
+pub mod docker;
 pub mod error;
 pub mod pack;
 pub mod progress;

@@ -28,6 +28,9 @@ struct Cli {
     /// No progress bars
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Docker daemon to talk to (unix:///path/docker.sock or tcp://host:port)
+    #[arg(long, global = true, env = "DOCKER_HOST", value_name = "HOST")]
+    docker_host: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,6 +84,33 @@ enum Cmd {
         /// Output file ('-' = stdout)
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Save images from the Docker daemon into the store (one snapshot; shared layers stored once)
+    Save {
+        /// Images to save (name:tag or ID)
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Snapshot name [default: the first image's tag]
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load snapshots into the Docker daemon, verified before and confirmed after
+    Load {
+        /// Snapshots to load
+        #[arg(required = true)]
+        snapshots: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the Docker daemon's images, marking those already in the store
+    Images {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// List the snapshots in the store
     Ls {
@@ -161,6 +191,15 @@ fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).expect("json"));
 }
 
+/// The 12-hex-digit form docker shows.
+fn short_id(id: &str) -> String {
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
+}
+
 fn rate(bytes: u64, since: Instant) -> String {
     let secs = since.elapsed().as_secs_f64().max(1e-6);
     format!("{}/s", HumanBytes((bytes as f64 / secs) as u64))
@@ -190,7 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 name: name.clone(),
                 replace: *replace,
             };
-            let r = ferry::add::add(&mut store, &source, &opts, &bar)?;
+            let r = ferry::add::add(&mut store, source, &opts, &bar)?;
             if *json {
                 print_json(&r);
             } else if r.unchanged {
@@ -348,6 +387,105 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Cmd::Save { images, name, json } => {
+            let daemon = ferry::docker::Daemon::connect(cli.docker_host.as_deref())?;
+            let mut store = Store::open_writer(&dir, wait)?;
+            let t = Instant::now();
+            let r = ferry::docker::save(&mut store, &daemon, images, name.clone(), &bar)?;
+            if *json {
+                print_json(&r);
+            } else if r.add.unchanged {
+                println!(
+                    "{}: already in the store with the same image ID ({}), nothing to do",
+                    r.add.name,
+                    short_id(&r.images[0].id)
+                );
+            } else {
+                println!(
+                    "saved {} ({}) as {}: {} in {} chunks, {} new ({} stored), {}",
+                    images.join(", "),
+                    r.images
+                        .iter()
+                        .map(|i| short_id(&i.id))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.add.name,
+                    HumanBytes(r.add.size),
+                    r.add.chunks,
+                    r.add.new_chunks,
+                    HumanBytes(r.add.new_bytes),
+                    rate(r.add.size, t)
+                );
+            }
+        }
+        Cmd::Load { snapshots, json } => {
+            let store = Store::open(&dir)?;
+            for s in snapshots {
+                store.require(s)?;
+            }
+            let daemon = ferry::docker::Daemon::connect(cli.docker_host.as_deref())?;
+            let mut reports = Vec::new();
+            for s in snapshots {
+                let t = Instant::now();
+                let r = ferry::docker::load(&store, &daemon, s, &bar)?;
+                if !json {
+                    for i in &r.images {
+                        println!(
+                            "loaded {} into {}: image {} with tags {} confirmed ({} layers verified, {}, {})",
+                            r.snapshot,
+                            daemon.host(),
+                            short_id(&i.id),
+                            if i.tags.is_empty() {
+                                "(none)".into()
+                            } else {
+                                i.tags.join(", ")
+                            },
+                            r.layers_verified,
+                            HumanBytes(r.size),
+                            rate(r.size, t)
+                        );
+                    }
+                }
+                reports.push(r);
+            }
+            if *json {
+                print_json(&reports);
+            }
+        }
+        Cmd::Images { json } => {
+            let daemon = ferry::docker::Daemon::connect(cli.docker_host.as_deref())?;
+            let store = if dir.join("index.sqlite").exists() {
+                Some(Store::open(&dir)?)
+            } else {
+                None
+            };
+            let rows = ferry::docker::images(&daemon, store.as_ref())?;
+            if *json {
+                print_json(&rows);
+            } else {
+                println!(
+                    "{:<12}  {:>11}  {:<30}  IN STORE",
+                    "IMAGE ID", "SIZE", "TAGS"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<12}  {:>11}  {:<30}  {}",
+                        short_id(&r.id),
+                        HumanBytes(r.size.max(0) as u64).to_string(),
+                        if r.tags.is_empty() {
+                            "<none>".to_string()
+                        } else {
+                            r.tags.join(", ")
+                        },
+                        if r.in_store.is_empty() {
+                            "-".to_string()
+                        } else {
+                            r.in_store.join(", ")
+                        }
+                    );
+                }
+            }
+        }
         Cmd::Ls { json } => {
             let snaps = match Store::open(&dir) {
                 Ok(s) => s.snapshots()?,
@@ -361,19 +499,30 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let w = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
                 println!(
-                    "{:<w$}  {:>11}  {:>11}  {:>7}  ADDED",
-                    "NAME", "SIZE", "STORED", "CHUNKS"
+                    "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  TAGS",
+                    "NAME", "SIZE", "STORED", "CHUNKS", "ADDED", "IMAGE ID"
                 );
                 for s in &snaps {
                     let added =
                         std::time::UNIX_EPOCH + Duration::from_secs(s.added_at.max(0) as u64);
+                    let images = ferry::docker::snapshot_images(s);
                     println!(
-                        "{:<w$}  {:>11}  {:>11}  {:>7}  {}",
+                        "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  {}",
                         s.name,
                         HumanBytes(s.size).to_string(),
                         HumanBytes(s.stored).to_string(),
                         s.chunks,
-                        humantime::format_rfc3339_seconds(added)
+                        humantime::format_rfc3339_seconds(added).to_string(),
+                        images
+                            .iter()
+                            .map(|i| short_id(&i.id))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        images
+                            .iter()
+                            .flat_map(|i| i.tags.iter().cloned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
             }

@@ -64,8 +64,8 @@ proptest! {
         std::fs::write(t.path().join("v1"), &v1).unwrap();
         std::fs::write(t.path().join("v2"), &v2).unwrap();
         let mut store = Store::open_writer(&t.path().join("s"), std::time::Duration::ZERO).unwrap();
-        add(&mut store, &Source::Path(t.path().join("v1")), &AddOptions::default(), &Quiet).unwrap();
-        add(&mut store, &Source::Path(t.path().join("v2")), &AddOptions::default(), &Quiet).unwrap();
+        add(&mut store, Source::Path(t.path().join("v1")), &AddOptions::default(), &Quiet).unwrap();
+        add(&mut store, Source::Path(t.path().join("v2")), &AddOptions::default(), &Quiet).unwrap();
         let opts = PackOptions { snapshots: vec!["v2".into()], bases: vec!["v1".into()] };
         let (_, report) = write_pack(&store, &opts, std::io::sink(), &Quiet).unwrap();
         // Each edit may disturb the chunk it lands in and the next one.

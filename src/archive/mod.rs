@@ -3,6 +3,8 @@
 //! a `docker save` archive's manifest.json (its RepoTags) is picked up
 //! without a second read.
 
+pub mod docker;
+
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
 
@@ -108,23 +110,23 @@ pub struct TarFacts {
     pub entries: u64,
     /// The bytes of a top-level `manifest.json`, if one was seen.
     pub manifest: Option<Vec<u8>>,
+    /// An `oci-layout` file was seen (Docker 25+ OCI archive layout).
+    pub oci_layout: bool,
 }
 
 impl TarFacts {
+    /// The images a docker-archive manifest.json names (empty otherwise).
+    pub fn images(&self) -> Vec<docker::ImageInfo> {
+        self.manifest
+            .as_deref()
+            .and_then(|m| docker::parse_manifest(m).ok())
+            .map(|m| docker::images(&m))
+            .unwrap_or_default()
+    }
+
     /// RepoTags of every image in a docker-archive manifest.json, in order.
     pub fn repo_tags(&self) -> Vec<String> {
-        let Some(m) = &self.manifest else {
-            return Vec::new();
-        };
-        let Ok(serde_json::Value::Array(images)) = serde_json::from_slice(m) else {
-            return Vec::new();
-        };
-        images
-            .iter()
-            .filter_map(|i| i.get("RepoTags")?.as_array().cloned())
-            .flatten()
-            .filter_map(|t| t.as_str().map(str::to_owned))
-            .collect()
+        self.images().into_iter().flat_map(|i| i.tags).collect()
     }
 }
 
@@ -232,10 +234,14 @@ impl<R: Read> Watch<R> {
         match (stored, size) {
             (Some(c), Some(size)) if c == computed => {
                 self.facts.entries += 1;
+                let path = header.path_bytes();
+                let path = path.strip_prefix(b"./").unwrap_or(&path);
+                if path == b"oci-layout" {
+                    self.facts.oci_layout = true;
+                }
+                let is_manifest = path == b"manifest.json";
                 let padded = size.div_ceil(512) * 512;
-                let capture = header.entry_type().is_file()
-                    && header.path_bytes().as_ref() == b"manifest.json"
-                    && size <= MAX_MANIFEST;
+                let capture = header.entry_type().is_file() && is_manifest && size <= MAX_MANIFEST;
                 if size == 0 {
                     if capture {
                         self.facts.manifest = Some(Vec::new());
