@@ -149,12 +149,12 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
     // Blobs must match their names.
     let mut layers = 0;
     for (path, digest) in &digests {
-        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-            if hex != digest {
-                return Err(format!(
-                    "blob {path} has sha256 {digest}: the archive is damaged"
-                ));
-            }
+        if let Some(hex) = path.strip_prefix("blobs/sha256/")
+            && hex != digest
+        {
+            return Err(format!(
+                "blob {path} has sha256 {digest}: the archive is damaged"
+            ));
         }
     }
     let lookup = |p: &str| -> Option<&String> {
