@@ -132,10 +132,18 @@ fn sha256_hex(data: &[u8]) -> String {
 /// Writes a `docker save`-style (legacy layout) archive of `tag` holding
 /// the given layer tars, in the order docker writes them.
 pub fn write_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Result<()> {
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", sha256_hex(l)))
-        .collect();
+    write_archive(path, tag, layers, false)
+}
+
+/// Writes an archive in the OCI layout `docker save` uses since Docker 25:
+/// `oci-layout`, `index.json`, content-addressed `blobs/sha256/...`, plus
+/// the legacy `manifest.json` pointing into the blobs.
+pub fn write_oci_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Result<()> {
+    write_archive(path, tag, layers, true)
+}
+
+fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Result<()> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha256_hex(l))).collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
@@ -143,7 +151,7 @@ pub fn write_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Resul
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     })
     .to_string();
-    let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
+    let config_hex = sha256_hex(config.as_bytes());
     let file = File::create(path).ctx(|| format!("creating {}", path.display()))?;
     let mut b = tar::Builder::new(BufWriter::new(file));
     let mut put = |name: &str, data: &[u8]| -> std::io::Result<()> {
@@ -154,24 +162,67 @@ pub fn write_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Resul
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, data)
     };
+    let mut put = |name: &str, data: &[u8]| put(name, data).ctx(|| format!("writing {}", path.display()));
     let mut layer_paths = Vec::new();
-    let mut put =
-        |name: &str, data: &[u8]| put(name, data).ctx(|| format!("writing {}", path.display()));
-    for l in layers {
-        let dir = sha256_hex(l);
-        put(&format!("{dir}/VERSION"), b"1.0")?;
-        put(&format!("{dir}/layer.tar"), l)?;
-        layer_paths.push(format!("{dir}/layer.tar"));
+    let config_path;
+    if oci {
+        let mut descriptors = Vec::new();
+        for l in layers {
+            let hex = sha256_hex(l);
+            put(&format!("blobs/sha256/{hex}"), l)?;
+            layer_paths.push(format!("blobs/sha256/{hex}"));
+            descriptors.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": format!("sha256:{hex}"),
+                "size": l.len(),
+            }));
+        }
+        config_path = format!("blobs/sha256/{config_hex}");
+        put(&config_path, config.as_bytes())?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": format!("sha256:{config_hex}"),
+                "size": config.len(),
+            },
+            "layers": descriptors,
+        })
+        .to_string();
+        let manifest_hex = sha256_hex(manifest.as_bytes());
+        put(&format!("blobs/sha256/{manifest_hex}"), manifest.as_bytes())?;
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{manifest_hex}"),
+                "size": manifest.len(),
+                "annotations": { "io.containerd.image.name": tag },
+            }],
+        })
+        .to_string();
+        put("index.json", index.as_bytes())?;
+    } else {
+        for l in layers {
+            let dir = sha256_hex(l);
+            put(&format!("{dir}/VERSION"), b"1.0")?;
+            put(&format!("{dir}/layer.tar"), l)?;
+            layer_paths.push(format!("{dir}/layer.tar"));
+        }
+        config_path = format!("{config_hex}.json");
+        put(&config_path, config.as_bytes())?;
     }
-    put(&config_name, config.as_bytes())?;
-    let manifest =
-        serde_json::json!([{ "Config": config_name, "RepoTags": [tag], "Layers": layer_paths }])
-            .to_string();
+    let manifest = serde_json::json!([{ "Config": config_path, "RepoTags": [tag], "Layers": layer_paths }]).to_string();
     put("manifest.json", manifest.as_bytes())?;
-    let (repo, ver) = tag.split_once(':').unwrap_or((tag, "latest"));
-    let repositories =
-        serde_json::json!({ repo: { ver: layer_paths.last().map(|p| &p[..64]) } }).to_string();
-    put("repositories", repositories.as_bytes())?;
+    if oci {
+        put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    } else {
+        let (repo, ver) = tag.split_once(':').unwrap_or((tag, "latest"));
+        let repositories = serde_json::json!({ repo: { ver: layer_paths.last().map(|p| &p[..64]) } }).to_string();
+        put("repositories", repositories.as_bytes())?;
+    }
     b.into_inner()
         .and_then(|mut w| w.flush())
         .ctx(|| format!("writing {}", path.display()))?;

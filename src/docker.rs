@@ -331,7 +331,10 @@ pub fn load(
                         messages.push(s.trim().to_string());
                     }
                 }
-                Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                Err(
+                    bollard::errors::Error::DockerResponseServerError { message, .. }
+                    | bollard::errors::Error::DockerStreamError { error: message },
+                ) => {
                     return Err(Error::Docker(format!(
                         "the Docker daemon at {host} rejected the image: {message}"
                     )));
