@@ -143,7 +143,10 @@ pub fn write_oci_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> R
 }
 
 fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Result<()> {
-    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha256_hex(l))).collect();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
@@ -162,7 +165,8 @@ fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Resul
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, data)
     };
-    let mut put = |name: &str, data: &[u8]| put(name, data).ctx(|| format!("writing {}", path.display()));
+    let mut put =
+        |name: &str, data: &[u8]| put(name, data).ctx(|| format!("writing {}", path.display()));
     let mut layer_paths = Vec::new();
     let config_path;
     if oci {
@@ -214,13 +218,16 @@ fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Resul
         config_path = format!("{config_hex}.json");
         put(&config_path, config.as_bytes())?;
     }
-    let manifest = serde_json::json!([{ "Config": config_path, "RepoTags": [tag], "Layers": layer_paths }]).to_string();
+    let manifest =
+        serde_json::json!([{ "Config": config_path, "RepoTags": [tag], "Layers": layer_paths }])
+            .to_string();
     put("manifest.json", manifest.as_bytes())?;
     if oci {
         put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     } else {
         let (repo, ver) = tag.split_once(':').unwrap_or((tag, "latest"));
-        let repositories = serde_json::json!({ repo: { ver: layer_paths.last().map(|p| &p[..64]) } }).to_string();
+        let repositories =
+            serde_json::json!({ repo: { ver: layer_paths.last().map(|p| &p[..64]) } }).to_string();
         put("repositories", repositories.as_bytes())?;
     }
     b.into_inner()

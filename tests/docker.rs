@@ -25,20 +25,37 @@ fn build_images(d: &Dockerd) {
         &[
             ("etc/os-release", b"ID=ferrytest\n".to_vec()),
             ("usr/lib/libbig.so", random_bytes(1, 3 << 20)),
-            ("usr/share/doc/readme.txt", file_content(&mut Rng::new(2), 200_000, true)),
+            (
+                "usr/share/doc/readme.txt",
+                file_content(&mut Rng::new(2), 200_000, true),
+            ),
         ],
     );
     let lib = random_bytes(3, 2 << 20);
     let mut code = file_content(&mut Rng::new(4), 300_000, true);
-    d.build("app:1", "base:1", &[("/app/lib.so", lib.clone()), ("/app/main.py", code.clone())], &["V=1"]);
+    d.build(
+        "app:1",
+        "base:1",
+        &[("/app/lib.so", lib.clone()), ("/app/main.py", code.clone())],
+        &["V=1"],
+    );
     code.splice(1000..1000, b"# bumped\n".iter().copied());
-    d.build("app:2", "base:1", &[("/app/lib.so", lib), ("/app/main.py", code)], &["V=2"]);
+    d.build(
+        "app:2",
+        "base:1",
+        &[("/app/lib.so", lib), ("/app/main.py", code)],
+        &["V=2"],
+    );
 }
 
 #[test]
 fn save_ship_and_load_between_two_daemons() {
-    let Some(a) = Dockerd::start("save_ship_and_load_between_two_daemons") else { return };
-    let Some(b) = Dockerd::start("save_ship_and_load_between_two_daemons") else { return };
+    let Some(a) = Dockerd::start("save_ship_and_load_between_two_daemons") else {
+        return;
+    };
+    let Some(b) = Dockerd::start("save_ship_and_load_between_two_daemons") else {
+        return;
+    };
     build_images(&a);
     let t = tempfile::tempdir().unwrap();
     let (sa, sb) = (t.path().join("connected"), t.path().join("offline"));
@@ -47,31 +64,56 @@ fn save_ship_and_load_between_two_daemons() {
     assert!(out.contains("saved app:1"), "{out}");
     ok(f(&a.host, &sa).args(["save", "app:2"]));
     // Saving an image already stored with the same image ID is a no-op.
-    assert!(ok(f(&a.host, &sa).args(["save", "app:2"])).contains("already in the store with the same image ID"));
+    assert!(
+        ok(f(&a.host, &sa).args(["save", "app:2"]))
+            .contains("already in the store with the same image ID")
+    );
     // ls shows tags and the Docker image ID; images marks what is stored.
     let id1 = a.inspect("app:1")["Id"].as_str().unwrap().to_string();
     let id2 = a.inspect("app:2")["Id"].as_str().unwrap().to_string();
     let ls = ok(ferry(&sa).arg("ls"));
     assert!(ls.contains(&id2[7..19]) && ls.contains("app:2"), "{ls}");
-    let images: serde_json::Value = serde_json::from_str(&ok(f(&a.host, &sa).args(["images", "--json"]))).unwrap();
-    let row = |id: &str| images.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    let images: serde_json::Value =
+        serde_json::from_str(&ok(f(&a.host, &sa).args(["images", "--json"]))).unwrap();
+    let row = |id: &str| {
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(row(&id2)["in_store"][0], "app:2");
     let base_id = a.inspect("base:1")["Id"].as_str().unwrap().to_string();
     assert_eq!(row(&base_id)["in_store"].as_array().unwrap().len(), 0);
 
     let (full, update) = (t.path().join("full.ferry"), t.path().join("update.ferry"));
     ok(ferry(&sa).args(["pack", "app:1", "-o"]).arg(&full));
-    ok(ferry(&sa).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
-    assert!(file_size(&update) * 3 < file_size(&full), "update {} full {}", file_size(&update), file_size(&full));
+    ok(ferry(&sa)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
+    assert!(
+        file_size(&update) * 3 < file_size(&full),
+        "update {} full {}",
+        file_size(&update),
+        file_size(&full)
+    );
     ok(ferry(&sb).arg("unpack").arg(&full));
     ok(ferry(&sb).arg("unpack").arg(&update));
 
     let out = ok(f(&b.host, &sb).args(["load", "app:1", "app:2"]));
-    assert!(out.contains(&format!("image {} with tags app:2 confirmed", &id2[7..19])), "{out}");
+    assert!(
+        out.contains(&format!("image {} with tags app:2 confirmed", &id2[7..19])),
+        "{out}"
+    );
     for (tag, id) in [("app:1", &id1), ("app:2", &id2)] {
         let (ia, ib) = (a.inspect(tag), b.inspect(tag));
         assert_eq!(ib["Id"].as_str().unwrap(), id.as_str());
-        assert_eq!(ia["RootFS"]["Layers"], ib["RootFS"]["Layers"], "{tag} layer diff_ids");
+        assert_eq!(
+            ia["RootFS"]["Layers"], ib["RootFS"]["Layers"],
+            "{tag} layer diff_ids"
+        );
         assert_eq!(ia["RepoTags"], ib["RepoTags"]);
     }
     // docker save on the second daemon gives the same image bytes.
@@ -80,7 +122,10 @@ fn save_ship_and_load_between_two_daemons() {
         d.run(&["save", "-o", p.to_str().unwrap(), "app:2"]);
         std::fs::read(p).unwrap()
     };
-    assert!(save(&a, "a.tar") == save(&b, "b.tar"), "docker save differs between the daemons");
+    assert!(
+        save(&a, "a.tar") == save(&b, "b.tar"),
+        "docker save differs between the daemons"
+    );
 }
 
 #[test]
@@ -89,48 +134,137 @@ fn docker_failures_are_one_clear_line() {
     let s = t.path().join("s");
     // A daemon that is not there.
     let nowhere = format!("unix://{}/no.sock", t.path().display());
-    fails(f(&nowhere, &s).args(["save", "app:1"]), &["cannot reach the Docker daemon", "--docker-host"]);
-    fails(f("tcp://127.0.0.1:9", &s).arg("images"), &["cannot reach the Docker daemon at tcp://127.0.0.1:9"]);
+    fails(
+        f(&nowhere, &s).args(["save", "app:1"]),
+        &["cannot reach the Docker daemon", "--docker-host"],
+    );
+    fails(
+        f("tcp://127.0.0.1:9", &s).arg("images"),
+        &["cannot reach the Docker daemon at tcp://127.0.0.1:9"],
+    );
     assert!(!s.exists(), "a failed save created a store");
 
-    let Some(d) = Dockerd::start("docker_failures_are_one_clear_line") else { return };
+    let Some(d) = Dockerd::start("docker_failures_are_one_clear_line") else {
+        return;
+    };
     // An image the daemon does not have.
-    fails(f(&d.host, &s).args(["save", "nope:1"]), &["has no image 'nope:1'", "ferry images"]);
+    fails(
+        f(&d.host, &s).args(["save", "nope:1"]),
+        &["has no image 'nope:1'", "ferry images"],
+    );
+    // A user who may not use the socket is told so.
+    if std::process::Command::new("setpriv")
+        .arg("--help")
+        .output()
+        .is_ok()
+    {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ferry"),
+        ])
+        .args([
+            "--store",
+            "/tmp/ferry-nobody-store",
+            "--docker-host",
+            &d.host,
+            "images",
+        ]);
+        fails(
+            &mut c,
+            &["permission denied on the Docker socket", "docker group"],
+        );
+    }
     // A snapshot that never became complete: its delta's base is missing.
     build_images(&d);
     let sa = t.path().join("a");
     ok(f(&d.host, &sa).args(["save", "app:1"]));
     ok(f(&d.host, &sa).args(["save", "app:2"]));
     let update = t.path().join("u.ferry");
-    ok(ferry(&sa).args(["pack", "app:2", "--base", "app:1", "-o"]).arg(&update));
+    ok(ferry(&sa)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
     let sb = t.path().join("b");
-    fails(ferry(&sb).arg("unpack").arg(&update), &["delta against app:1"]);
-    fails(f(&d.host, &sb).args(["load", "app:2"]), &["no snapshot named 'app:2'"]);
+    fails(
+        ferry(&sb).arg("unpack").arg(&update),
+        &["delta against app:1"],
+    );
+    fails(
+        f(&d.host, &sb).args(["load", "app:2"]),
+        &["no snapshot named 'app:2'"],
+    );
+    // Several images in one archive: one snapshot, shared layers once, both load back.
+    let both: serde_json::Value = serde_json::from_str(&ok(
+        f(&d.host, &sa).args(["save", "app:1", "app:2", "--name", "both", "--json"])
+    ))
+    .unwrap();
+    assert_eq!(both["images"].as_array().unwrap().len(), 2);
+    // The layers were already stored: only chunks around the archive's metadata are new.
+    assert!(
+        both["new_bytes"].as_u64().unwrap() * 10 < both["size"].as_u64().unwrap(),
+        "{both}"
+    );
+    d.run(&["rmi", "app:1", "app:2"]);
+    let out = ok(f(&d.host, &sa).args(["load", "both"]));
+    assert!(
+        out.contains("tags app:1 confirmed") && out.contains("tags app:2 confirmed"),
+        "{out}"
+    );
     // A file that is not a docker archive cannot be loaded.
-    ok(ferry(&sb).arg("add").arg(write(t.path(), "plain.bin", b"just bytes")));
-    fails(f(&d.host, &sb).args(["load", "plain.bin"]), &["not a docker archive", "ferry checkout"]);
+    ok(ferry(&sb)
+        .arg("add")
+        .arg(write(t.path(), "plain.bin", b"just bytes")));
+    fails(
+        f(&d.host, &sb).args(["load", "plain.bin"]),
+        &["not a docker archive", "ferry checkout"],
+    );
     // The daemon rejects an archive whose layer is not a tar: ferry reads
     // the load response to the end and reports the daemon's message.
     let bad = t.path().join("bad.tar");
     write_docker_archive(&bad, "bad:1", &[random_bytes(9, 100_000)]).unwrap();
     ok(ferry(&sb).arg("add").arg(&bad));
-    fails(f(&d.host, &sb).args(["load", "bad:1"]), &["rejected the image"]);
+    fails(
+        f(&d.host, &sb).args(["load", "bad:1"]),
+        &["rejected the image"],
+    );
     // An archive whose layer does not match its config never reaches Docker.
     let layer = layer_tar(&sample_files(5, "x", 10, 4096), 1);
     let tampered = t.path().join("tampered.tar");
     write_docker_archive(&tampered, "tampered:1", &[layer.clone()]).unwrap();
     let mut bytes = std::fs::read(&tampered).unwrap();
-    let at = bytes.windows(layer.len().min(64)).position(|w| w == &layer[..w.len()]).unwrap() + 600;
+    let at = bytes
+        .windows(layer.len().min(64))
+        .position(|w| w == &layer[..w.len()])
+        .unwrap()
+        + 600;
     bytes[at] ^= 1;
     std::fs::write(&tampered, bytes).unwrap();
     ok(ferry(&sb).arg("add").arg(&tampered));
-    fails(f(&d.host, &sb).args(["load", "tampered:1"]), &["integrity check failed", "the image config names"]);
-    assert!(d.docker().args(["image", "inspect", "tampered:1"]).output().unwrap().status.code() != Some(0));
+    fails(
+        f(&d.host, &sb).args(["load", "tampered:1"]),
+        &["integrity check failed", "the image config names"],
+    );
+    assert!(
+        d.docker()
+            .args(["image", "inspect", "tampered:1"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
 }
 
 #[test]
 fn oci_layout_archives_are_understood_and_load() {
-    let Some(d) = Dockerd::start("oci_layout_archives_are_understood_and_load") else { return };
+    // This daemon also listens on loopback TCP: ferry talks to it there.
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let Some(d) = Dockerd::start_tcp("oci_layout_archives_are_understood_and_load", port) else {
+        return;
+    };
+    let tcp = d.tcp.clone().unwrap();
     let t = tempfile::tempdir().unwrap();
     let s = t.path().join("s");
     let layers = vec![
@@ -140,11 +274,16 @@ fn oci_layout_archives_are_understood_and_load() {
     let oci = t.path().join("oci.tar");
     ferry::demo::write_oci_docker_archive(&oci, "oci:1", &layers).unwrap();
     ok(ferry(&s).arg("add").arg(&oci));
-    let ls: serde_json::Value = serde_json::from_str(&ok(ferry(&s).args(["ls", "--json"]))).unwrap();
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&s).args(["ls", "--json"]))).unwrap();
     let docker = &ls["snapshots"][0]["meta"]["docker"];
     assert_eq!(docker["layout"], "oci");
     let id = docker["images"][0]["id"].as_str().unwrap().to_string();
-    let out = ok(f(&d.host, &s).args(["load", "oci:1"]));
-    assert!(out.contains("2 layers verified"), "{out}");
+    // DOCKER_HOST is honoured as well as --docker-host.
+    let out = ok(ferry(&s).env("DOCKER_HOST", &tcp).args(["load", "oci:1"]));
+    assert!(
+        out.contains("2 layers verified") && out.contains(&tcp),
+        "{out}"
+    );
     assert_eq!(d.inspect("oci:1")["Id"].as_str().unwrap(), id);
 }

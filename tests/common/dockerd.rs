@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Dockerd {
     pub dir: tempfile::TempDir,
     pub host: String,
+    /// `tcp://127.0.0.1:PORT` when started with [`Dockerd::start_tcp`].
+    pub tcp: Option<String>,
     child: Child,
 }
 
@@ -21,7 +23,11 @@ pub fn visible(line: &str) {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -38,20 +44,46 @@ impl Dockerd {
     /// Starts a daemon, or prints a SKIP line for `test` and returns None
     /// when dockerd is missing or we are not root.
     pub fn start(test: &str) -> Option<Dockerd> {
+        Self::launch(test, None)
+    }
+
+    /// Like [`Dockerd::start`], also listening on a loopback TCP port.
+    pub fn start_tcp(test: &str, port: u16) -> Option<Dockerd> {
+        Self::launch(test, Some(port))
+    }
+
+    fn launch(test: &str, port: Option<u16>) -> Option<Dockerd> {
         let Some(dockerd) = find("dockerd") else {
-            visible(&format!("SKIP {test}: dockerd not installed (apt-get install docker.io)"));
+            visible(&format!(
+                "SKIP {test}: dockerd not installed (apt-get install docker.io)"
+            ));
             return None;
         };
         if !is_root() {
-            visible(&format!("SKIP {test}: the private Docker daemon needs root"));
+            visible(&format!(
+                "SKIP {test}: the private Docker daemon needs root"
+            ));
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("ferry-dockerd").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-dockerd")
+            .tempdir_in("/tmp")
+            .unwrap();
         let d = dir.path();
         let sock = d.join("docker.sock");
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(dockerd)
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
+        let tcp = port.map(|p| format!("tcp://127.0.0.1:{p}"));
+        let mut cmd = Command::new(dockerd);
+        if let Some(t) = &tcp {
+            cmd.arg("-H").arg(t);
+        }
+        let child = cmd
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
             .arg("--data-root")
             .arg(d.join("root"))
             .arg("--exec-root")
@@ -66,16 +98,27 @@ impl Dockerd {
             .expect("starting dockerd");
         let daemon = Dockerd {
             host: format!("unix://{}", sock.display()),
+            tcp,
             dir,
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if sock.exists() && daemon.docker().arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
+            if sock.exists()
+                && daemon
+                    .docker()
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            {
                 return Some(daemon);
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(daemon.dir.path().join("dockerd.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(daemon.dir.path().join("dockerd.log"))
+                    .unwrap_or_default();
                 panic!("dockerd did not come up within 60 s:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -93,13 +136,20 @@ impl Dockerd {
     /// Runs a docker command, asserting success; returns stdout.
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.docker().args(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// `docker import` of a tar built from `files` as `tag`.
     pub fn import(&self, tag: &str, files: &[(&str, Vec<u8>)]) {
-        let ctx = self.dir.path().join(format!("rootfs-{}", tag.replace([':', '/'], "_")));
+        let ctx = self
+            .dir
+            .path()
+            .join(format!("rootfs-{}", tag.replace([':', '/'], "_")));
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut h = tar::Header::new_gnu();
@@ -114,7 +164,10 @@ impl Dockerd {
 
     /// `docker build` of `FROM base`, one COPY per file, and ENV lines.
     pub fn build(&self, tag: &str, base: &str, files: &[(&str, Vec<u8>)], env: &[&str]) -> String {
-        let ctx = self.dir.path().join(format!("ctx-{}", tag.replace([':', '/'], "_")));
+        let ctx = self
+            .dir
+            .path()
+            .join(format!("ctx-{}", tag.replace([':', '/'], "_")));
         std::fs::create_dir_all(&ctx).unwrap();
         let mut dockerfile = format!("FROM {base}\n");
         for (i, (path, data)) in files.iter().enumerate() {
@@ -137,7 +190,10 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
