@@ -232,7 +232,7 @@ fn docker_failures_are_one_clear_line() {
     // An archive whose layer does not match its config never reaches Docker.
     let layer = layer_tar(&sample_files(5, "x", 10, 4096), 1);
     let tampered = t.path().join("tampered.tar");
-    write_docker_archive(&tampered, "tampered:1", &[layer.clone()]).unwrap();
+    write_docker_archive(&tampered, "tampered:1", std::slice::from_ref(&layer)).unwrap();
     let mut bytes = std::fs::read(&tampered).unwrap();
     let at = bytes
         .windows(layer.len().min(64))
