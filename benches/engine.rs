@@ -27,18 +27,18 @@ fn engine(c: &mut Criterion) {
     std::fs::write(&input, &data).unwrap();
     let opts = AddOptions {
         name: Some("bench".into()),
-        replace: false,
+        ..AddOptions::default()
     };
     let wait = Duration::ZERO;
 
     let mut g = c.benchmark_group("engine");
     g.sample_size(10).throughput(Throughput::Bytes(SIZE as u64));
 
-    g.bench_function("chunk+hash", |b| {
+    g.bench_function("split+chunk+hash", |b| {
         b.iter(|| {
             let mut n = 0usize;
-            ferry::chunker::for_each_batch(&data[..], ferry::chunker::PARAMS, |chunks| {
-                n += chunks.len();
+            ferry::chunker::for_each_batch(&data[..], ferry::chunker::PARAMS, true, |units| {
+                n += units.len();
                 Ok(())
             })
             .unwrap();

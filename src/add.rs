@@ -3,7 +3,7 @@
 //! snapshot's recipe, all in one write operation that commits or leaves the
 //! store untouched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,11 +12,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::archive::{self, Compression, Watch};
-use crate::chunker::{self, ChunkId};
+use crate::chunker::{self, ChunkId, Unit};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::store::{NewSnapshot, Piece, Store, now};
+use crate::store::{NewSnapshot, Piece, Store, Txn, now};
 
 /// Where the bytes come from.
 pub enum Source {
@@ -36,12 +36,25 @@ pub enum Source {
 }
 
 /// Options of [`add`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AddOptions {
     /// Snapshot name; else the archive's first RepoTag, else the file name.
     pub name: Option<String>,
     /// Replace a snapshot of the same name with different content.
     pub replace: bool,
+    /// Split tars into headers and per-file contents (the default); off,
+    /// the input is chunked as one plain stream.
+    pub tar_split: bool,
+}
+
+impl Default for AddOptions {
+    fn default() -> Self {
+        AddOptions {
+            name: None,
+            replace: false,
+            tar_split: true,
+        }
+    }
 }
 
 /// What [`add`] did.
@@ -124,64 +137,35 @@ pub fn add(
             added_at: now(),
             meta: &serde_json::Value::Null,
         })?;
-        let mut seq = 0u64;
+        let mut recipe = Recipe::new(snap);
         let mut new_chunks = 0u64;
         let mut new_bytes = 0u64;
-        let watch = chunker::for_each_batch(Watch::new(reader), params, |chunks| {
-            // Which chunks are new? (Duplicates within the batch count once.)
-            let mut fresh: HashMap<ChunkId, Option<i64>> = HashMap::new();
-            let mut known = Vec::with_capacity(chunks.len());
-            for c in &chunks {
-                let row = match fresh.get(&c.id) {
-                    Some(_) => None,
-                    None => {
-                        let row = txn.chunk_rowid(&c.id)?;
-                        if row.is_none() {
-                            fresh.insert(c.id, None);
-                        }
-                        row
-                    }
-                };
-                known.push(row);
+        let (watch, split) = chunker::for_each_batch(Watch::new(reader), params, opts.tar_split, |units| {
+            let bytes: u64 = units
+                .iter()
+                .map(|u| match u {
+                    Unit::Meta(n) => *n,
+                    Unit::Chunk(_) => 0,
+                    Unit::Header(_) => 0,
+                })
+                .sum::<u64>()
+                + units
+                    .iter()
+                    .map(|u| match u {
+                        Unit::Chunk(c) => c.data.len() as u64,
+                        _ => 0,
+                    })
+                    .sum::<u64>();
+            let stored = store_units(txn, units, &mut new_chunks, &mut new_bytes)?;
+            for s in stored {
+                recipe.push(s);
             }
-            let bytes: u64 = chunks.iter().map(|c| c.data.len() as u64).sum();
-            let lens: Vec<u32> = chunks.iter().map(|c| c.data.len() as u32).collect();
-            let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-            let encoded: Vec<Option<(codec::Codec, Vec<u8>)>> = chunks
-                .into_par_iter()
-                .zip(known.par_iter())
-                .map(|(c, k)| k.is_none().then(|| codec::encode(c.data)))
-                .collect();
-            for (i, enc) in encoded.into_iter().enumerate() {
-                let id = &ids[i];
-                let row = match (known[i], enc) {
-                    (Some(row), _) => row,
-                    (None, Some((codec, payload))) => match fresh[id] {
-                        Some(row) => row,
-                        None => {
-                            let row = txn.insert_chunk(id, codec, lens[i], &payload)?;
-                            fresh.insert(*id, Some(row));
-                            new_chunks += 1;
-                            new_bytes += payload.len() as u64;
-                            row
-                        }
-                    },
-                    (None, None) => unreachable!("unknown chunk left unencoded"),
-                };
-                txn.push_piece(
-                    snap,
-                    seq,
-                    Piece {
-                        chunk: row,
-                        off: 0,
-                        len: lens[i],
-                    },
-                )?;
-                seq += 1;
-            }
+            recipe.drain(txn)?;
             progress.advance(bytes);
             Ok(())
         })?;
+        recipe.finish(txn)?;
+        let seq = recipe.seq;
         let (size, hash, facts) = watch.finish();
         let tags = facts.repo_tags();
         let name = match (&opts.name, tags.first(), file_name) {
@@ -226,6 +210,7 @@ pub fn add(
         if facts.entries > 0 {
             meta["tar_entries"] = facts.entries.into();
         }
+        meta["split"] = serde_json::to_value(split).expect("stats serialize");
         if !tags.is_empty() {
             meta["repo_tags"] = tags.clone().into();
         }
@@ -293,4 +278,185 @@ fn derive_name(p: &Path) -> Result<String> {
                 p.display()
             ))
         })
+}
+
+/// A unit after storing: its chunk's row and length, or a headers-stream run.
+enum Stored {
+    Whole(i64, u32),
+    Header(i64, u32),
+    Meta(u64),
+}
+
+/// Stores the chunks of a batch the store does not have yet (encoding them
+/// in parallel) and returns every unit with its chunk's row id.
+fn store_units(
+    txn: &mut Txn<'_>,
+    units: Vec<Unit>,
+    new_chunks: &mut u64,
+    new_bytes: &mut u64,
+) -> Result<Vec<Stored>> {
+    // First pass, in order: what each unit is, and which chunks are new
+    // (a chunk repeated within the batch is encoded once).
+    enum Step {
+        Meta(u64),
+        Chunk {
+            id: ChunkId,
+            len: u32,
+            header: bool,
+            row: Option<i64>,
+        },
+    }
+    let mut plan: Vec<Step> = Vec::with_capacity(units.len());
+    let mut todo: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
+    for u in units {
+        let (c, header) = match u {
+            Unit::Meta(n) => {
+                plan.push(Step::Meta(n));
+                continue;
+            }
+            Unit::Chunk(c) => (c, false),
+            Unit::Header(c) => (c, true),
+        };
+        let len = c.data.len() as u32;
+        let seen = fresh.contains_key(&c.id);
+        let row = if seen { None } else { txn.chunk_rowid(&c.id)? };
+        if row.is_none() && !seen {
+            fresh.insert(c.id, plan.len());
+            todo.push((plan.len(), c.data));
+        }
+        plan.push(Step::Chunk {
+            id: c.id,
+            len,
+            header,
+            row,
+        });
+    }
+    let encoded: Vec<(usize, (codec::Codec, Vec<u8>))> = todo
+        .into_par_iter()
+        .map(|(i, data)| (i, codec::encode(data)))
+        .collect();
+    let mut encoded = encoded.into_iter().peekable();
+    let mut rows: HashMap<ChunkId, i64> = HashMap::new();
+    let mut out = Vec::with_capacity(plan.len());
+    for (i, step) in plan.into_iter().enumerate() {
+        let (id, len, header, row) = match step {
+            Step::Meta(n) => {
+                out.push(Stored::Meta(n));
+                continue;
+            }
+            Step::Chunk {
+                id,
+                len,
+                header,
+                row,
+            } => (id, len, header, row),
+        };
+        let row = match row {
+            Some(r) => r,
+            None => match encoded.next_if(|(j, _)| *j == i) {
+                Some((_, (codec, payload))) => {
+                    let r = txn.insert_chunk(&id, codec, len, &payload)?;
+                    *new_chunks += 1;
+                    *new_bytes += payload.len() as u64;
+                    rows.insert(id, r);
+                    r
+                }
+                None => rows[&id],
+            },
+        };
+        out.push(if header {
+            Stored::Header(row, len)
+        } else {
+            Stored::Whole(row, len)
+        });
+    }
+    Ok(out)
+}
+
+/// Builds a snapshot's recipe from stored units: whole chunks go in as they
+/// come; a headers-stream run becomes slices of header chunks, written once
+/// the chunks covering it have been cut.
+struct Recipe {
+    snap: i64,
+    seq: u64,
+    pending: VecDeque<Stored>,
+    /// Header chunks not yet fully used: row, start in the headers stream, length.
+    headers: VecDeque<(i64, u64, u32)>,
+    /// Headers-stream bytes cut into chunks so far.
+    header_end: u64,
+    /// Headers-stream offset of the next run to place.
+    next_meta: u64,
+}
+
+impl Recipe {
+    fn new(snap: i64) -> Recipe {
+        Recipe {
+            snap,
+            seq: 0,
+            pending: VecDeque::new(),
+            headers: VecDeque::new(),
+            header_end: 0,
+            next_meta: 0,
+        }
+    }
+
+    fn push(&mut self, s: Stored) {
+        match s {
+            Stored::Header(row, len) => {
+                self.headers.push_back((row, self.header_end, len));
+                self.header_end += len as u64;
+            }
+            other => self.pending.push_back(other),
+        }
+    }
+
+    fn piece(&mut self, txn: &mut Txn<'_>, chunk: i64, off: u32, len: u32) -> Result<()> {
+        txn.push_piece(self.snap, self.seq, Piece { chunk, off, len })?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Writes every pending piece that can be placed now.
+    fn drain(&mut self, txn: &mut Txn<'_>) -> Result<()> {
+        while let Some(front) = self.pending.front() {
+            match *front {
+                Stored::Whole(row, len) => {
+                    self.pending.pop_front();
+                    self.piece(txn, row, 0, len)?;
+                }
+                Stored::Meta(n) => {
+                    if self.next_meta + n > self.header_end {
+                        return Ok(());
+                    }
+                    self.pending.pop_front();
+                    let end = self.next_meta + n;
+                    while self.next_meta < end {
+                        let (row, start, len) =
+                            *self.headers.front().expect("header chunk covers the run");
+                        let off = self.next_meta - start;
+                        let take = (len as u64 - off).min(end - self.next_meta);
+                        self.piece(txn, row, off as u32, take as u32)?;
+                        self.next_meta += take;
+                        if self.next_meta == start + len as u64 {
+                            self.headers.pop_front();
+                        }
+                    }
+                }
+                Stored::Header(..) => unreachable!("header chunks are not queued"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Places what is left; after the last batch every run is covered.
+    fn finish(&mut self, txn: &mut Txn<'_>) -> Result<()> {
+        self.drain(txn)?;
+        if !self.pending.is_empty() || self.next_meta != self.header_end {
+            return Err(Error::Integrity(
+                "the headers stream does not cover the recipe (a ferry bug)".into(),
+            ));
+        }
+        Ok(())
+    }
 }

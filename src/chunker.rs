@@ -1,12 +1,21 @@
-//! Content-defined chunking: cuts a byte stream into FastCDC (v2020) chunks,
+//! Content-defined chunking: cuts byte streams into FastCDC (v2020) chunks,
 //! names each by its BLAKE3 hash, and hands them on in ordered batches while
-//! a background thread keeps reading. Memory is bounded by the batch size.
+//! a background thread keeps reading and splitting. Memory is bounded by the
+//! batch size.
+//!
+//! With tar-aware splitting ([`crate::archive::split`]), one input becomes
+//! several streams cut independently: each file's contents (so an identical
+//! file gives identical chunks wherever it sits), and one "headers stream"
+//! holding every tar header and padding byte. [`Unit`]s describe how they
+//! interleave, so the recipe can put the original bytes back in order.
 
 use std::io::Read;
 use std::sync::mpsc;
 
 use rayon::prelude::*;
+use serde::Serialize;
 
+use crate::archive::split::{self, Kind, Sink};
 use crate::error::{Error, Result};
 
 /// A chunk's name: the BLAKE3 hash of its uncompressed bytes.
@@ -52,80 +61,313 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
+/// Cuts one stream into chunks as its bytes arrive, exactly as FastCDC
+/// would over the whole stream: a cut is only made once `max` bytes past
+/// the chunk's start are known (or the stream has ended).
+pub struct Cutter {
+    params: Params,
+    masks: (u64, u64),
+    buf: Vec<u8>,
+}
+
+impl Cutter {
+    /// A cutter for a new stream.
+    pub fn new(params: Params) -> Cutter {
+        Cutter {
+            params,
+            masks: fastcdc::v2020::select_masks(
+                params.avg as usize,
+                fastcdc::v2020::Normalization::Level1,
+            ),
+            buf: Vec::new(),
+        }
+    }
+
+    fn cut(&self, from: usize) -> usize {
+        let p = self.params;
+        let (s, l) = self.masks;
+        let (_, n) = fastcdc::v2020::cut(
+            &self.buf[from..],
+            p.min as usize,
+            p.avg as usize,
+            p.max as usize,
+            s,
+            l,
+            s << 1,
+            l << 1,
+        );
+        n
+    }
+
+    /// Adds bytes; calls `out` with every chunk whose end is now decided.
+    pub fn push(&mut self, data: &[u8], out: &mut impl FnMut(Vec<u8>)) {
+        self.buf.extend_from_slice(data);
+        let max = self.params.max as usize;
+        if self.buf.len() < 2 * max {
+            return;
+        }
+        let mut at = 0;
+        while self.buf.len() - at >= max {
+            let n = self.cut(at);
+            out(self.buf[at..at + n].to_vec());
+            at += n;
+        }
+        self.buf.drain(..at);
+    }
+
+    /// Ends the stream; calls `out` with the remaining chunks.
+    pub fn finish(&mut self, out: &mut impl FnMut(Vec<u8>)) {
+        let mut at = 0;
+        while at < self.buf.len() {
+            let n = self.cut(at);
+            out(self.buf[at..at + n].to_vec());
+            at += n;
+        }
+        self.buf.clear();
+    }
+}
+
+/// One step of a split stream, in stream order.
+pub enum Unit {
+    /// A chunk of file contents (or of a stream read as plain bytes): the
+    /// recipe takes it whole.
+    Chunk(Chunk),
+    /// The next chunk of the headers stream; the recipe takes slices of it.
+    Header(Chunk),
+    /// The next `n` bytes of the input come from the headers stream.
+    Meta(u64),
+}
+
+/// Where the bytes of an input went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SplitStats {
+    /// Tar header, padding and end-of-archive bytes (the headers stream).
+    pub header_bytes: u64,
+    /// File contents inside tars, chunked per file.
+    pub content_bytes: u64,
+    /// Bytes chunked as a plain stream: non-tar input, or what the tar
+    /// parser did not fully understand.
+    pub raw_bytes: u64,
+    /// Files whose contents were chunked on their own.
+    pub files: u64,
+    /// Tar streams understood (the outer archive and each layer).
+    pub tars: u64,
+}
+
 /// How many bytes of chunks the reader thread gathers before handing a batch
 /// over; two batches may be in flight, so this bounds memory at about 3x.
 pub const BATCH_BYTES: usize = 8 << 20;
+/// Units per batch at most (many tiny files make many small units).
+const BATCH_UNITS: usize = 8192;
 
-/// Chunks `source` on a background thread and calls `each` with ordered
-/// batches of hashed chunks (hashing runs in parallel on the rayon pool).
-/// Returns the source once it is exhausted, so that wrappers around it can
-/// hand back what they observed.
-pub fn for_each_batch<R, F>(source: R, params: Params, mut each: F) -> Result<R>
+/// The reader-side sink: cuts contents and headers, batches units.
+struct Batcher<'a> {
+    params: Params,
+    tx: &'a mpsc::SyncSender<Vec<RawUnit>>,
+    batch: Vec<RawUnit>,
+    bytes: usize,
+    headers: Cutter,
+    file: Option<(Kind, Cutter)>,
+    meta: u64,
+    stats: SplitStats,
+    closed: bool,
+}
+
+enum RawUnit {
+    Chunk(Vec<u8>),
+    Header(Vec<u8>),
+    Meta(u64),
+}
+
+impl Batcher<'_> {
+    fn emit(&mut self, u: RawUnit) {
+        if let RawUnit::Chunk(d) | RawUnit::Header(d) = &u {
+            self.bytes += d.len();
+        }
+        self.batch.push(u);
+        if self.bytes >= BATCH_BYTES || self.batch.len() >= BATCH_UNITS {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.batch.is_empty() || self.closed {
+            return;
+        }
+        if self.tx.send(std::mem::take(&mut self.batch)).is_err() {
+            // The consumer stopped (an error there); keep draining quietly.
+            self.closed = true;
+        }
+        self.bytes = 0;
+    }
+
+    fn flush_meta(&mut self) {
+        if self.meta > 0 {
+            let n = std::mem::take(&mut self.meta);
+            self.emit(RawUnit::Meta(n));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.flush_meta();
+        let mut out = Vec::new();
+        self.headers.finish(&mut |c| out.push(c));
+        for c in out {
+            self.emit(RawUnit::Header(c));
+        }
+        self.send();
+    }
+}
+
+impl Sink for Batcher<'_> {
+    fn meta(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.stats.header_bytes += bytes.len() as u64;
+        self.meta += bytes.len() as u64;
+        let mut out = Vec::new();
+        self.headers.push(bytes, &mut |c| out.push(c));
+        for c in out {
+            self.emit(RawUnit::Header(c));
+        }
+    }
+
+    fn begin(&mut self, kind: Kind) {
+        self.flush_meta();
+        if kind == Kind::Content {
+            self.stats.files += 1;
+        }
+        self.file = Some((kind, Cutter::new(self.params)));
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        let Some((kind, cutter)) = self.file.as_mut() else {
+            return;
+        };
+        match kind {
+            Kind::Content => self.stats.content_bytes += bytes.len() as u64,
+            Kind::Raw => self.stats.raw_bytes += bytes.len() as u64,
+        }
+        let mut out = Vec::new();
+        cutter.push(bytes, &mut |c| out.push(c));
+        for c in out {
+            self.emit(RawUnit::Chunk(c));
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some((_, mut cutter)) = self.file.take() {
+            let mut out = Vec::new();
+            cutter.finish(&mut |c| out.push(c));
+            for c in out {
+                self.emit(RawUnit::Chunk(c));
+            }
+        }
+    }
+
+    fn tar(&mut self) {
+        self.stats.tars += 1;
+    }
+}
+
+/// Splits `source` on a background thread (tar-aware when `tar_aware`,
+/// else one plain stream) and calls `each` with ordered batches of units,
+/// their chunks hashed in parallel on the rayon pool. Returns the source
+/// once it is exhausted, so wrappers around it can hand back what they
+/// observed, and the split statistics.
+pub fn for_each_batch<R, F>(
+    source: R,
+    params: Params,
+    tar_aware: bool,
+    mut each: F,
+) -> Result<(R, SplitStats)>
 where
     R: Read + Send,
-    F: FnMut(Vec<Chunk>) -> Result<()>,
+    F: FnMut(Vec<Unit>) -> Result<()>,
 {
-    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
+    let (tx, rx) = mpsc::sync_channel::<Vec<RawUnit>>(1);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut source = source;
-            let mut cdc = fastcdc::v2020::StreamCDC::new(
-                &mut source,
-                params.min as usize,
-                params.avg as usize,
-                params.max as usize,
-            );
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            for item in &mut cdc {
-                match item {
-                    Ok(c) => {
-                        bytes += c.length;
-                        batch.push(c.data);
-                        if bytes >= BATCH_BYTES {
-                            if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                                break;
-                            }
-                            bytes = 0;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into()));
-                        break;
-                    }
-                }
+            let mut sink = Batcher {
+                params,
+                tx: &tx,
+                batch: Vec::new(),
+                bytes: 0,
+                headers: Cutter::new(params),
+                file: None,
+                meta: 0,
+                stats: SplitStats::default(),
+                closed: false,
+            };
+            let result = split::split(&mut source, &mut sink, tar_aware);
+            if result.is_ok() {
+                sink.finish();
             }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch));
-            }
+            let stats = sink.stats;
             drop(tx);
-            drop(cdc);
-            source
+            (source, stats, result)
         });
         let mut outcome = Ok(());
         for batch in rx.iter() {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    outcome = Err(Error::io("reading input", e));
-                    break;
-                }
-            };
-            let chunks: Vec<Chunk> = batch
+            let units: Vec<Unit> = batch
                 .into_par_iter()
-                .map(|data| Chunk {
-                    id: *blake3::hash(&data).as_bytes(),
-                    data,
+                .map(|u| match u {
+                    RawUnit::Chunk(data) => Unit::Chunk(Chunk {
+                        id: *blake3::hash(&data).as_bytes(),
+                        data,
+                    }),
+                    RawUnit::Header(data) => Unit::Header(Chunk {
+                        id: *blake3::hash(&data).as_bytes(),
+                        data,
+                    }),
+                    RawUnit::Meta(n) => Unit::Meta(n),
                 })
                 .collect();
-            if let Err(e) = each(chunks) {
+            if let Err(e) = each(units) {
                 outcome = Err(e);
                 break;
             }
         }
         // Dropping the receiver unblocks a reader still trying to send.
         drop(rx);
-        let source = reader.join().expect("chunker thread panicked");
-        outcome.map(|()| source)
+        let (source, stats, read) = reader.join().expect("chunker thread panicked");
+        outcome?;
+        read.map_err(|e| Error::io("reading input", e))?;
+        Ok((source, stats))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream_cdc(data: &[u8]) -> Vec<usize> {
+        fastcdc::v2020::StreamCDC::new(
+            data,
+            PARAMS.min as usize,
+            PARAMS.avg as usize,
+            PARAMS.max as usize,
+        )
+        .map(|c| c.unwrap().length)
+        .collect()
+    }
+
+    #[test]
+    fn cutter_cuts_exactly_like_streaming_fastcdc_whatever_the_pieces() {
+        let mut data = vec![0u8; 3 << 20];
+        crate::demo::Rng::new(5).fill(&mut data);
+        data[1 << 20..(1 << 20) + 300_000].fill(0); // a run that forces max-size cuts
+        let expected = stream_cdc(&data);
+        for piece in [1usize, 511, 4096, 100_000, 3 << 20] {
+            let mut c = Cutter::new(PARAMS);
+            let mut got = Vec::new();
+            for p in data.chunks(piece) {
+                c.push(p, &mut |ch| got.push(ch.len()));
+            }
+            c.finish(&mut |ch| got.push(ch.len()));
+            assert_eq!(got, expected, "pieces of {piece}");
+        }
+    }
 }

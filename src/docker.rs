@@ -152,6 +152,7 @@ pub fn save(
     daemon: &Daemon,
     references: &[String],
     name: Option<String>,
+    tar_split: bool,
     progress: &dyn Progress,
 ) -> Result<SaveReport> {
     if references.is_empty() {
@@ -205,6 +206,7 @@ pub fn save(
         // A changed image under the same tag replaces the old snapshot:
         // the daemon is the source of truth for what a tag means.
         replace: true,
+        tar_split,
     };
     let report = add::add(
         store,

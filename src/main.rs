@@ -47,6 +47,10 @@ enum Cmd {
         /// Replace a snapshot of the same name that has other content
         #[arg(long)]
         replace: bool,
+        /// Chunk the input as one plain stream instead of splitting tars
+        /// into headers and per-file contents
+        #[arg(long)]
+        no_tar_split: bool,
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
@@ -93,6 +97,9 @@ enum Cmd {
         /// Snapshot name [default: the first image's tag]
         #[arg(long)]
         name: Option<String>,
+        /// Chunk the archive as one plain stream instead of splitting tars
+        #[arg(long)]
+        no_tar_split: bool,
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
@@ -214,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
             input,
             name,
             replace,
+            no_tar_split,
             json,
         } => {
             let source = if is_dash(input) {
@@ -228,6 +236,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = AddOptions {
                 name: name.clone(),
                 replace: *replace,
+                tar_split: !no_tar_split,
             };
             let r = ferry::add::add(&mut store, source, &opts, &bar)?;
             if *json {
@@ -387,11 +396,23 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Cmd::Save { images, name, json } => {
+        Cmd::Save {
+            images,
+            name,
+            no_tar_split,
+            json,
+        } => {
             let daemon = ferry::docker::Daemon::connect(cli.docker_host.as_deref())?;
             let mut store = Store::open_writer(&dir, wait)?;
             let t = Instant::now();
-            let r = ferry::docker::save(&mut store, &daemon, images, name.clone(), &bar)?;
+            let r = ferry::docker::save(
+                &mut store,
+                &daemon,
+                images,
+                name.clone(),
+                !no_tar_split,
+                &bar,
+            )?;
             if *json {
                 print_json(&r);
             } else if r.add.unchanged {
