@@ -53,7 +53,7 @@ fn hand_crafted_tars_round_trip_and_are_fully_understood() {
         }
         if name.starts_with("sparse") {
             // The stored data of the sparse file is found as contents.
-            assert!(content >= 1_000 && content < 100_000, "{name}: {split}");
+            assert!((1_000..100_000).contains(&content), "{name}: {split}");
         }
         if name == "pax-global.tar" {
             assert_eq!(content, 1513, "{name}: {split}");
