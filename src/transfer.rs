@@ -12,8 +12,9 @@ use serde::Serialize;
 use crate::chunker::{self, ChunkId};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::pack::recipe::{self, IndexedPiece, Src};
 use crate::pack::{
-    BaseRef, Header, PackReader, PackTotals, PackWriter, PieceRef, Record, SnapshotRecord,
+    BaseRef, Header, PackReader, PackTotals, PackWriter, PieceRef, Pieces, Record, SnapshotRecord,
 };
 use crate::progress::Progress;
 use crate::store::{NewSnapshot, Piece, Store};
@@ -70,7 +71,20 @@ pub fn write_pack<W: Write>(
         .iter()
         .map(|n| store.require(n))
         .collect::<Result<Vec<_>>>()?;
-    let base_set = store.chunk_set(&bases.iter().map(|b| b.rowid).collect::<Vec<_>>())?;
+    // The receiver holds the bases: their chunks are left out, and pieces
+    // name them by their index in the bases' chunk tables.
+    let summaries = bases
+        .iter()
+        .map(|b| store.recipe_summary(b.rowid))
+        .collect::<Result<Vec<_>>>()?;
+    let mut base_index: HashMap<i64, u64> = HashMap::new();
+    let mut n = 0u64;
+    for sum in &summaries {
+        for &row in &sum.order {
+            base_index.entry(row).or_insert(n);
+            n += 1;
+        }
+    }
     let header = Header {
         algorithm: chunker::ALGORITHM.to_string(),
         params: store.params(),
@@ -78,10 +92,12 @@ pub fn write_pack<W: Write>(
         writer: format!("ferry {}", env!("CARGO_PKG_VERSION")),
         bases: bases
             .iter()
-            .map(|b| BaseRef {
+            .zip(&summaries)
+            .map(|(b, sum)| BaseRef {
                 name: b.name.clone(),
                 size: b.size,
                 hash: crate::unhex32(&b.blake3).expect("stored hash"),
+                recipe: sum.digest,
             })
             .collect(),
         snapshots: snaps.iter().map(|s| s.name.clone()).collect(),
@@ -91,49 +107,63 @@ pub fn write_pack<W: Write>(
     let mut w = PackWriter::new(out, &header).map_err(io_out)?;
     let mut reader = store.data_reader();
     let mut seen: HashSet<i64> = HashSet::new();
+    let mut pack_index: HashMap<i64, u64> = HashMap::new();
     let mut skipped = 0u64;
-    let mut records = Vec::with_capacity(snaps.len());
+    let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
-        let mut pieces = Vec::with_capacity(s.entries as usize);
+        // (chunk row, slice) per piece; indexed once every chunk is placed.
+        let mut pieces: Vec<(i64, Option<(u32, u32)>)> = Vec::with_capacity(s.entries as usize);
         store.for_each_piece_batch(s.rowid, 1024, |batch| {
             for (p, c) in batch {
-                pieces.push(if p.off == 0 && p.len == c.len {
-                    PieceRef::Whole(c.id)
-                } else {
-                    PieceRef::Slice {
-                        id: c.id,
-                        off: p.off,
-                        len: p.len,
-                    }
-                });
+                let whole = p.off == 0 && p.len == c.len;
+                pieces.push((c.rowid, (!whole).then_some((p.off, p.len))));
                 progress.advance(p.len as u64);
                 if !seen.insert(c.rowid) {
                     continue;
                 }
-                if base_set.contains(&c.rowid) {
+                if base_index.contains_key(&c.rowid) {
                     skipped += 1;
                     continue;
                 }
                 reader.ensure(c.loc)?;
                 let payload = reader.get(&c.id, c.loc)?;
                 w.chunk(&c.id, c.codec, c.len, payload).map_err(io_out)?;
+                pack_index.insert(c.rowid, pack_index.len() as u64);
             }
             reader.release();
             Ok(())
         })?;
-        records.push(SnapshotRecord {
+        recipes.push(pieces);
+    }
+    for (s, pieces) in snaps.iter().zip(recipes) {
+        let indexed: Vec<IndexedPiece> = pieces
+            .into_iter()
+            .map(|(row, slice)| match pack_index.get(&row) {
+                Some(&index) => IndexedPiece {
+                    src: Src::Pack,
+                    index,
+                    slice,
+                },
+                None => IndexedPiece {
+                    src: Src::Base,
+                    index: base_index[&row],
+                    slice,
+                },
+            })
+            .collect();
+        let record = SnapshotRecord {
             name: s.name.clone(),
             size: s.size,
             hash: crate::unhex32(&s.blake3).expect("stored hash"),
             added_at: s.added_at,
             meta: s.meta.to_string(),
-            pieces,
-        });
+            pieces: Pieces::Compact {
+                count: indexed.len() as u64,
+                data: recipe::encode(&indexed),
+            },
+        };
+        w.snapshot(&record).map_err(io_out)?;
     }
-    for r in &records {
-        w.snapshot(r).map_err(io_out)?;
-    }
-    drop(records);
     let (out, totals) = w.finish().map_err(io_out)?;
     progress.finish();
     Ok((
@@ -210,6 +240,24 @@ pub fn unpack<R: Read>(
             names: list(&|b| b.name.clone()),
         });
     }
+    // The bases' chunk tables, for compact recipes: the same order the
+    // sender indexed, which needs the same recipe on both sides.
+    let mut base_rows: Vec<i64> = Vec::new();
+    for b in &h.bases {
+        let snap = store.snapshot_by_hash(&b.hash)?.expect("checked above");
+        let sum = store.recipe_summary(snap.rowid)?;
+        if b.recipe != [0; 32] && sum.digest != b.recipe {
+            return Err(Error::pack(
+                label,
+                format!(
+                    "this store's copy of {} holds the same bytes but was split differently (for example with --no-tar-split), so this delta cannot refer to it: ask for a pack without --base {}, or add {} here the way the sender did",
+                    snap.name, b.name, snap.name
+                ),
+            ));
+        }
+        base_rows.extend(sum.order);
+    }
+    let mut pack_rows: Vec<i64> = Vec::new();
     progress.start("unpacking", None);
     store
         .write(|txn| {
@@ -239,17 +287,23 @@ pub fn unpack<R: Read>(
                     for c in batch {
                         report.chunks += 1;
                         progress.advance(c.len as u64);
-                        if txn.chunk_rowid(&c.id)?.is_some() {
+                        if let Some(row) = txn.chunk_rowid(&c.id)? {
+                            pack_rows.push(row);
                             continue;
                         }
                         let row = txn.insert_chunk(&c.id, c.codec, c.len, &c.payload)?;
+                        pack_rows.push(row);
                         stored_here.insert(row, c.payload.len() as u64);
                         report.new_chunks += 1;
                         report.new_bytes += c.payload.len() as u64;
                     }
                 }
                 if let Some(s) = rec {
-                    import_snapshot(txn, s, label, &mut stored_here, &mut report)?;
+                    let tables = Tables {
+                        pack: &pack_rows,
+                        base: &base_rows,
+                    };
+                    import_snapshot(txn, s, label, &tables, &mut stored_here, &mut report)?;
                 }
                 if end {
                     break;
@@ -286,13 +340,23 @@ fn verify_chunks(batch: &[crate::pack::ChunkRecord]) -> std::result::Result<(), 
     })
 }
 
+/// Where compact recipe indices point: row ids of this pack's chunk
+/// records, in order, and of the bases' chunk tables.
+struct Tables<'a> {
+    pack: &'a [i64],
+    base: &'a [i64],
+}
+
 fn import_snapshot(
     txn: &mut crate::store::Txn<'_>,
     s: SnapshotRecord,
     label: &Path,
+    tables: &Tables<'_>,
     stored_here: &mut HashMap<i64, u64>,
     report: &mut UnpackReport,
 ) -> Result<()> {
+    let corrupt =
+        |m: String| Error::pack(label, format!("pack is corrupt: snapshot {}: {m}", s.name));
     crate::add::validate_name(&s.name)
         .map_err(|e| Error::pack(label, format!("pack is corrupt: {e}")))?;
     if let Some(old) = txn.store().snapshot(&s.name)? {
@@ -307,6 +371,50 @@ fn import_snapshot(
             &crate::hex(&s.hash)[..16]
         )));
     }
+    // Resolve every piece to a chunk row id.
+    let mut resolved: Vec<(i64, Option<(u32, u32)>)> = Vec::new();
+    match &s.pieces {
+        Pieces::Ids(pieces) => {
+            let mut lookup: HashMap<ChunkId, i64> = HashMap::new();
+            for p in pieces {
+                let id = p.id();
+                let row = match lookup.get(id) {
+                    Some(&r) => r,
+                    None => {
+                        let Some(c) = txn.store().chunk(id)? else {
+                            return Err(Error::pack(
+                                label,
+                                format!(
+                                    "snapshot {} needs chunk {} which neither this pack nor the store holds: unpack the pack it is a delta against first",
+                                    s.name,
+                                    &crate::hex(id)[..16]
+                                ),
+                            ));
+                        };
+                        lookup.insert(*id, c.rowid);
+                        c.rowid
+                    }
+                };
+                let slice = match *p {
+                    PieceRef::Whole(_) => None,
+                    PieceRef::Slice { off, len, .. } => Some((off, len)),
+                };
+                resolved.push((row, slice));
+            }
+        }
+        Pieces::Compact { count, data } => {
+            for p in recipe::decode(data, *count).map_err(corrupt)? {
+                let table = match p.src {
+                    Src::Pack => tables.pack,
+                    Src::Base => tables.base,
+                };
+                let row = *table.get(p.index as usize).ok_or_else(|| {
+                    corrupt(format!("recipe names chunk {} of {}", p.index, table.len()))
+                })?;
+                resolved.push((row, p.slice));
+            }
+        }
+    }
     let meta: serde_json::Value = serde_json::from_str(&s.meta).unwrap_or(serde_json::Value::Null);
     let snap = txn.create_snapshot(&NewSnapshot {
         name: &s.name,
@@ -316,39 +424,26 @@ fn import_snapshot(
         added_at: crate::store::now(),
         meta: &meta,
     })?;
-    let mut lookup: HashMap<ChunkId, (i64, u32)> = HashMap::new();
+    let mut lens: HashMap<i64, u32> = HashMap::new();
     let mut new_bytes = 0u64;
-    for (seq, p) in s.pieces.iter().enumerate() {
-        let id = p.id();
-        let (row, clen) = match lookup.get(id) {
-            Some(&v) => v,
+    for (seq, (row, slice)) in resolved.into_iter().enumerate() {
+        let clen = match lens.get(&row) {
+            Some(&l) => l,
             None => {
-                let Some(c) = txn.store().chunk(id)? else {
-                    return Err(Error::pack(
-                        label,
-                        format!(
-                            "snapshot {} needs chunk {} which neither this pack nor the store holds: unpack the pack it is a delta against first",
-                            s.name,
-                            &crate::hex(id)[..16]
-                        ),
-                    ));
-                };
-                new_bytes += stored_here.remove(&c.rowid).unwrap_or(0);
-                lookup.insert(*id, (c.rowid, c.len));
-                (c.rowid, c.len)
+                let l = txn
+                    .store()
+                    .chunk_len(row)?
+                    .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
+                new_bytes += stored_here.remove(&row).unwrap_or(0);
+                lens.insert(row, l);
+                l
             }
         };
-        let (off, len) = match *p {
-            PieceRef::Whole(_) => (0, clen),
-            PieceRef::Slice { off, len, .. } => {
+        let (off, len) = match slice {
+            None => (0, clen),
+            Some((off, len)) => {
                 if off as u64 + len as u64 > clen as u64 {
-                    return Err(Error::pack(
-                        label,
-                        format!(
-                            "pack is corrupt: snapshot {} reads past the end of a chunk",
-                            s.name
-                        ),
-                    ));
+                    return Err(corrupt("a piece reads past the end of its chunk".into()));
                 }
                 (off, len)
             }
@@ -368,7 +463,7 @@ fn import_snapshot(
         rusqlite::params![snap, new_bytes],
     )?;
     txn.finish_snapshot(snap)
-        .map_err(|e| Error::pack(label, format!("pack is corrupt: snapshot {}: {e}", s.name)))?;
+        .map_err(|e| corrupt(e.to_string()))?;
     report.added.push(s.name);
     Ok(())
 }

@@ -405,7 +405,7 @@ fn other_chunker_parameters_are_refused_in_packs_and_stores() {
 
 #[test]
 fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
-    use ferry::pack::{Header, PackWriter, PieceRef, SnapshotRecord};
+    use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
     let s = setup();
     let header = Header {
         algorithm: ferry::chunker::ALGORITHM.into(),
@@ -426,7 +426,7 @@ fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
         hash: [0; 32],
         added_at: 0,
         meta: "{}".into(),
-        pieces: vec![PieceRef::Whole(id), PieceRef::Whole(missing)],
+        pieces: Pieces::Ids(vec![PieceRef::Whole(id), PieceRef::Whole(missing)]),
     })
     .unwrap();
     let (bytes, _) = w.finish().unwrap();
@@ -439,4 +439,66 @@ fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
             "unpack the pack it is a delta against first",
         ],
     );
+}
+
+#[test]
+fn a_delta_against_a_base_stored_differently_is_refused_clearly() {
+    let s = setup();
+    // The same bytes as app:1, but chunked as one plain stream on this side.
+    let other = s.dir.join("other");
+    ok(ferry(&other)
+        .args(["add", "--no-tar-split"])
+        .arg(s.dir.join("v1.tar")));
+    unpack_refused(&other, &s.update, &["split differently", "--no-tar-split"]);
+}
+
+/// Writes a format-version-1 pack by hand (ids inline, no recipe digests),
+/// as ferry 0.1 wrote them: newer ferry must keep reading it.
+#[test]
+fn version_1_packs_stay_readable() {
+    use ferry::pack::format::Enc;
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let data = random_bytes(8, 100_000);
+    let id = *blake3::hash(&data).as_bytes();
+    let mut body = Enc::default();
+    body.bytes(b"FERRYPAK").u32(1);
+    let mut header = Enc::default();
+    let p = ferry::chunker::PARAMS;
+    header
+        .str(ferry::chunker::ALGORITHM)
+        .u32(p.min)
+        .u32(p.avg)
+        .u32(p.max)
+        .i64(0)
+        .str("ferry 0.1.0")
+        .u32(0)
+        .u32(1)
+        .str("old");
+    body.u8(1).u32(header.0.len() as u32).bytes(&header.0);
+    body.u8(2)
+        .u32(37 + data.len() as u32)
+        .bytes(&id)
+        .u8(0)
+        .u32(data.len() as u32)
+        .bytes(&data);
+    let mut snap = Enc::default();
+    snap.str("old")
+        .u64(data.len() as u64)
+        .bytes(blake3::hash(&data).as_bytes())
+        .i64(0)
+        .str("{}")
+        .u64(2);
+    snap.u8(1).bytes(&id).u32(0).u32(50_000);
+    snap.u8(1).bytes(&id).u32(50_000).u32(50_000);
+    body.u8(3).u32(snap.0.len() as u32).bytes(&snap.0);
+    let digest = blake3::hash(&body.0);
+    body.u8(0xFF).u32(48).u64(1).u64(1).bytes(digest.as_bytes());
+    let pack = write(t.path(), "v1.ferry", &body.0);
+    ok(ferry(&store).arg("unpack").arg(&pack));
+    let out = ferry(&store)
+        .args(["checkout", "old", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout == data);
 }

@@ -5,8 +5,9 @@ use crate::chunker::ChunkId;
 
 /// First eight bytes of every pack.
 pub const MAGIC: &[u8; 8] = b"FERRYPAK";
-/// Format version this ferry writes.
-pub const VERSION: u32 = 1;
+/// Format version this ferry writes. Version 2 added compact recipes
+/// (snapshot records with an encoding byte) and base recipe digests.
+pub const VERSION: u32 = 2;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -33,6 +34,11 @@ pub const TRAILER_LEN: u32 = 8 + 8 + 32;
 pub const PIECE_WHOLE: u8 = 0;
 /// Recipe piece kind: a byte range of a chunk.
 pub const PIECE_SLICE: u8 = 1;
+
+/// Snapshot recipe encoding (v2): pieces listed with full chunk ids.
+pub const RECIPE_IDS: u8 = 0;
+/// Snapshot recipe encoding (v2): compact, table-indexed and compressed.
+pub const RECIPE_COMPACT: u8 = 1;
 
 /// A little-endian encoder into a byte vector.
 #[derive(Default)]

@@ -4,6 +4,7 @@
 //! from any `Read`, bounds-checking every field before allocating for it.
 
 pub mod format;
+pub mod recipe;
 
 use std::io::{self, Read, Write};
 
@@ -20,6 +21,10 @@ pub struct BaseRef {
     pub size: u64,
     /// Its stream BLAKE3.
     pub hash: [u8; 32],
+    /// BLAKE3 of its recipe as the sender stores it (see
+    /// [`crate::store::Store::recipe_summary`]); compact recipes index into
+    /// it, so the receiver's copy must match. Zero in version-1 packs.
+    pub recipe: [u8; 32],
 }
 
 /// The first record of a pack.
@@ -91,7 +96,22 @@ pub struct SnapshotRecord {
     /// Metadata as JSON text.
     pub meta: String,
     /// The recipe.
-    pub pieces: Vec<PieceRef>,
+    pub pieces: Pieces,
+}
+
+/// A snapshot's recipe as a pack carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pieces {
+    /// Pieces naming their chunks by id.
+    Ids(Vec<PieceRef>),
+    /// Compact pieces (see [`recipe`]): `count` pieces in `data`, resolved
+    /// against the pack's chunk records and the bases' chunk tables.
+    Compact {
+        /// Number of pieces.
+        count: u64,
+        /// zstd-compressed piece list.
+        data: Vec<u8>,
+    },
 }
 
 /// A record read from a pack.
@@ -146,7 +166,7 @@ impl<W: Write> PackWriter<W> {
             .str(&header.writer)
             .u32(header.bases.len() as u32);
         for b in &header.bases {
-            e.str(&b.name).u64(b.size).bytes(&b.hash);
+            e.str(&b.name).u64(b.size).bytes(&b.hash).bytes(&b.recipe);
         }
         e.u32(header.snapshots.len() as u32);
         for s in &header.snapshots {
@@ -200,21 +220,28 @@ impl<W: Write> PackWriter<W> {
 
     /// Writes one snapshot record.
     pub fn snapshot(&mut self, s: &SnapshotRecord) -> io::Result<()> {
-        let mut e = Enc(Vec::with_capacity(128 + s.meta.len() + s.pieces.len() * 33));
+        let mut e = Enc(Vec::with_capacity(256 + s.meta.len()));
         e.str(&s.name)
             .u64(s.size)
             .bytes(&s.hash)
             .i64(s.added_at)
-            .str(&s.meta)
-            .u64(s.pieces.len() as u64);
-        for p in &s.pieces {
-            match p {
-                PieceRef::Whole(id) => {
-                    e.u8(PIECE_WHOLE).bytes(id);
+            .str(&s.meta);
+        match &s.pieces {
+            Pieces::Ids(pieces) => {
+                e.u8(RECIPE_IDS).u64(pieces.len() as u64);
+                for p in pieces {
+                    match p {
+                        PieceRef::Whole(id) => {
+                            e.u8(PIECE_WHOLE).bytes(id);
+                        }
+                        PieceRef::Slice { id, off, len } => {
+                            e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
+                        }
+                    }
                 }
-                PieceRef::Slice { id, off, len } => {
-                    e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
-                }
+            }
+            Pieces::Compact { count, data } => {
+                e.u8(RECIPE_COMPACT).u64(*count).bytes(data);
             }
         }
         if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
@@ -365,7 +392,7 @@ impl<R: Read> PackReader<R> {
                 "first record has type {kind}, not a header"
             )));
         }
-        r.header = decode_header(&payload).map_err(corrupt)?;
+        r.header = decode_header(&payload, version).map_err(corrupt)?;
         r.max_chunk_len = r.header.params.max;
         Ok(r)
     }
@@ -452,7 +479,7 @@ impl<R: Read> PackReader<R> {
                 })))
             }
             REC_SNAPSHOT => {
-                let s = decode_snapshot(&payload).map_err(corrupt)?;
+                let s = decode_snapshot(&payload, self.version).map_err(corrupt)?;
                 self.snapshots += 1;
                 Ok(Some(Record::Snapshot(s)))
             }
@@ -484,7 +511,7 @@ impl<R: Read> PackReader<R> {
     }
 }
 
-fn decode_header(buf: &[u8]) -> Result<Header, String> {
+fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
     let mut d = Dec::new(buf);
     let algorithm = d.str("chunker name")?;
     let params = Params {
@@ -507,6 +534,11 @@ fn decode_header(buf: &[u8]) -> Result<Header, String> {
             name: d.str("base name")?,
             size: d.u64("base size")?,
             hash: d.id("base hash")?,
+            recipe: if version >= 2 {
+                d.id("base recipe digest")?
+            } else {
+                [0; 32]
+            },
         });
     }
     let n = d.u32("snapshot count")? as usize;
@@ -530,33 +562,51 @@ fn decode_header(buf: &[u8]) -> Result<Header, String> {
     })
 }
 
-fn decode_snapshot(buf: &[u8]) -> Result<SnapshotRecord, String> {
+fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
     let mut d = Dec::new(buf);
     let name = d.str("snapshot name")?;
     let size = d.u64("snapshot size")?;
     let hash = d.id("snapshot hash")?;
     let added_at = d.i64("snapshot time")?;
     let meta = d.str("snapshot metadata")?;
+    let encoding = if version >= 2 {
+        d.u8("recipe encoding")?
+    } else {
+        RECIPE_IDS
+    };
     let n = d.u64("piece count")?;
-    if n > (d.remaining() / 33) as u64 {
-        return Err(format!(
-            "snapshot {name} claims {n} pieces, more than its record holds"
-        ));
-    }
-    let mut pieces = Vec::with_capacity((n as usize).min(1 << 16));
-    for _ in 0..n {
-        let kind = d.u8("piece kind")?;
-        let id = d.id("piece chunk id")?;
-        pieces.push(match kind {
-            PIECE_WHOLE => PieceRef::Whole(id),
-            PIECE_SLICE => PieceRef::Slice {
-                id,
-                off: d.u32("piece offset")?,
-                len: d.u32("piece length")?,
-            },
-            k => return Err(format!("unknown piece kind {k}")),
-        });
-    }
+    let pieces = match encoding {
+        RECIPE_IDS => {
+            if n > (d.remaining() / 33) as u64 {
+                return Err(format!(
+                    "snapshot {name} claims {n} pieces, more than its record holds"
+                ));
+            }
+            let mut pieces = Vec::with_capacity((n as usize).min(1 << 16));
+            for _ in 0..n {
+                let kind = d.u8("piece kind")?;
+                let id = d.id("piece chunk id")?;
+                pieces.push(match kind {
+                    PIECE_WHOLE => PieceRef::Whole(id),
+                    PIECE_SLICE => PieceRef::Slice {
+                        id,
+                        off: d.u32("piece offset")?,
+                        len: d.u32("piece length")?,
+                    },
+                    k => return Err(format!("unknown piece kind {k}")),
+                });
+            }
+            Pieces::Ids(pieces)
+        }
+        RECIPE_COMPACT => {
+            let rest = d.remaining();
+            Pieces::Compact {
+                count: n,
+                data: d.take(rest, "recipe")?.to_vec(),
+            }
+        }
+        e => return Err(format!("unknown recipe encoding {e}")),
+    };
     d.end("snapshot")?;
     Ok(SnapshotRecord {
         name,

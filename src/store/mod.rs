@@ -98,6 +98,15 @@ pub struct Piece {
     pub len: u32,
 }
 
+/// See [`Store::recipe_summary`].
+#[derive(Debug, Clone)]
+pub struct RecipeSummary {
+    /// Distinct chunk row ids in first-use order.
+    pub order: Vec<i64>,
+    /// BLAKE3 over the recipe.
+    pub digest: [u8; 32],
+}
+
 /// A chunk's index entry.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkEntry {
@@ -356,6 +365,38 @@ impl Store {
                 return Ok(());
             }
         }
+    }
+
+    /// The snapshot's distinct chunks in first-use order, and a BLAKE3 over
+    /// its recipe (chunk id, offset and length of every piece). Compact pack
+    /// recipes index into this order, so both sides compute it the same way.
+    pub fn recipe_summary(&self, snapshot: i64) -> Result<RecipeSummary> {
+        let mut hasher = blake3::Hasher::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut order = Vec::new();
+        self.for_each_piece_batch(snapshot, 4096, |batch| {
+            for (p, c) in batch {
+                hasher.update(&c.id);
+                hasher.update(&p.off.to_le_bytes());
+                hasher.update(&p.len.to_le_bytes());
+                if seen.insert(p.chunk) {
+                    order.push(p.chunk);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(RecipeSummary {
+            order,
+            digest: *hasher.finalize().as_bytes(),
+        })
+    }
+
+    /// Decoded length of a chunk, by row id.
+    pub fn chunk_len(&self, rowid: i64) -> Result<Option<u32>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT len FROM chunks WHERE rowid = ?1")?;
+        Ok(stmt.query_row([rowid], |r| r.get(0)).optional()?)
     }
 
     /// Row ids of every distinct chunk the given snapshots reference.

@@ -1,0 +1,155 @@
+//! Compact recipes in packs (format version 2). A piece names its chunk not
+//! by its 32-byte id but by an index into a table both sides can build: the
+//! chunk records of this pack in order ("pack" indices), then the distinct
+//! chunks of each base snapshot in first-use order ("base" indices). Each
+//! piece is one varint holding the zigzag delta from the previous index of
+//! the same kind, so runs in the base's order cost about a byte, and the
+//! whole list is zstd-compressed.
+
+use std::io::Read;
+
+/// Where a piece's chunk is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Src {
+    /// The n-th chunk record of this pack.
+    Pack,
+    /// The n-th distinct chunk of the base snapshots, in header order.
+    Base,
+}
+
+/// One piece of a compact recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedPiece {
+    /// Which table.
+    pub src: Src,
+    /// Index into it.
+    pub index: u64,
+    /// A byte range of the chunk, or the whole chunk.
+    pub slice: Option<(u32, u32)>,
+}
+
+/// Indices above this are refused (keeps the arithmetic far from overflow).
+pub const MAX_INDEX: u64 = 1 << 48;
+/// Largest decoded recipe accepted (tens of millions of pieces).
+pub const MAX_RAW: u64 = 256 << 20;
+/// zstd level for recipes: they are small and worth squeezing.
+const LEVEL: i32 = 19;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or("recipe ends inside a number")?;
+        *at += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err("recipe number too long".into())
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Encodes and compresses pieces.
+pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(pieces.len() * 2);
+    let mut prev = [0i64; 2];
+    for p in pieces {
+        let k = p.src as usize;
+        let delta = p.index as i64 - prev[k];
+        prev[k] = p.index as i64;
+        let token = (zigzag(delta) << 2) | ((k as u64) << 1) | p.slice.is_some() as u64;
+        put_varint(&mut raw, token);
+        if let Some((off, len)) = p.slice {
+            put_varint(&mut raw, off as u64);
+            put_varint(&mut raw, len as u64);
+        }
+    }
+    zstd::bulk::compress(&raw, LEVEL).expect("zstd in memory")
+}
+
+/// Decompresses and decodes `count` pieces; every field is range-checked.
+pub fn decode(data: &[u8], count: u64) -> Result<Vec<IndexedPiece>, String> {
+    // Each piece takes at least one byte and at most 3 varints of 10 bytes;
+    // the output grows with what actually decompresses, up to that bound.
+    let bound = count.saturating_mul(30).min(MAX_RAW);
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(data)
+        .and_then(|d| std::io::Read::take(d, bound + 1).read_to_end(&mut raw))
+        .map_err(|e| format!("recipe does not decompress: {e}"))?;
+    if raw.len() as u64 > bound {
+        return Err(format!("recipe holds more than {count} pieces"));
+    }
+    let mut at = 0;
+    let mut prev = [0i64; 2];
+    let mut out = Vec::with_capacity((count as usize).min(1 << 20));
+    for _ in 0..count {
+        let token = get_varint(&raw, &mut at)?;
+        let k = ((token >> 1) & 1) as usize;
+        let index = prev[k]
+            .checked_add(unzigzag(token >> 2))
+            .filter(|&i| (0..MAX_INDEX as i64).contains(&i))
+            .ok_or("recipe index out of range")?;
+        prev[k] = index;
+        let slice = if token & 1 == 1 {
+            let off = get_varint(&raw, &mut at)?;
+            let len = get_varint(&raw, &mut at)?;
+            if off > u32::MAX as u64 || len > u32::MAX as u64 {
+                return Err("recipe slice out of range".into());
+            }
+            Some((off as u32, len as u32))
+        } else {
+            None
+        };
+        out.push(IndexedPiece {
+            src: if k == 0 { Src::Pack } else { Src::Base },
+            index: index as u64,
+            slice,
+        });
+    }
+    if at != raw.len() {
+        return Err("recipe has trailing bytes".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_runs_are_cheap() {
+        let mut pieces = Vec::new();
+        for i in 0..5000u64 {
+            pieces.push(IndexedPiece {
+                src: Src::Base,
+                index: 100 + i,
+                slice: None,
+            });
+            pieces.push(IndexedPiece {
+                src: Src::Pack,
+                index: i / 8,
+                slice: Some(((i % 8 * 600) as u32, 600)),
+            });
+        }
+        let data = encode(&pieces);
+        assert_eq!(decode(&data, pieces.len() as u64).unwrap(), pieces);
+        assert!(data.len() < 2000, "10000 pieces took {} bytes", data.len());
+        assert!(decode(&data, pieces.len() as u64 + 1).is_err());
+        assert!(decode(&data[..data.len() - 1], pieces.len() as u64).is_err());
+    }
+}
