@@ -249,8 +249,9 @@ build_python() { # version 1|2
   if [[ $v == 1 ]]; then specs=("${PY_V1[@]}"); else specs=("${PY_V2[@]}"); fi
   rm -rf "$ctx"; mkdir -p "$ctx"
 
-  step "python v$v: system layer (python3.11 .debs${v/1/}${v/2/, fresh mtimes})"
-  extract_debs "$CACHE/debs/python" "$ctx/system" "$([[ $v == 2 ]] && echo touch)"
+  local touch=; if [[ $v == 2 ]]; then touch=touch; fi
+  step "python v$v: system layer (python3.11 .debs${touch:+, every mtime touched})"
+  extract_debs "$CACHE/debs/python" "$ctx/system" "$touch"
   echo "system: $(du -sm "$ctx/system" | cut -f1) MB"
 
   step "python v$v: dependency layer (pip install --target, ${#specs[@]} wheels)"
@@ -284,8 +285,9 @@ build_node() { # version 1|2
   local v=$1 ctx=$BUILD/node-v$v
   rm -rf "$ctx"; mkdir -p "$ctx/deps"
 
-  step "node v$v: runtime layer (nodejs .debs${v/1/}${v/2/, fresh mtimes})"
-  extract_debs "$CACHE/debs/node" "$ctx/runtime" "$([[ $v == 2 ]] && echo touch)"
+  local touch=; if [[ $v == 2 ]]; then touch=touch; fi
+  step "node v$v: runtime layer (nodejs .debs${touch:+, every mtime touched})"
+  extract_debs "$CACHE/debs/node" "$ctx/runtime" "$touch"
   echo "runtime: $(du -sm "$ctx/runtime" | cut -f1) MB"
 
   step "node v$v: node_modules layer (npm install)"
@@ -309,7 +311,7 @@ build_node() { # version 1|2
     run npm-install-v2 npm_ install --ignore-scripts --save-exact --prefix "$ctx/deps" "${NODE_V2_BUMPS[@]}"
     cp "$ctx/deps/package-lock.json" "$NODE_CACHE/v2-package-lock.json"
   fi
-  echo "node_modules: $(du -sm "$ctx/deps/node_modules" | cut -f1) MB, $(find "$ctx/deps/node_modules" -name package.json -path '*/node_modules/*/package.json' -not -path '*/node_modules/*/node_modules/*/*/package.json' | wc -l) package.json files"
+  echo "node_modules: $(du -sm "$ctx/deps/node_modules" | cut -f1) MB, $(grep -c '"resolved"' "$ctx/deps/package-lock.json") packages"
 
   step "node v$v: app layer ($NODE_APP npm pack)"
   local ver; if [[ $v == 1 ]]; then ver=$NODE_APP_V1; else ver=$NODE_APP_V2; fi
