@@ -70,8 +70,7 @@ PY_DEBS=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
   libtirpc-common libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
   libcom-err2 libkeyutils1)
 NODE_DEBS=(nodejs libnode108 libbrotli1 libc-ares2 libicu72 libnghttp2-14
-  libuv1 node-acorn node-xtend node-cjs-module-lexer node-undici node-busboy
-  node-streamsearch)
+  libuv1 node-acorn node-xtend node-cjs-module-lexer node-undici node-busboy)
 
 PY_V1=(
   fastapi==0.110.3 starlette==0.37.2 pydantic==2.7.1 pydantic-core==2.18.2

@@ -152,6 +152,11 @@ pub struct SplitStats {
     pub files: u64,
     /// Tar streams understood (the outer archive and each layer).
     pub tars: u64,
+    /// gzip-compressed entries (compressed layers) stored as plain streams,
+    /// without per-file splitting; their bytes count in `raw_bytes`.
+    pub compressed_layers: u64,
+    /// Bytes of those entries.
+    pub compressed_layer_bytes: u64,
 }
 
 /// How many bytes of chunks the reader thread gathers before handing a batch
@@ -268,6 +273,11 @@ impl Sink for Batcher<'_> {
 
     fn tar(&mut self) {
         self.stats.tars += 1;
+    }
+
+    fn compressed(&mut self, size: u64) {
+        self.stats.compressed_layers += 1;
+        self.stats.compressed_layer_bytes += size;
     }
 }
 

@@ -25,7 +25,11 @@ fn add_bytes(
 ) -> serde_json::Value {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
-    add(store, Source::Path(p), &AddOptions::default(), &Quiet).unwrap();
+    let opts = AddOptions {
+        name: Some(name.to_string()),
+        ..AddOptions::default()
+    };
+    add(store, Source::Path(p), &opts, &Quiet).unwrap();
     store.require(name).unwrap().meta["split"].clone()
 }
 
@@ -61,6 +65,32 @@ fn hand_crafted_tars_round_trip_and_are_fully_understood() {
         seen += 1;
     }
     assert!(seen >= 12, "tests/data/tars holds {seen} tars");
+}
+
+#[test]
+fn gzip_layers_are_kept_as_plain_streams_and_reported() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&t.path().join("s"), Duration::ZERO).unwrap();
+    let layer = ferry::demo::layer_tar(&ferry::demo::sample_files(3, "usr", 40, 32 << 10), 1);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&layer).unwrap();
+    let gz = gz.finish().unwrap();
+    let archive = t.path().join("oci.tar");
+    ferry::demo::write_oci_docker_archive(&archive, "gz:1", &[gz.clone(), layer.clone()]).unwrap();
+    let data = std::fs::read(&archive).unwrap();
+    let split = add_bytes(&mut store, t.path(), "gz.tar", &data);
+    assert!(checkout(&store, "gz.tar") == data);
+    assert_eq!(split["compressed_layers"], 1, "{split}");
+    assert_eq!(
+        split["compressed_layer_bytes"].as_u64().unwrap(),
+        gz.len() as u64
+    );
+    assert_eq!(
+        split["raw_bytes"].as_u64().unwrap(),
+        gz.len() as u64,
+        "{split}"
+    );
 }
 
 /// A random tar: files of random sizes, directories, symlinks, hardlinks,

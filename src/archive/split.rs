@@ -31,6 +31,9 @@ pub trait Sink {
     fn end(&mut self);
     /// A tar stream was recognised.
     fn tar(&mut self) {}
+    /// An entry of `size` bytes is gzip-compressed (a compressed layer); its
+    /// bytes follow as a plain stream.
+    fn compressed(&mut self, _size: u64) {}
 }
 
 const BLOCK: usize = 512;
@@ -252,7 +255,15 @@ fn file(r: &mut dyn Read, size: u64, sink: &mut dyn Sink, depth: u32) -> io::Res
         // The nested parser reads its input to the end.
         return Ok(counted.n);
     }
-    sink.begin(Kind::Content);
+    // Compressed layers (OCI archives from skopeo, containerd's store) are
+    // kept as they are, chunked as a plain stream.
+    let kind = if n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
+        sink.compressed(size);
+        Kind::Raw
+    } else {
+        Kind::Content
+    };
+    sink.begin(kind);
     sink.data(&head[..n]);
     let mut got = n as u64;
     if n == want {
