@@ -99,9 +99,13 @@ TOUCH_MTIME=1717200000   # 2024-06-01: every file of the v2 system/runtime layer
 STEP="start"
 say() { printf '\n== %s\n' "$*"; }
 step() { STEP=$*; say "$*"; }
+ERR_SHOWN=
 on_err() {
   local rc=$?
-  echo "corpus.sh: FAILED (exit $rc) at step: $STEP (line $1)" >&2
+  [[ -n $ERR_SHOWN ]] && return 0
+  ERR_SHOWN=1
+  local where=${FUNCNAME[*]:1}
+  echo "corpus.sh: FAILED (exit $rc) at step: $STEP (line $1${where:+, in: ${where// / <- }})" >&2
   [[ -n ${LAST_LOG:-} && -s $LAST_LOG ]] && { echo "--- last lines of $LAST_LOG:" >&2; tail -n 25 "$LAST_LOG" >&2; }
 }
 trap 'on_err $LINENO' ERR
@@ -390,7 +394,8 @@ docker_save() { # tag out
 # ------------------------------------------------------------------- main --
 if [[ ! -f $WORK/python/v1.tar || ! -f $WORK/python/v2.tar ]]; then
   step "download wheels (PyPI)"
-  fetch_wheels "${PY_V1[@]}" "${PY_V2_BUMPS[@]}"
+  fetch_wheels "${PY_V1[@]}"
+  fetch_wheels "${PY_V2[@]}"
   for v in 1 2; do
     [[ -f $WORK/python/v$v.tar ]] && { echo "exists: $WORK/python/v$v.tar"; continue; }
     start_dockerd

@@ -401,6 +401,25 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
             .ctx(|| "compressing".into())?;
         e.finish().ctx(|| "compressing".into())?.0
     };
+    // The same delta without tar-aware splitting, for comparison.
+    let plain = {
+        let mut p = Store::open_writer(&dir.join("plain-store"), wait)?;
+        for v in [&v1, &v2] {
+            let opts = AddOptions {
+                tar_split: false,
+                ..AddOptions::default()
+            };
+            add(&mut p, Source::Path(v.to_path_buf()), &opts, &Quiet)?;
+        }
+        let opts = PackOptions {
+            snapshots: vec!["demo/app:2".into()],
+            bases: vec!["demo/app:1".into()],
+        };
+        write_pack(&p, &opts, std::io::sink(), &Quiet)?
+            .1
+            .totals
+            .pack_bytes
+    };
     w(
         out,
         "\nshipping demo/app:2 to a side that has demo/app:1:".into(),
@@ -412,6 +431,13 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
     w(
         out,
         format!("  docker save | gzip -6         {:>10}", mb(gz)),
+    );
+    w(
+        out,
+        format!(
+            "  ferry delta, plain CDC        {:>10}  (--no-tar-split)",
+            mb(plain)
+        ),
     );
     w(
         out,
