@@ -314,7 +314,7 @@ build_node() { # version 1|2
     run npm-install-v2 npm_ install --ignore-scripts --save-exact --prefix "$ctx/deps" "${NODE_V2_BUMPS[@]}"
     cp "$ctx/deps/package-lock.json" "$NODE_CACHE/v2-package-lock.json"
   fi
-  echo "node_modules: $(du -sm "$ctx/deps/node_modules" | cut -f1) MB, $(grep -c '"resolved"' "$ctx/deps/package-lock.json") packages"
+  echo "node_modules: $(du -sm "$ctx/deps/node_modules" | cut -f1) MB, $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["packages"]) - 1)' "$ctx/deps/package-lock.json") packages"
 
   step "node v$v: app layer ($NODE_APP npm pack)"
   local ver; if [[ $v == 1 ]]; then ver=$NODE_APP_V1; else ver=$NODE_APP_V2; fi
