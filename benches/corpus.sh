@@ -22,7 +22,7 @@
 #   2. system: Debian python3.11 + its libs (PY_DEBS), dpkg -x, COPY to /.
 #      v2 re-extracts the SAME .debs into a fresh dir and touches every file
 #      and dir (fixed date, 2024-06-01): same bytes, every mtime differs.
-#   3. deps: ~24 pinned wheels (FastAPI/pydantic/uvicorn, requests,
+#   3. deps: 25 pinned wheels (FastAPI/pydantic/uvicorn, requests,
 #      numpy/pandas, SQLAlchemy ... see PY_V1) `pip install --no-deps
 #      --target` (compiles .pyc) into /usr/local/lib/python3.11/dist-packages.
 #      v2 reinstalls ALL of them into a fresh dir (so every file's mtime and
@@ -75,7 +75,7 @@ NODE_DEBS=(nodejs libnode108 libbrotli1 libc-ares2 libicu72 libnghttp2-14
 PY_V1=(
   fastapi==0.110.3 starlette==0.37.2 pydantic==2.7.1 pydantic-core==2.18.2
   annotated-types==0.6.0 uvicorn==0.29.0 anyio==4.3.0 sniffio==1.3.1
-  idna==3.7 h11==0.14.0 click==8.1.7 typing-extensions==4.11.0
+  idna==3.7 h11==0.14.0 httpcore==1.0.5 click==8.1.7 typing-extensions==4.11.0
   requests==2.32.2 urllib3==2.2.1 certifi==2024.2.2 charset-normalizer==3.3.2
   numpy==1.26.4 pandas==2.2.1 python-dateutil==2.9.0.post0 pytz==2024.1
   tzdata==2024.1 six==1.16.0 SQLAlchemy==2.0.30 greenlet==3.0.3

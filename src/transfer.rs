@@ -244,9 +244,20 @@ pub fn unpack<R: Read>(
     // sender indexed, which needs the same recipe on both sides.
     let mut base_rows: Vec<i64> = Vec::new();
     for b in &h.bases {
-        let snap = store.snapshot_by_hash(&b.hash)?.expect("checked above");
-        let sum = store.recipe_summary(snap.rowid)?;
-        if b.recipe != [0; 32] && sum.digest != b.recipe {
+        // Several snapshots may hold the same bytes; any stored the way the
+        // sender stored its base will do.
+        let mut found = None;
+        let mut first = None;
+        for snap in store.snapshots_by_hash(&b.hash)? {
+            let sum = store.recipe_summary(snap.rowid)?;
+            if b.recipe == [0; 32] || sum.digest == b.recipe {
+                found = Some(sum);
+                break;
+            }
+            first.get_or_insert(snap);
+        }
+        let Some(sum) = found else {
+            let snap = first.expect("checked above");
             return Err(Error::pack(
                 label,
                 format!(
@@ -254,7 +265,7 @@ pub fn unpack<R: Read>(
                     snap.name, b.name, snap.name
                 ),
             ));
-        }
+        };
         base_rows.extend(sum.order);
     }
     let mut pack_rows: Vec<i64> = Vec::new();

@@ -450,6 +450,17 @@ fn a_delta_against_a_base_stored_differently_is_refused_clearly() {
         .args(["add", "--no-tar-split"])
         .arg(s.dir.join("v1.tar")));
     unpack_refused(&other, &s.update, &["split differently", "--no-tar-split"]);
+    // Once a copy stored the sender's way is there too, the delta applies.
+    ok(ferry(&other)
+        .arg("add")
+        .arg(s.dir.join("v1.tar"))
+        .args(["--name", "app:1-split"]));
+    ok(ferry(&other).arg("unpack").arg(&s.update));
+    let out = ferry(&other)
+        .args(["checkout", "app:2", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.stdout == std::fs::read(s.dir.join("v2.tar")).unwrap());
 }
 
 /// Writes a format-version-1 pack by hand (ids inline, no recipe digests),

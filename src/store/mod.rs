@@ -328,6 +328,16 @@ impl Store {
             .optional()?)
     }
 
+    /// Every snapshot with this stream hash, oldest first.
+    pub fn snapshots_by_hash(&self, hash: &[u8; 32]) -> Result<Vec<Snapshot>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
+             FROM snapshots WHERE hash = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([&hash[..]], row_to_snapshot)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Calls `each` with the snapshot's recipe, in order, as batches of
     /// pieces with their chunks' index entries. Memory stays bounded by
     /// `batch` whatever the snapshot's size.
