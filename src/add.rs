@@ -128,7 +128,7 @@ pub fn add(
     let params = store.params();
     progress.start("adding", total);
 
-    let report = store.write(|txn| {
+    let report = store.write_or_discard(|txn| {
         let snap = txn.create_snapshot(&NewSnapshot {
             name: PENDING,
             size: 0,
@@ -184,8 +184,10 @@ pub fn add(
         let mut replaced = false;
         if let Some(old) = txn.store().snapshot(&name)? {
             if old.blake3 == crate::hex(&hash) {
-                txn.delete_snapshot(snap)?;
-                return Ok(AddReport {
+                // Already stored: keep nothing of this run (not even chunks
+                // a different split may have produced).
+                return Ok((
+                    AddReport {
                     name,
                     size,
                     blake3: old.blake3,
@@ -195,7 +197,9 @@ pub fn add(
                     compression: compression.name(),
                     unchanged: true,
                     replaced: false,
-                });
+                    },
+                    false,
+                ));
             }
             if !opts.replace {
                 return Err(Error::NameConflict(format!(
@@ -236,7 +240,8 @@ pub fn add(
                 rusqlite::params![snap, name, size, &hash[..], new_bytes, meta.to_string()],
             )?;
         txn.finish_snapshot(snap)?;
-        Ok(AddReport {
+        Ok((
+            AddReport {
             name,
             size,
             blake3: crate::hex(&hash),
@@ -246,7 +251,9 @@ pub fn add(
             compression: compression.name(),
             unchanged: false,
             replaced,
-        })
+            },
+            true,
+        ))
     });
     progress.finish();
     report

@@ -30,7 +30,7 @@ pub fn checkout(
     progress.start("checkout", Some(snap.size));
     let mut reader = store.data_reader();
     let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(2);
-    let result = std::thread::scope(|scope| {
+    let result: Result<(u64, blake3::Hash)> = std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> std::io::Result<(u64, blake3::Hash)> {
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
@@ -49,15 +49,18 @@ pub fn checkout(
             let bytes: u64 = decoded.iter().map(|d| d.len() as u64).sum();
             reader.release();
             if tx.send(decoded).is_err() {
-                return Ok(()); // the writer failed; its error is reported below
+                // The writer failed: stop decoding; its error is reported below.
+                return Err(Error::Invalid("output closed".into()));
             }
             progress.advance(bytes);
             Ok(())
         });
         drop(tx);
         let written = writer.join().expect("writer thread panicked");
+        // A write error explains a stopped feed; report it first.
+        let written = written.ctx(|| "writing output".to_string())?;
         fed?;
-        written.ctx(|| "writing output".to_string())
+        Ok(written)
     });
     progress.finish();
     let (size, hash) = result?;

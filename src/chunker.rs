@@ -10,6 +10,7 @@
 //! interleave, so the recipe can put the original bytes back in order.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use rayon::prelude::*;
@@ -167,6 +168,7 @@ const BATCH_UNITS: usize = 8192;
 
 /// The reader-side sink: cuts contents and headers, batches units.
 struct Batcher<'a> {
+    stop: &'a AtomicBool,
     params: Params,
     tx: &'a mpsc::SyncSender<Vec<RawUnit>>,
     batch: Vec<RawUnit>,
@@ -196,12 +198,18 @@ impl Batcher<'_> {
     }
 
     fn send(&mut self) {
-        if self.batch.is_empty() || self.closed {
+        if self.closed {
+            self.batch.clear();
+            self.bytes = 0;
+            return;
+        }
+        if self.batch.is_empty() {
             return;
         }
         if self.tx.send(std::mem::take(&mut self.batch)).is_err() {
-            // The consumer stopped (an error there); keep draining quietly.
+            // The consumer stopped (an error there): stop reading too.
             self.closed = true;
+            self.stop.store(true, Ordering::Relaxed);
         }
         self.bytes = 0;
     }
@@ -297,10 +305,13 @@ where
     F: FnMut(Vec<Unit>) -> Result<()>,
 {
     let (tx, rx) = mpsc::sync_channel::<Vec<RawUnit>>(1);
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut source = source;
             let mut sink = Batcher {
+                stop,
                 params,
                 tx: &tx,
                 batch: Vec::new(),
@@ -311,7 +322,11 @@ where
                 stats: SplitStats::default(),
                 closed: false,
             };
-            let result = split::split(&mut source, &mut sink, tar_aware);
+            let mut stoppable = Stoppable {
+                inner: &mut source,
+                stop,
+            };
+            let result = split::split(&mut stoppable, &mut sink, tar_aware);
             if result.is_ok() {
                 sink.finish();
             }
@@ -347,6 +362,22 @@ where
         read.map_err(|e| Error::io("reading input", e))?;
         Ok((source, stats))
     })
+}
+
+/// Ends the input early (with an error) once the consumer has stopped, so
+/// a failed add does not read the rest of a long stream for nothing.
+struct Stoppable<'a, R> {
+    inner: &'a mut R,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("stopped: the store write failed"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 #[cfg(test)]

@@ -289,6 +289,10 @@ pub fn load(
         )));
     }
 
+    // One consistent view of the index for both passes, so the bytes
+    // streamed in pass 2 are the ones verified in pass 1 even if the
+    // snapshot is replaced meanwhile.
+    let _view = store.read_view()?;
     // Pass 1: reassemble into the archive verifier, so that nothing
     // unverified reaches the daemon.
     let (pipe_r, mut pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
@@ -299,8 +303,14 @@ pub fn load(
         drop(pipe_w);
         (checked, verifier.join().expect("verifier thread panicked"))
     });
-    checked?;
-    let verified = verified.map_err(|m| Error::Integrity(format!("{name}: {m}")))?;
+    let verified = match (checked, verified) {
+        (Ok(_), Ok(v)) => v,
+        // A reassembly or store error says most.
+        (Err(e @ (Error::Integrity(_) | Error::BadStore { .. })), _) => return Err(e),
+        // Otherwise the verifier stopped reading for a reason: give it.
+        (_, Err(m)) => return Err(Error::Integrity(format!("{name}: {m}"))),
+        (Err(e), Ok(_)) => return Err(e),
+    };
     for want in &expected {
         if !verified.images.iter().any(|v| v.id == want.id) {
             return Err(Error::Integrity(format!(

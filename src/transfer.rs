@@ -61,6 +61,8 @@ pub fn write_pack<W: Write>(
     if opts.snapshots.is_empty() {
         return Err(Error::Invalid("name at least one snapshot to pack".into()));
     }
+    // One consistent view of the index for the whole pack.
+    let _view = store.read_view()?;
     let snaps = opts
         .snapshots
         .iter()
@@ -113,10 +115,12 @@ pub fn write_pack<W: Write>(
     for s in &snaps {
         // (chunk row, slice) per piece; indexed once every chunk is placed.
         let mut pieces: Vec<(i64, Option<(u32, u32)>)> = Vec::with_capacity(s.entries as usize);
+        let mut total = 0u64;
         store.for_each_piece_batch(s.rowid, 1024, |batch| {
             for (p, c) in batch {
                 let whole = p.off == 0 && p.len == c.len;
                 pieces.push((c.rowid, (!whole).then_some((p.off, p.len))));
+                total += p.len as u64;
                 progress.advance(p.len as u64);
                 if !seen.insert(c.rowid) {
                     continue;
@@ -133,9 +137,18 @@ pub fn write_pack<W: Write>(
             reader.release();
             Ok(())
         })?;
-        recipes.push(pieces);
+        recipes.push((pieces, total));
     }
-    for (s, pieces) in snaps.iter().zip(recipes) {
+    for (s, (pieces, total)) in snaps.iter().zip(recipes) {
+        if total != s.size {
+            return Err(Error::BadStore {
+                store: store.dir().to_path_buf(),
+                msg: format!(
+                    "the recipe of {} adds up to {total} bytes, not {}: the index is damaged",
+                    s.name, s.size
+                ),
+            });
+        }
         let indexed: Vec<IndexedPiece> = pieces
             .into_iter()
             .map(|(row, slice)| match pack_index.get(&row) {
@@ -243,6 +256,8 @@ pub fn unpack<R: Read>(
     // The bases' chunk tables, for compact recipes: the same order the
     // sender indexed, which needs the same recipe on both sides.
     let mut base_rows: Vec<i64> = Vec::new();
+    // Only version-1 packs come without base recipe digests.
+    let any_recipe = reader.version() == 1;
     for b in &h.bases {
         // Several snapshots may hold the same bytes; any stored the way the
         // sender stored its base will do.
@@ -250,7 +265,7 @@ pub fn unpack<R: Read>(
         let mut first = None;
         for snap in store.snapshots_by_hash(&b.hash)? {
             let sum = store.recipe_summary(snap.rowid)?;
-            if b.recipe == [0; 32] || sum.digest == b.recipe {
+            if (any_recipe && b.recipe == [0; 32]) || sum.digest == b.recipe {
                 found = Some(sum);
                 break;
             }
@@ -343,7 +358,7 @@ fn verify_chunks(batch: &[crate::pack::ChunkRecord]) -> std::result::Result<(), 
             .map_err(|e| format!("pack is corrupt: chunk {} cannot be decoded ({e}): copy it again from the source", crate::hex(&c.id)))?;
         if blake3::hash(&data).as_bytes() != &c.id {
             return Err(format!(
-                "pack is corrupt: chunk {} does not match its BLAKE3: copy it again from the source",
+                "pack is corrupt: chunk {} does not match its BLAKE3: copy it again from the source; if a fresh copy fails the same way, the sending store is damaged (a 'ferry checkout' there will say so)",
                 crate::hex(&c.id)
             ));
         }
@@ -382,8 +397,61 @@ fn import_snapshot(
             &crate::hex(&s.hash)[..16]
         )));
     }
-    // Resolve every piece to a chunk row id.
-    let mut resolved: Vec<(i64, Option<(u32, u32)>)> = Vec::new();
+    let meta: serde_json::Value = serde_json::from_str(&s.meta).unwrap_or(serde_json::Value::Null);
+    let snap = txn.create_snapshot(&NewSnapshot {
+        name: &s.name,
+        size: s.size,
+        hash: &s.hash,
+        new_bytes: 0,
+        added_at: crate::store::now(),
+        meta: &meta,
+    })?;
+    // Each piece is resolved and written as it is decoded: memory stays
+    // bounded whatever the record claims, and a recipe that runs past the
+    // snapshot's size is stopped at once.
+    let mut lens: HashMap<i64, u32> = HashMap::new();
+    let mut new_bytes = 0u64;
+    let mut seq = 0u64;
+    let mut total = 0u64;
+    let mut place =
+        |txn: &mut crate::store::Txn<'_>, row: i64, slice: Option<(u32, u32)>| -> Result<()> {
+            let clen = match lens.get(&row) {
+                Some(&l) => l,
+                None => {
+                    let l = txn
+                        .store()
+                        .chunk_len(row)?
+                        .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
+                    new_bytes += stored_here.remove(&row).unwrap_or(0);
+                    lens.insert(row, l);
+                    l
+                }
+            };
+            let (off, len) = match slice {
+                None => (0, clen),
+                Some((off, len)) => {
+                    if len == 0 || off as u64 + len as u64 > clen as u64 {
+                        return Err(corrupt("a piece reads past the end of its chunk".into()));
+                    }
+                    (off, len)
+                }
+            };
+            total += len as u64;
+            if total > s.size {
+                return Err(corrupt("the recipe runs past the snapshot's size".into()));
+            }
+            txn.push_piece(
+                snap,
+                seq,
+                Piece {
+                    chunk: row,
+                    off,
+                    len,
+                },
+            )?;
+            seq += 1;
+            Ok(())
+        };
     match &s.pieces {
         Pieces::Ids(pieces) => {
             let mut lookup: HashMap<ChunkId, i64> = HashMap::new();
@@ -410,11 +478,11 @@ fn import_snapshot(
                     PieceRef::Whole(_) => None,
                     PieceRef::Slice { off, len, .. } => Some((off, len)),
                 };
-                resolved.push((row, slice));
+                place(txn, row, slice)?;
             }
         }
         Pieces::Compact { count, data } => {
-            for p in recipe::decode(data, *count).map_err(corrupt)? {
+            recipe::decode_each(data, *count, corrupt, |p| {
                 let table = match p.src {
                     Src::Pack => tables.pack,
                     Src::Base => tables.base,
@@ -422,52 +490,9 @@ fn import_snapshot(
                 let row = *table.get(p.index as usize).ok_or_else(|| {
                     corrupt(format!("recipe names chunk {} of {}", p.index, table.len()))
                 })?;
-                resolved.push((row, p.slice));
-            }
+                place(txn, row, p.slice)
+            })?;
         }
-    }
-    let meta: serde_json::Value = serde_json::from_str(&s.meta).unwrap_or(serde_json::Value::Null);
-    let snap = txn.create_snapshot(&NewSnapshot {
-        name: &s.name,
-        size: s.size,
-        hash: &s.hash,
-        new_bytes: 0,
-        added_at: crate::store::now(),
-        meta: &meta,
-    })?;
-    let mut lens: HashMap<i64, u32> = HashMap::new();
-    let mut new_bytes = 0u64;
-    for (seq, (row, slice)) in resolved.into_iter().enumerate() {
-        let clen = match lens.get(&row) {
-            Some(&l) => l,
-            None => {
-                let l = txn
-                    .store()
-                    .chunk_len(row)?
-                    .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
-                new_bytes += stored_here.remove(&row).unwrap_or(0);
-                lens.insert(row, l);
-                l
-            }
-        };
-        let (off, len) = match slice {
-            None => (0, clen),
-            Some((off, len)) => {
-                if off as u64 + len as u64 > clen as u64 {
-                    return Err(corrupt("a piece reads past the end of its chunk".into()));
-                }
-                (off, len)
-            }
-        };
-        txn.push_piece(
-            snap,
-            seq as u64,
-            Piece {
-                chunk: row,
-                off,
-                len,
-            },
-        )?;
     }
     txn.store().conn().execute(
         "UPDATE snapshots SET new_bytes = ?2 WHERE rowid = ?1",

@@ -513,3 +513,56 @@ fn version_1_packs_stay_readable() {
         .unwrap();
     assert!(out.status.success() && out.stdout == data);
 }
+
+#[test]
+fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
+    use ferry::pack::{Header, PackWriter, Pieces, SnapshotRecord};
+    let s = setup();
+    let header = Header {
+        algorithm: ferry::chunker::ALGORITHM.into(),
+        params: ferry::chunker::PARAMS,
+        created: 0,
+        writer: "test".into(),
+        bases: vec![],
+        snapshots: vec!["bomb".into()],
+    };
+    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    // 64 MiB of zero tokens compress to a few KiB: 67 million claimed pieces.
+    let data = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+    assert!(data.len() < 100_000);
+    w.snapshot(&SnapshotRecord {
+        name: "bomb".into(),
+        size: 1 << 40,
+        hash: [0; 32],
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Compact {
+            count: 64 << 20,
+            data,
+        },
+    })
+    .unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    let p = write(&s.dir, "bomb.ferry", &bytes);
+    let before = state(&s.offline);
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--store")
+        .arg(&s.offline)
+        .arg("unpack")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pack is corrupt"),
+        "{err}"
+    );
+    let rss_kb: u64 = err.lines().last().unwrap().trim().parse().unwrap_or(0);
+    assert!(
+        rss_kb < 400 << 10,
+        "unpack of a recipe bomb used {rss_kb} KB"
+    );
+    assert_eq!(state(&s.offline), before);
+}

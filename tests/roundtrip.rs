@@ -237,8 +237,20 @@ fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
     let a = t.path().join("a");
     let f = write(t.path(), "blob.bin", &random_bytes(3, 100_000));
     assert!(ok(ferry(&a).arg("add").arg(&f)).contains("added blob.bin"));
-    // The same content again is a no-op.
+    // The same content again is a no-op, even split another way: nothing
+    // of the second run is kept.
     assert!(ok(ferry(&a).arg("add").arg(&f)).contains("already in the store"));
+    let tar = write(
+        t.path(),
+        "t.tar",
+        &layer_tar(&sample_files(4, "x", 50, 64 << 10), 1),
+    );
+    ok(ferry(&a).arg("add").arg(&tar));
+    let kept = state(&a);
+    assert!(
+        ok(ferry(&a).args(["add", "--no-tar-split"]).arg(&tar)).contains("already in the store")
+    );
+    assert_eq!(state(&a), kept, "a no-op add left data behind");
     // Other content under the same name is refused, and changes nothing.
     let before = state(&a);
     write(t.path(), "blob.bin", &random_bytes(4, 100_000));
@@ -250,6 +262,6 @@ fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
     // --replace replaces it.
     ok(ferry(&a).arg("add").arg(&f).arg("--replace"));
     let after = state(&a);
-    assert_eq!(after.snapshots.len(), 1);
+    assert_eq!(after.snapshots.len(), 2);
     assert_ne!(after.snapshots, before.snapshots);
 }

@@ -146,6 +146,10 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
         }
         digests.insert(path, crate::hex(&hasher.finalize()));
     }
+    // Read to the very end (zero blocks, record padding), so the writer
+    // feeding this reader never sees a closed pipe on a good archive.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+        .map_err(|e| format!("reading archive: {e}"))?;
     // Blobs must match their names.
     let mut layers = 0;
     for (path, digest) in &digests {

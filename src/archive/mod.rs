@@ -241,7 +241,9 @@ impl<R: Read> Watch<R> {
                     self.facts.oci_layout = true;
                 }
                 let is_manifest = path == b"manifest.json";
-                let padded = size.div_ceil(512) * 512;
+                let Some(padded) = size.div_ceil(512).checked_mul(512) else {
+                    return State::Done;
+                };
                 let capture = header.entry_type().is_file() && is_manifest && size <= MAX_MANIFEST;
                 if size == 0 {
                     if capture {

@@ -63,14 +63,14 @@ pub fn is_tar_header(block: &[u8]) -> bool {
         return false;
     }
     let field = &block[148..156];
+    // Octal digits, possibly after leading spaces, ended by NUL or space.
     let text: String = field
         .iter()
-        .take_while(|&&b| b != 0 && b != b' ')
         .skip_while(|&&b| b == b' ')
+        .take_while(|&&b| b != 0 && b != b' ')
         .map(|&b| b as char)
         .collect();
-    let text = text.trim_start_matches(' ');
-    let Ok(stored) = u32::from_str_radix(text.trim(), 8) else {
+    let Ok(stored) = u32::from_str_radix(&text, 8) else {
         return false;
     };
     let (mut unsigned, mut signed) = (0u32, 0i32);
@@ -371,6 +371,32 @@ mod tests {
         cut.truncate(1500);
         run(&cut);
         run(&[]);
+    }
+
+    #[test]
+    fn space_padded_checksums_are_accepted() {
+        let mut t = crate::demo::layer_tar(
+            &[crate::demo::SampleFile {
+                path: "f".into(),
+                data: vec![1; 100],
+            }],
+            1,
+        );
+        assert!(is_tar_header(&t[..512]));
+        let sum: u32 = t[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    b as u32
+                }
+            })
+            .sum();
+        let padded = format!("{sum:>6o}\0 ");
+        t[148..156].copy_from_slice(padded.as_bytes());
+        assert!(is_tar_header(&t[..512]), "{padded:?}");
     }
 
     #[test]

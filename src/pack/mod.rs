@@ -566,6 +566,9 @@ fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
     let mut d = Dec::new(buf);
     let name = d.str("snapshot name")?;
     let size = d.u64("snapshot size")?;
+    if size > i64::MAX as u64 {
+        return Err(format!("snapshot {name} claims {size} bytes"));
+    }
     let hash = d.id("snapshot hash")?;
     let added_at = d.i64("snapshot time")?;
     let meta = d.str("snapshot metadata")?;

@@ -31,7 +31,7 @@ pub struct IndexedPiece {
 /// Indices above this are refused (keeps the arithmetic far from overflow).
 pub const MAX_INDEX: u64 = 1 << 48;
 /// Largest decoded recipe accepted (tens of millions of pieces).
-pub const MAX_RAW: u64 = 256 << 20;
+pub const MAX_RAW: u64 = 64 << 20;
 /// zstd level for recipes: they are small and worth squeezing.
 const LEVEL: i32 = 19;
 
@@ -82,49 +82,75 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
     zstd::bulk::compress(&raw, LEVEL).expect("zstd in memory")
 }
 
-/// Decompresses and decodes `count` pieces; every field is range-checked.
+/// Decompresses and decodes `count` pieces into a vector (for tests and
+/// small recipes; [`decode_each`] streams).
 pub fn decode(data: &[u8], count: u64) -> Result<Vec<IndexedPiece>, String> {
+    let mut out = Vec::new();
+    decode_each(
+        data,
+        count,
+        |m| m,
+        |p| {
+            out.push(p);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Decompresses `count` pieces and hands each to `each` as it is decoded,
+/// so memory stays bounded by the compressed frame's content (at most
+/// [`MAX_RAW`]) whatever `count` claims. Every field is range-checked;
+/// `bad` turns a decoding problem into the caller's error type.
+pub fn decode_each<E>(
+    data: &[u8],
+    count: u64,
+    bad: impl Fn(String) -> E,
+    mut each: impl FnMut(IndexedPiece) -> Result<(), E>,
+) -> Result<(), E> {
     // Each piece takes at least one byte and at most 3 varints of 10 bytes;
     // the output grows with what actually decompresses, up to that bound.
     let bound = count.saturating_mul(30).min(MAX_RAW);
     let mut raw = Vec::new();
     zstd::stream::read::Decoder::new(data)
-        .and_then(|d| std::io::Read::take(d, bound + 1).read_to_end(&mut raw))
-        .map_err(|e| format!("recipe does not decompress: {e}"))?;
+        .and_then(|d| d.take(bound + 1).read_to_end(&mut raw))
+        .map_err(|e| bad(format!("recipe does not decompress: {e}")))?;
     if raw.len() as u64 > bound {
-        return Err(format!("recipe holds more than {count} pieces"));
+        return Err(bad(format!("recipe holds more than {count} pieces")));
+    }
+    if count > raw.len() as u64 {
+        return Err(bad(format!("recipe claims {count} pieces but holds fewer")));
     }
     let mut at = 0;
     let mut prev = [0i64; 2];
-    let mut out = Vec::with_capacity((count as usize).min(1 << 20));
     for _ in 0..count {
-        let token = get_varint(&raw, &mut at)?;
+        let token = get_varint(&raw, &mut at).map_err(&bad)?;
         let k = ((token >> 1) & 1) as usize;
         let index = prev[k]
             .checked_add(unzigzag(token >> 2))
             .filter(|&i| (0..MAX_INDEX as i64).contains(&i))
-            .ok_or("recipe index out of range")?;
+            .ok_or_else(|| bad("recipe index out of range".into()))?;
         prev[k] = index;
         let slice = if token & 1 == 1 {
-            let off = get_varint(&raw, &mut at)?;
-            let len = get_varint(&raw, &mut at)?;
+            let off = get_varint(&raw, &mut at).map_err(&bad)?;
+            let len = get_varint(&raw, &mut at).map_err(&bad)?;
             if off > u32::MAX as u64 || len > u32::MAX as u64 {
-                return Err("recipe slice out of range".into());
+                return Err(bad("recipe slice out of range".into()));
             }
             Some((off as u32, len as u32))
         } else {
             None
         };
-        out.push(IndexedPiece {
+        each(IndexedPiece {
             src: if k == 0 { Src::Pack } else { Src::Base },
             index: index as u64,
             slice,
-        });
+        })?;
     }
     if at != raw.len() {
-        return Err("recipe has trailing bytes".into());
+        return Err(bad("recipe has trailing bytes".into()));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

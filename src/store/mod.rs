@@ -255,6 +255,16 @@ impl Store {
     /// the data files. On success the data is fsynced and then the
     /// transaction commits; on failure both are undone.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        self.write_or_discard(|txn| f(txn).map(|v| (v, true)))
+    }
+
+    /// Like [`Store::write`], but the operation may decide to keep nothing:
+    /// when `f` returns `(value, false)` everything it wrote is undone and
+    /// `value` is returned.
+    pub fn write_or_discard<T>(
+        &mut self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
         assert!(self._lock.is_some(), "write on a store opened for reading");
         let data = DataWriter::open(&self.data_dir())?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -264,21 +274,44 @@ impl Store {
         };
         let result = f(&mut txn);
         let mut data = txn.data.take().expect("data writer");
-        match result.and_then(|v| data.sync().map(|()| v)) {
-            Ok(v) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(v),
-                Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                    let _ = data.rollback();
-                    Err(e.into())
+        let undo = |conn: &Connection, data: DataWriter, e: Error| -> Error {
+            let _ = conn.execute_batch("ROLLBACK");
+            match data.rollback() {
+                Ok(()) => e,
+                // Keep the first error; say the undo failed too.
+                Err(r) => {
+                    Error::Invalid(format!("{e} (and undoing the partial write failed: {r})"))
                 }
-            },
-            Err(e) => {
+            }
+        };
+        match result {
+            Ok((v, false)) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 data.rollback()?;
-                Err(e)
+                Ok(v)
             }
+            Ok((v, true)) => match data.sync() {
+                Err(e) => Err(undo(&self.conn, data, e)),
+                Ok(()) => match self.conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(v),
+                    Err(e) => Err(undo(&self.conn, data, e.into())),
+                },
+            },
+            Err(e) => Err(undo(&self.conn, data, e)),
         }
+    }
+
+    /// Starts a read transaction, so that every query until the returned
+    /// guard is dropped sees the same state of the index (WAL keeps it even
+    /// while a writer commits). Nested calls share the outer one.
+    pub fn read_view(&self) -> Result<ReadView<'_>> {
+        if !self.conn.is_autocommit() {
+            return Ok(ReadView { conn: None });
+        }
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadView {
+            conn: Some(&self.conn),
+        })
     }
 
     /// The index connection, for queries.
@@ -480,6 +513,19 @@ fn row_to_snapshot(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
         added_at: row.get(8)?,
         meta: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
     })
+}
+
+/// See [`Store::read_view`]; ends the read transaction when dropped.
+pub struct ReadView<'a> {
+    conn: Option<&'a Connection>,
+}
+
+impl Drop for ReadView<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn {
+            let _ = c.execute_batch("COMMIT");
+        }
+    }
 }
 
 /// What a new snapshot row holds before its recipe is written.
