@@ -108,6 +108,7 @@ pub fn write_pack<W: Write>(
     progress.start("packing", Some(logical));
     let mut w = PackWriter::new(out, &header).map_err(io_out)?;
     let mut reader = store.data_reader();
+    let store_dir = store.dir().to_path_buf();
     let mut seen: HashSet<i64> = HashSet::new();
     let mut pack_index: HashMap<i64, u64> = HashMap::new();
     let mut skipped = 0u64;
@@ -117,6 +118,7 @@ pub fn write_pack<W: Write>(
         let mut pieces: Vec<(i64, Option<(u32, u32)>)> = Vec::with_capacity(s.entries as usize);
         let mut total = 0u64;
         store.for_each_piece_batch(s.rowid, 1024, |batch| {
+            let mut send = Vec::new();
             for (p, c) in batch {
                 let whole = p.off == 0 && p.len == c.len;
                 pieces.push((c.rowid, (!whole).then_some((p.off, p.len))));
@@ -130,6 +132,32 @@ pub fn write_pack<W: Write>(
                     continue;
                 }
                 reader.ensure(c.loc)?;
+                send.push(c);
+            }
+            // Check every chunk against its id before it leaves (in
+            // parallel): a damaged store is caught here, not after the
+            // air gap.
+            let reader_ref = &reader;
+            send.par_iter().try_for_each(|c| -> Result<()> {
+                let payload = reader_ref.get(&c.id, c.loc)?;
+                let ok = codec::decode(c.codec, payload, c.len as usize)
+                    .map(|d| blake3::hash(&d).as_bytes() == &c.id)
+                    .unwrap_or(false);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::BadStore {
+                        store: store_dir.clone(),
+                        msg: format!(
+                            "chunk {} in data file {:08}.dat is damaged, so {} cannot be packed: add or unpack it again",
+                            crate::hex(&c.id),
+                            c.loc.file,
+                            s.name
+                        ),
+                    })
+                }
+            })?;
+            for c in send {
                 let payload = reader.get(&c.id, c.loc)?;
                 w.chunk(&c.id, c.codec, c.len, payload).map_err(io_out)?;
                 pack_index.insert(c.rowid, pack_index.len() as u64);

@@ -566,3 +566,20 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     );
     assert_eq!(state(&s.offline), before);
 }
+
+#[test]
+fn a_damaged_sending_store_is_caught_when_packing() {
+    let s = setup();
+    let a = s.dir.join("a");
+    let data = a.join("data").join("00000001.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = s.dir.join("x.ferry");
+    fails(
+        ferry(&a).args(["pack", "app:1", "-o"]).arg(&out),
+        &["damaged"],
+    );
+    assert!(!out.exists() && !s.dir.join("x.ferry.partial").exists());
+}
