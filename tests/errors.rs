@@ -403,19 +403,24 @@ fn other_chunker_parameters_are_refused_in_packs_and_stores() {
     );
 }
 
-#[test]
-fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
-    use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
-    let s = setup();
-    let header = Header {
+/// A pack writer for a hand-made full pack announcing one snapshot.
+fn hand_made_pack(snapshot: &str) -> ferry::pack::PackWriter<Vec<u8>> {
+    let header = ferry::pack::Header {
         algorithm: ferry::chunker::ALGORITHM.into(),
         params: ferry::chunker::PARAMS,
         created: 0,
         writer: "test".into(),
         bases: vec![],
-        snapshots: vec!["orphan".into()],
+        snapshots: vec![snapshot.into()],
     };
-    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    ferry::pack::PackWriter::new(Vec::new(), &header).unwrap()
+}
+
+#[test]
+fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
+    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
+    let s = setup();
+    let mut w = hand_made_pack("orphan");
     let data = b"hello";
     let id = *blake3::hash(data).as_bytes();
     w.chunk(&id, ferry::codec::Codec::Raw, 5, data).unwrap();
@@ -516,17 +521,9 @@ fn version_1_packs_stay_readable() {
 
 #[test]
 fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
-    use ferry::pack::{Header, PackWriter, Pieces, SnapshotRecord};
+    use ferry::pack::{Pieces, SnapshotRecord};
     let s = setup();
-    let header = Header {
-        algorithm: ferry::chunker::ALGORITHM.into(),
-        params: ferry::chunker::PARAMS,
-        created: 0,
-        writer: "test".into(),
-        bases: vec![],
-        snapshots: vec!["bomb".into()],
-    };
-    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    let mut w = hand_made_pack("bomb");
     // 64 MiB of zero tokens compress to a few KiB: 67 million claimed pieces.
     let data = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
     assert!(data.len() < 100_000);
