@@ -373,6 +373,22 @@ pub fn unpack<R: Read>(
                     "pack is corrupt: its snapshot records do not match its header",
                 ));
             }
+            // Every new snapshot must rebuild to the BLAKE3 it claims before
+            // it becomes visible: reassemble each once (in this transaction)
+            // and compare, so the store never holds a snapshot that lies.
+            txn.flush_data()?;
+            for name in &report.added {
+                crate::checkout::checkout(txn.store(), name, &mut std::io::sink(), &crate::progress::Quiet)
+                    .map_err(|e| match e {
+                        Error::Integrity(_) => Error::pack(
+                            label,
+                            format!(
+                                "pack is corrupt: snapshot {name} does not rebuild to the BLAKE3 it claims: copy the pack again; if that fails too, re-pack it on the sending side"
+                            ),
+                        ),
+                        other => other,
+                    })?;
+            }
             report.pack_bytes = reader.get_ref().n;
             Ok(report)
         })

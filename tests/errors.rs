@@ -580,3 +580,30 @@ fn a_damaged_sending_store_is_caught_when_packing() {
     );
     assert!(!out.exists() && !s.dir.join("x.ferry.partial").exists());
 }
+
+#[test]
+fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
+    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
+    let s = setup();
+    let mut w = hand_made_pack("liar");
+    let data = b"hello, world";
+    let id = *blake3::hash(data).as_bytes();
+    w.chunk(&id, ferry::codec::Codec::Raw, data.len() as u32, data)
+        .unwrap();
+    w.snapshot(&SnapshotRecord {
+        name: "liar".into(),
+        size: data.len() as u64,
+        hash: *blake3::hash(b"something else").as_bytes(),
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
+    })
+    .unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    let p = write(&s.dir, "liar.ferry", &bytes);
+    unpack_refused(
+        &s.offline,
+        &p,
+        &["snapshot liar does not rebuild to the BLAKE3 it claims"],
+    );
+}

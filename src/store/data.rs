@@ -233,6 +233,15 @@ impl DataWriter {
         Ok(loc)
     }
 
+    /// Hands buffered bytes to the operating system (readable through a
+    /// fresh map), without waiting for the disk.
+    pub fn flush(&mut self) -> Result<()> {
+        let path = file_path(&self.dir, self.num);
+        self.out
+            .flush()
+            .ctx(|| format!("writing {}", path.display()))
+    }
+
     /// Makes everything appended durable (flush + fsync of every file
     /// touched, and of the directory when files were created).
     pub fn sync(&mut self) -> Result<()> {

@@ -565,6 +565,12 @@ impl Txn<'_> {
         Ok(stmt.query_row([&id[..]], |r| r.get(0)).optional()?)
     }
 
+    /// Pushes buffered chunk bytes to the data files (not yet fsynced), so
+    /// that this transaction can read back what it wrote.
+    pub fn flush_data(&mut self) -> Result<()> {
+        self.data.as_mut().expect("data writer").flush()
+    }
+
     /// Appends an encoded chunk to the data files and indexes it.
     pub fn insert_chunk(
         &mut self,
