@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 
 use ferry::archive::split::{Kind, Sink, is_tar_header, split};
+use ferry::demo::CountingSink;
 use sha2::{Digest, Sha256};
 
 struct Files<'a> {
@@ -21,24 +22,11 @@ struct Files<'a> {
     seen: HashSet<[u8; 32]>,
     current: Vec<u8>,
     kind: Kind,
-    meta: zstd::stream::write::Encoder<'static, Counter>,
+    meta: zstd::stream::write::Encoder<'static, CountingSink>,
     novel_files: u64,
     novel_bytes: u64,
     novel_compressed: u64,
     files: u64,
-}
-
-#[derive(Default)]
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0 += b.len() as u64;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 impl Sink for Files<'_> {
@@ -81,7 +69,7 @@ fn files(path: &str, v1: Option<&HashSet<[u8; 32]>>) -> Files<'static> {
         seen: HashSet::new(),
         current: Vec::new(),
         kind: Kind::Raw,
-        meta: zstd::stream::write::Encoder::new(Counter::default(), 3).unwrap(),
+        meta: zstd::stream::write::Encoder::new(CountingSink::default(), 3).unwrap(),
         novel_files: 0,
         novel_bytes: 0,
         novel_compressed: 0,
@@ -108,7 +96,8 @@ fn layers(path: &str) -> Vec<([u8; 32], u64, u64)> {
             continue;
         }
         let digest: [u8; 32] = Sha256::digest(&data).into();
-        let mut gz = flate2::write::GzEncoder::new(Counter::default(), flate2::Compression::new(6));
+        let mut gz =
+            flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
         gz.write_all(&data).unwrap();
         out.push((digest, data.len() as u64, gz.finish().unwrap().0));
     }

@@ -450,7 +450,9 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-struct CountingSink(u64);
+/// A writer that only counts the bytes written to it.
+#[derive(Default)]
+pub struct CountingSink(pub u64);
 
 impl Write for CountingSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

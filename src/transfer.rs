@@ -267,7 +267,7 @@ pub fn unpack<R: Read>(
     }
     let mut missing = Vec::new();
     for b in &h.bases {
-        if store.snapshot_by_hash(&b.hash)?.is_none() {
+        if store.snapshots_by_hash(&b.hash)?.is_empty() {
             missing.push(b);
         }
     }

@@ -348,19 +348,6 @@ impl Store {
             .ok_or_else(|| Error::UnknownSnapshot(name.to_string()))
     }
 
-    /// A snapshot with this stream hash, whatever its name.
-    pub fn snapshot_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Snapshot>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
-                 FROM snapshots WHERE hash = ?1 ORDER BY rowid LIMIT 1",
-                [&hash[..]],
-                row_to_snapshot,
-            )
-            .optional()?)
-    }
-
     /// Every snapshot with this stream hash, oldest first.
     pub fn snapshots_by_hash(&self, hash: &[u8; 32]) -> Result<Vec<Snapshot>> {
         let mut stmt = self.conn.prepare(
@@ -440,20 +427,6 @@ impl Store {
             .conn
             .prepare_cached("SELECT len FROM chunks WHERE rowid = ?1")?;
         Ok(stmt.query_row([rowid], |r| r.get(0)).optional()?)
-    }
-
-    /// Row ids of every distinct chunk the given snapshots reference.
-    pub fn chunk_set(&self, snapshots: &[i64]) -> Result<std::collections::HashSet<i64>> {
-        let mut set = std::collections::HashSet::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT chunk FROM recipe WHERE snapshot = ?1")?;
-        for &s in snapshots {
-            for c in stmt.query_map([s], |r| r.get::<_, i64>(0))? {
-                set.insert(c?);
-            }
-        }
-        Ok(set)
     }
 
     /// Looks a chunk up by id.
