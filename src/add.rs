@@ -16,7 +16,7 @@ use crate::chunker::{self, ChunkId, Unit};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::store::{NewSnapshot, Piece, Store, Txn, now};
+use crate::store::{NewSnapshot, Op, Piece, Store, Txn, now};
 
 /// Where the bytes come from.
 pub enum Source {
@@ -141,21 +141,16 @@ pub fn add(
         let mut new_chunks = 0u64;
         let mut new_bytes = 0u64;
         let (watch, split) = chunker::for_each_batch(Watch::new(reader), params, opts.tar_split, |units| {
+            // Progress counts input bytes (not deflate plain text).
             let bytes: u64 = units
                 .iter()
                 .map(|u| match u {
-                    Unit::Meta(n) => *n,
-                    Unit::Chunk(_) => 0,
-                    Unit::Header(_) => 0,
+                    Unit::Meta(n, Op::Out) => *n,
+                    Unit::Chunk(c, Op::Out) => c.data.len() as u64,
+                    Unit::Part(_, out) => *out,
+                    _ => 0,
                 })
-                .sum::<u64>()
-                + units
-                    .iter()
-                    .map(|u| match u {
-                        Unit::Chunk(c) => c.data.len() as u64,
-                        _ => 0,
-                    })
-                    .sum::<u64>();
+                .sum();
             let stored = store_units(txn, units, &mut new_chunks, &mut new_bytes)?;
             for s in stored {
                 recipe.push(s);
@@ -289,9 +284,10 @@ fn derive_name(p: &Path) -> Result<String> {
 
 /// A unit after storing: its chunk's row and length, or a headers-stream run.
 enum Stored {
-    Whole(i64, u32),
+    Whole(i64, u32, Op),
     Header(i64, u32),
-    Meta(u64),
+    Meta(u64, Op),
+    Part(i64, u32, u64),
 }
 
 /// Stores the chunks of a batch the store does not have yet (encoding them
@@ -305,25 +301,32 @@ fn store_units(
     // First pass, in order: what each unit is, and which chunks are new
     // (a chunk repeated within the batch is encoded once).
     enum Step {
-        Meta(u64),
+        Meta(u64, Op),
         Chunk {
             id: ChunkId,
             len: u32,
-            header: bool,
+            kind: Kind,
             row: Option<i64>,
         },
+    }
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Whole(Op),
+        Header,
+        Part(u64),
     }
     let mut plan: Vec<Step> = Vec::with_capacity(units.len());
     let mut todo: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
     for u in units {
-        let (c, header) = match u {
-            Unit::Meta(n) => {
-                plan.push(Step::Meta(n));
+        let (c, kind) = match u {
+            Unit::Meta(n, op) => {
+                plan.push(Step::Meta(n, op));
                 continue;
             }
-            Unit::Chunk(c) => (c, false),
-            Unit::Header(c) => (c, true),
+            Unit::Chunk(c, op) => (c, Kind::Whole(op)),
+            Unit::Header(c) => (c, Kind::Header),
+            Unit::Part(c, out) => (c, Kind::Part(out)),
         };
         let len = c.data.len() as u32;
         let seen = fresh.contains_key(&c.id);
@@ -335,7 +338,7 @@ fn store_units(
         plan.push(Step::Chunk {
             id: c.id,
             len,
-            header,
+            kind,
             row,
         });
     }
@@ -347,17 +350,12 @@ fn store_units(
     let mut rows: HashMap<ChunkId, i64> = HashMap::new();
     let mut out = Vec::with_capacity(plan.len());
     for (i, step) in plan.into_iter().enumerate() {
-        let (id, len, header, row) = match step {
-            Step::Meta(n) => {
-                out.push(Stored::Meta(n));
+        let (id, len, kind, row) = match step {
+            Step::Meta(n, op) => {
+                out.push(Stored::Meta(n, op));
                 continue;
             }
-            Step::Chunk {
-                id,
-                len,
-                header,
-                row,
-            } => (id, len, header, row),
+            Step::Chunk { id, len, kind, row } => (id, len, kind, row),
         };
         let row = match row {
             Some(r) => r,
@@ -372,10 +370,10 @@ fn store_units(
                 None => rows[&id],
             },
         };
-        out.push(if header {
-            Stored::Header(row, len)
-        } else {
-            Stored::Whole(row, len)
+        out.push(match kind {
+            Kind::Whole(op) => Stored::Whole(row, len, op),
+            Kind::Header => Stored::Header(row, len),
+            Kind::Part(n) => Stored::Part(row, len, n),
         });
     }
     Ok(out)
@@ -418,8 +416,8 @@ impl Recipe {
         }
     }
 
-    fn piece(&mut self, txn: &mut Txn<'_>, chunk: i64, off: u32, len: u32) -> Result<()> {
-        txn.push_piece(self.snap, self.seq, Piece { chunk, off, len })?;
+    fn piece(&mut self, txn: &mut Txn<'_>, piece: Piece) -> Result<()> {
+        txn.push_piece(self.snap, self.seq, piece)?;
         self.seq += 1;
         Ok(())
     }
@@ -428,11 +426,33 @@ impl Recipe {
     fn drain(&mut self, txn: &mut Txn<'_>) -> Result<()> {
         while let Some(front) = self.pending.front() {
             match *front {
-                Stored::Whole(row, len) => {
+                Stored::Whole(row, len, op) => {
                     self.pending.pop_front();
-                    self.piece(txn, row, 0, len)?;
+                    self.piece(
+                        txn,
+                        Piece {
+                            chunk: row,
+                            off: 0,
+                            len,
+                            op,
+                            out: 0,
+                        },
+                    )?;
                 }
-                Stored::Meta(n) => {
+                Stored::Part(row, len, out) => {
+                    self.pending.pop_front();
+                    self.piece(
+                        txn,
+                        Piece {
+                            chunk: row,
+                            off: 0,
+                            len,
+                            op: Op::Part,
+                            out,
+                        },
+                    )?;
+                }
+                Stored::Meta(n, op) => {
                     if self.next_meta + n > self.header_end {
                         return Ok(());
                     }
@@ -443,7 +463,16 @@ impl Recipe {
                             *self.headers.front().expect("header chunk covers the run");
                         let off = self.next_meta - start;
                         let take = (len as u64 - off).min(end - self.next_meta);
-                        self.piece(txn, row, off as u32, take as u32)?;
+                        self.piece(
+                            txn,
+                            Piece {
+                                chunk: row,
+                                off: off as u32,
+                                len: take as u32,
+                                op,
+                                out: 0,
+                            },
+                        )?;
                         self.next_meta += take;
                         if self.next_meta == start + len as u64 {
                             self.headers.pop_front();

@@ -9,10 +9,32 @@ use std::sync::mpsc;
 
 use rayon::prelude::*;
 
+use crate::archive::gzip::{RecreateError, Recreator};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::store::{ChunkEntry, Piece, Snapshot, Store};
+use crate::store::{ChunkEntry, Op, Piece, Snapshot, Store};
+
+/// A decoded recipe piece.
+pub struct Decoded {
+    /// What its bytes are for.
+    pub op: Op,
+    /// Output bytes of a deflate part.
+    pub out: u64,
+    /// The piece's bytes.
+    pub data: Vec<u8>,
+}
+
+impl Decoded {
+    /// Bytes it adds to the output stream.
+    pub fn output(&self) -> u64 {
+        match self.op {
+            Op::Out => self.data.len() as u64,
+            Op::Plain => 0,
+            Op::Part => self.out,
+        }
+    }
+}
 
 /// Pieces decoded per batch: bounds memory to about 2 x 256 x 256 KiB.
 const BATCH: usize = 256;
@@ -29,24 +51,39 @@ pub fn checkout(
     let snap = store.require(name)?;
     progress.start("checkout", Some(snap.size));
     let mut reader = store.data_reader();
-    let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+    let (tx, rx) = mpsc::sync_channel::<Vec<Decoded>>(2);
     let result: Result<(u64, blake3::Hash)> = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> std::io::Result<(u64, blake3::Hash)> {
-            let mut hasher = blake3::Hasher::new();
-            let mut size = 0u64;
-            for batch in rx {
-                for piece in batch {
-                    hasher.update(&piece);
-                    size += piece.len() as u64;
-                    out.write_all(&piece)?;
+        let writer = scope.spawn(
+            move || -> std::result::Result<(u64, blake3::Hash), RecreateError> {
+                let mut hasher = blake3::Hasher::new();
+                let mut size = 0u64;
+                let mut emit = |b: &[u8]| -> std::io::Result<()> {
+                    hasher.update(b);
+                    size += b.len() as u64;
+                    out.write_all(b)
+                };
+                // Deflate streams are re-created from their parts and plain text.
+                let mut deflate = Recreator::default();
+                for batch in rx {
+                    for d in batch {
+                        match d.op {
+                            Op::Out => {
+                                deflate.end()?;
+                                emit(&d.data).map_err(RecreateError::Io)?;
+                            }
+                            Op::Plain => deflate.plain(&d.data, &mut emit)?,
+                            Op::Part => deflate.part(&d.data, d.out, &mut emit)?,
+                        }
+                    }
                 }
-            }
-            out.flush()?;
-            Ok((size, hasher.finalize()))
-        });
+                deflate.end()?;
+                out.flush().map_err(RecreateError::Io)?;
+                Ok((size, hasher.finalize()))
+            },
+        );
         let fed = store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
             let decoded = decode_batch(store, &mut reader, batch)?;
-            let bytes: u64 = decoded.iter().map(|d| d.len() as u64).sum();
+            let bytes: u64 = decoded.iter().map(Decoded::output).sum();
             reader.release();
             if tx.send(decoded).is_err() {
                 // The writer failed: stop decoding; its error is reported below.
@@ -58,7 +95,12 @@ pub fn checkout(
         drop(tx);
         let written = writer.join().expect("writer thread panicked");
         // A write error explains a stopped feed; report it first.
-        let written = written.ctx(|| "writing output".to_string())?;
+        let written = written.map_err(|e| match e {
+            RecreateError::Io(e) => Error::io("writing output", e),
+            RecreateError::Bad(msg) => Error::Integrity(format!(
+                "{name} cannot be re-created: {msg}: the store is damaged; unpack a pack that carries {name} again"
+            )),
+        })?;
         fed?;
         Ok(written)
     });
@@ -81,7 +123,7 @@ pub fn decode_batch(
     store: &Store,
     reader: &mut crate::store::data::DataReader,
     batch: &[(Piece, ChunkEntry)],
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<Vec<Decoded>> {
     for (_, c) in batch {
         reader.ensure(c.loc)?;
     }
@@ -100,10 +142,15 @@ pub fn decode_batch(
                     ),
                 })?;
             let (off, len) = (p.off as usize, p.len as usize);
+            let piece = |data| Decoded {
+                op: p.op,
+                out: p.out,
+                data,
+            };
             if off == 0 && len == data.len() {
-                Ok(data)
+                Ok(piece(data))
             } else if off + len <= data.len() {
-                Ok(data[off..off + len].to_vec())
+                Ok(piece(data[off..off + len].to_vec()))
             } else {
                 Err(Error::BadStore {
                     store: dir.to_path_buf(),

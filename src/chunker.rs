@@ -131,13 +131,19 @@ impl Cutter {
 /// One step of a split stream, in stream order.
 pub enum Unit {
     /// A chunk of file contents (or of a stream read as plain bytes): the
-    /// recipe takes it whole.
-    Chunk(Chunk),
+    /// recipe takes it whole, as `op` says (input bytes, or plain text of
+    /// a deflate stream).
+    Chunk(Chunk, Op),
     /// The next chunk of the headers stream; the recipe takes slices of it.
     Header(Chunk),
-    /// The next `n` bytes of the input come from the headers stream.
-    Meta(u64),
+    /// The next `n` bytes come from the headers stream, used as `op` says.
+    Meta(u64, Op),
+    /// A deflate part record (see [`crate::archive::gzip`]), re-creating
+    /// `out` input bytes from the plain text that follows.
+    Part(Chunk, u64),
 }
+
+use crate::store::Op;
 
 /// Where the bytes of an input went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -153,11 +159,20 @@ pub struct SplitStats {
     pub files: u64,
     /// Tar streams understood (the outer archive and each layer).
     pub tars: u64,
-    /// gzip-compressed entries (compressed layers) stored as plain streams,
-    /// without per-file splitting; their bytes count in `raw_bytes`.
-    pub compressed_layers: u64,
-    /// Bytes of those entries.
-    pub compressed_layer_bytes: u64,
+    /// gzip'd tars (compressed layers) decompressed, split, and re-created
+    /// from preflate data; their files count in `content_bytes`.
+    pub gzip_layers: u64,
+    /// Compressed bytes of those layers.
+    pub gzip_layer_bytes: u64,
+    /// gzip'd tars preflate could not (wholly) analyse: from where it gave
+    /// up, kept as compressed bytes.
+    pub gzip_fallback_layers: u64,
+    /// Compressed bytes kept that way (they count in `raw_bytes`).
+    pub gzip_fallback_bytes: u64,
+    /// Deflate part records and their bytes (the re-creation data).
+    pub deflate_parts: u64,
+    /// Bytes of those records.
+    pub deflate_part_bytes: u64,
 }
 
 /// How many bytes of chunks the reader thread gathers before handing a batch
@@ -176,19 +191,28 @@ struct Batcher<'a> {
     headers: Cutter,
     file: Option<(Kind, Cutter)>,
     meta: u64,
+    /// Bytes are deflate plain text ([`Sink::inflate`]).
+    plain: bool,
     stats: SplitStats,
     closed: bool,
 }
 
 enum RawUnit {
-    Chunk(Vec<u8>),
+    Chunk(Vec<u8>, Op),
     Header(Vec<u8>),
-    Meta(u64),
+    Meta(u64, Op),
+    Part(Vec<u8>, u64),
+}
+
+impl Batcher<'_> {
+    fn op(&self) -> Op {
+        if self.plain { Op::Plain } else { Op::Out }
+    }
 }
 
 impl Batcher<'_> {
     fn emit(&mut self, u: RawUnit) {
-        if let RawUnit::Chunk(d) | RawUnit::Header(d) = &u {
+        if let RawUnit::Chunk(d, _) | RawUnit::Header(d) | RawUnit::Part(d, _) = &u {
             self.bytes += d.len();
         }
         self.batch.push(u);
@@ -217,7 +241,8 @@ impl Batcher<'_> {
     fn flush_meta(&mut self) {
         if self.meta > 0 {
             let n = std::mem::take(&mut self.meta);
-            self.emit(RawUnit::Meta(n));
+            let op = self.op();
+            self.emit(RawUnit::Meta(n, op));
         }
     }
 
@@ -264,8 +289,9 @@ impl Sink for Batcher<'_> {
         }
         let mut out = Vec::new();
         cutter.push(bytes, &mut |c| out.push(c));
+        let op = self.op();
         for c in out {
-            self.emit(RawUnit::Chunk(c));
+            self.emit(RawUnit::Chunk(c, op));
         }
     }
 
@@ -273,8 +299,9 @@ impl Sink for Batcher<'_> {
         if let Some((_, mut cutter)) = self.file.take() {
             let mut out = Vec::new();
             cutter.finish(&mut |c| out.push(c));
+            let op = self.op();
             for c in out {
-                self.emit(RawUnit::Chunk(c));
+                self.emit(RawUnit::Chunk(c, op));
             }
         }
     }
@@ -283,9 +310,31 @@ impl Sink for Batcher<'_> {
         self.stats.tars += 1;
     }
 
-    fn compressed(&mut self, size: u64) {
-        self.stats.compressed_layers += 1;
-        self.stats.compressed_layer_bytes += size;
+    fn inflate(&mut self, on: bool) {
+        // A headers-stream run never mixes input bytes and plain text.
+        self.flush_meta();
+        self.plain = on;
+    }
+
+    fn part(&mut self, record: Vec<u8>, out: u64) {
+        self.flush_meta();
+        self.stats.deflate_parts += 1;
+        self.stats.deflate_part_bytes += record.len() as u64;
+        self.emit(RawUnit::Part(record, out));
+    }
+
+    fn gzip(&mut self, outcome: split::Outcome, size: u64, raw: u64) {
+        match outcome {
+            split::Outcome::Rebuilt => {
+                self.stats.gzip_layers += 1;
+                self.stats.gzip_layer_bytes += size;
+            }
+            split::Outcome::Fallback => {
+                self.stats.gzip_fallback_layers += 1;
+                self.stats.gzip_fallback_bytes += raw;
+            }
+            split::Outcome::NotTar => {}
+        }
     }
 }
 
@@ -319,6 +368,7 @@ where
                 headers: Cutter::new(params),
                 file: None,
                 meta: 0,
+                plain: false,
                 stats: SplitStats::default(),
                 closed: false,
             };
@@ -339,15 +389,25 @@ where
             let units: Vec<Unit> = batch
                 .into_par_iter()
                 .map(|u| match u {
-                    RawUnit::Chunk(data) => Unit::Chunk(Chunk {
-                        id: *blake3::hash(&data).as_bytes(),
-                        data,
-                    }),
+                    RawUnit::Chunk(data, op) => Unit::Chunk(
+                        Chunk {
+                            id: *blake3::hash(&data).as_bytes(),
+                            data,
+                        },
+                        op,
+                    ),
                     RawUnit::Header(data) => Unit::Header(Chunk {
                         id: *blake3::hash(&data).as_bytes(),
                         data,
                     }),
-                    RawUnit::Meta(n) => Unit::Meta(n),
+                    RawUnit::Meta(n, op) => Unit::Meta(n, op),
+                    RawUnit::Part(data, out) => Unit::Part(
+                        Chunk {
+                            id: *blake3::hash(&data).as_bytes(),
+                            data,
+                        },
+                        out,
+                    ),
                 })
                 .collect();
             if let Err(e) = each(units) {

@@ -17,7 +17,7 @@ use crate::pack::{
     BaseRef, Header, PackReader, PackTotals, PackWriter, PieceRef, Pieces, Record, SnapshotRecord,
 };
 use crate::progress::Progress;
-use crate::store::{NewSnapshot, Piece, Store};
+use crate::store::{NewSnapshot, Op, Piece, Store};
 
 /// What goes into a pack.
 #[derive(Debug, Clone, Default)]
@@ -114,16 +114,17 @@ pub fn write_pack<W: Write>(
     let mut skipped = 0u64;
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
-        // (chunk row, slice) per piece; indexed once every chunk is placed.
-        let mut pieces: Vec<(i64, Option<(u32, u32)>)> = Vec::with_capacity(s.entries as usize);
+        // Each piece and whether it takes its chunk whole; indexed once
+        // every chunk is placed.
+        let mut pieces: Vec<(Piece, bool)> = Vec::with_capacity(s.entries as usize);
         let mut total = 0u64;
         store.for_each_piece_batch(s.rowid, 1024, |batch| {
             let mut send = Vec::new();
             for (p, c) in batch {
                 let whole = p.off == 0 && p.len == c.len;
-                pieces.push((c.rowid, (!whole).then_some((p.off, p.len))));
-                total += p.len as u64;
-                progress.advance(p.len as u64);
+                pieces.push((*p, whole));
+                total += p.output();
+                progress.advance(p.output());
                 if !seen.insert(c.rowid) {
                     continue;
                 }
@@ -179,17 +180,18 @@ pub fn write_pack<W: Write>(
         }
         let indexed: Vec<IndexedPiece> = pieces
             .into_iter()
-            .map(|(row, slice)| match pack_index.get(&row) {
-                Some(&index) => IndexedPiece {
-                    src: Src::Pack,
+            .map(|(p, whole)| {
+                let (src, index) = match pack_index.get(&p.chunk) {
+                    Some(&index) => (Src::Pack, index),
+                    None => (Src::Base, base_index[&p.chunk]),
+                };
+                IndexedPiece {
+                    src,
                     index,
-                    slice,
-                },
-                None => IndexedPiece {
-                    src: Src::Base,
-                    index: base_index[&row],
-                    slice,
-                },
+                    slice: (!whole).then_some((p.off, p.len)),
+                    op: p.op,
+                    out: p.out,
+                }
             })
             .collect();
         let record = SnapshotRecord {
@@ -200,6 +202,7 @@ pub fn write_pack<W: Write>(
             meta: s.meta.to_string(),
             pieces: Pieces::Compact {
                 count: indexed.len() as u64,
+                ops: true,
                 data: recipe::encode(&indexed),
             },
         };
@@ -457,45 +460,48 @@ fn import_snapshot(
     let mut new_bytes = 0u64;
     let mut seq = 0u64;
     let mut total = 0u64;
-    let mut place =
-        |txn: &mut crate::store::Txn<'_>, row: i64, slice: Option<(u32, u32)>| -> Result<()> {
-            let clen = match lens.get(&row) {
-                Some(&l) => l,
-                None => {
-                    let l = txn
-                        .store()
-                        .chunk_len(row)?
-                        .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
-                    new_bytes += stored_here.remove(&row).unwrap_or(0);
-                    lens.insert(row, l);
-                    l
-                }
-            };
-            let (off, len) = match slice {
-                None => (0, clen),
-                Some((off, len)) => {
-                    if len == 0 || off as u64 + len as u64 > clen as u64 {
-                        return Err(corrupt("a piece reads past the end of its chunk".into()));
-                    }
-                    (off, len)
-                }
-            };
-            total += len as u64;
-            if total > s.size {
-                return Err(corrupt("the recipe runs past the snapshot's size".into()));
+    let mut place = |txn: &mut crate::store::Txn<'_>,
+                     row: i64,
+                     slice: Option<(u32, u32)>,
+                     op: Op,
+                     out: u64|
+     -> Result<()> {
+        let clen = match lens.get(&row) {
+            Some(&l) => l,
+            None => {
+                let l = txn
+                    .store()
+                    .chunk_len(row)?
+                    .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
+                new_bytes += stored_here.remove(&row).unwrap_or(0);
+                lens.insert(row, l);
+                l
             }
-            txn.push_piece(
-                snap,
-                seq,
-                Piece {
-                    chunk: row,
-                    off,
-                    len,
-                },
-            )?;
-            seq += 1;
-            Ok(())
         };
+        let (off, len) = match slice {
+            None => (0, clen),
+            Some((off, len)) => {
+                if len == 0 || off as u64 + len as u64 > clen as u64 {
+                    return Err(corrupt("a piece reads past the end of its chunk".into()));
+                }
+                (off, len)
+            }
+        };
+        let piece = Piece {
+            chunk: row,
+            off,
+            len,
+            op,
+            out,
+        };
+        total = total.saturating_add(piece.output());
+        if total > s.size {
+            return Err(corrupt("the recipe runs past the snapshot's size".into()));
+        }
+        txn.push_piece(snap, seq, piece)?;
+        seq += 1;
+        Ok(())
+    };
     match &s.pieces {
         Pieces::Ids(pieces) => {
             let mut lookup: HashMap<ChunkId, i64> = HashMap::new();
@@ -522,11 +528,11 @@ fn import_snapshot(
                     PieceRef::Whole(_) => None,
                     PieceRef::Slice { off, len, .. } => Some((off, len)),
                 };
-                place(txn, row, slice)?;
+                place(txn, row, slice, Op::Out, 0)?;
             }
         }
-        Pieces::Compact { count, data } => {
-            recipe::decode_each(data, *count, corrupt, |p| {
+        Pieces::Compact { count, ops, data } => {
+            recipe::decode_each(data, *count, *ops, corrupt, |p| {
                 let table = match p.src {
                     Src::Pack => tables.pack,
                     Src::Base => tables.base,
@@ -534,7 +540,7 @@ fn import_snapshot(
                 let row = *table.get(p.index as usize).ok_or_else(|| {
                     corrupt(format!("recipe names chunk {} of {}", p.index, table.len()))
                 })?;
-                place(txn, row, p.slice)
+                place(txn, row, p.slice, p.op, p.out)
             })?;
         }
     }

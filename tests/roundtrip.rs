@@ -265,3 +265,75 @@ fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
     assert_eq!(after.snapshots.len(), 2);
     assert_ne!(after.snapshots, before.snapshots);
 }
+
+fn gz(level: u32, data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_layer_archives_ship_as_deltas_and_rebuild_byte_exact_on_the_other_side() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let base = layer_tar(&sample_files(1, "usr/lib", 60, 64 << 10), 1);
+    let mut files = sample_files(2, "app", 150, 32 << 10);
+    let v1_app = layer_tar(&files, 1_700_000_000);
+    files[10].data.extend_from_slice(b"# patched\n");
+    let v2_app = layer_tar(&files, 1_700_000_999);
+    let mut archives = Vec::new();
+    for (tag, app) in [("gz:1", &v1_app), ("gz:2", &v2_app)] {
+        let p = t.path().join(format!("{}.tar", tag.replace(':', "-")));
+        ferry::demo::write_oci_docker_archive(&p, tag, &[gz(6, &base), gz(6, app)]).unwrap();
+        ok(ferry(&a).arg("add").arg(&p));
+        archives.push(p);
+    }
+    let full = t.path().join("full.ferry");
+    let delta = t.path().join("delta.ferry");
+    ok(ferry(&a).args(["pack", "gz:1", "-o"]).arg(&full));
+    ok(ferry(&a)
+        .args(["pack", "gz:2", "--base", "gz:1", "-o"])
+        .arg(&delta));
+    let v2_len = std::fs::metadata(&archives[1]).unwrap().len();
+    let delta_len = std::fs::metadata(&delta).unwrap().len();
+    assert!(
+        delta_len * 20 < v2_len,
+        "delta of {delta_len} bytes for a {v2_len}-byte archive"
+    );
+    ok(ferry(&b).arg("unpack").arg(&full));
+    ok(ferry(&b).arg("unpack").arg(&delta));
+    let out = t.path().join("out.tar");
+    ok(ferry(&b).args(["checkout", "gz:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&archives[1]).unwrap());
+}
+
+#[test]
+fn a_store_from_before_recipe_ops_is_read_and_upgraded() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    let data = layer_tar(&sample_files(3, "etc", 40, 16 << 10), 5);
+    let input = write(t.path(), "old.tar", &data);
+    ok(ferry(&s).arg("add").arg(&input));
+    // Make it what the first release wrote: schema 1, no op/out columns.
+    let conn = rusqlite::Connection::open(s.join("index.sqlite")).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE recipe DROP COLUMN op; ALTER TABLE recipe DROP COLUMN out; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = t.path().join("out.tar");
+    // A reader takes it as it is.
+    ok(ferry(&s).args(["checkout", "old.tar", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == data);
+    // A writer upgrades it, and everything still reads.
+    let other = write(t.path(), "new.bin", &random_bytes(4, 100_000));
+    ok(ferry(&s).arg("add").arg(&other));
+    let conn = rusqlite::Connection::open(s.join("index.sqlite")).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+    std::fs::remove_file(&out).unwrap();
+    ok(ferry(&s).args(["checkout", "old.tar", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == data);
+}

@@ -3,6 +3,8 @@
 //! generated ones, and the property that a layer rebuilt with new mtimes
 //! costs almost nothing.
 
+mod common;
+
 use std::time::Duration;
 
 use ferry::add::{AddOptions, Source, add};
@@ -67,28 +69,143 @@ fn hand_crafted_tars_round_trip_and_are_fully_understood() {
     assert!(seen >= 12, "tests/data/tars holds {seen} tars");
 }
 
-#[test]
-fn gzip_layers_are_kept_as_plain_streams_and_reported() {
+/// gzip -LEVEL -n of `data` with GNU gzip, or flate2 at that level when
+/// gzip is not installed (the test says which it used).
+fn gzip(level: u32, data: &[u8]) -> Vec<u8> {
     use std::io::Write;
+    use std::process::{Command, Stdio};
+    if let Ok(mut child) = Command::new("gzip")
+        .args([format!("-{level}").as_str(), "-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        let feed = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        feed.join().unwrap().unwrap();
+        assert!(out.status.success());
+        return out.stdout;
+    }
+    eprintln!("gzip is not installed: using flate2 for gzip -{level}");
+    flate2_gzip(level, data)
+}
+
+fn flate2_gzip(level: u32, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn gzip_layers_are_split_into_files_and_recreated_byte_exact() {
     let t = tempfile::tempdir().unwrap();
     let mut store = Store::open_writer(&t.path().join("s"), Duration::ZERO).unwrap();
-    let layer = ferry::demo::layer_tar(&ferry::demo::sample_files(3, "usr", 40, 32 << 10), 1);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(&layer).unwrap();
-    let gz = gz.finish().unwrap();
+    // A big layer (several deflate parts) and small ones, from several compressors.
+    let big = ferry::demo::layer_tar(&ferry::demo::sample_files(3, "usr", 300, 64 << 10), 1);
+    let small = ferry::demo::layer_tar(&ferry::demo::sample_files(4, "opt", 30, 16 << 10), 2);
+    // A plain layer holding a gzip'd file that is not a tar: it stays a file.
+    let mut plain_files = ferry::demo::sample_files(5, "doc", 5, 8 << 10);
+    plain_files.push(ferry::demo::SampleFile {
+        path: "doc/changelog.gz".into(),
+        data: gzip(9, &b"version 1.2.3: fixed things\n".repeat(200)),
+    });
+    let plain = ferry::demo::layer_tar(&plain_files, 3);
+    let layers = vec![
+        gzip(6, &big),
+        gzip(1, &small),
+        gzip(9, &small),
+        flate2_gzip(6, &big),
+        plain.clone(),
+    ];
     let archive = t.path().join("oci.tar");
-    ferry::demo::write_oci_docker_archive(&archive, "gz:1", &[gz.clone(), layer.clone()]).unwrap();
+    ferry::demo::write_oci_docker_archive(&archive, "gz:1", &layers).unwrap();
     let data = std::fs::read(&archive).unwrap();
     let split = add_bytes(&mut store, t.path(), "gz.tar", &data);
-    assert!(checkout(&store, "gz.tar") == data);
-    assert_eq!(split["compressed_layers"], 1, "{split}");
-    assert_eq!(
-        split["compressed_layer_bytes"].as_u64().unwrap(),
-        gz.len() as u64
+    assert!(checkout(&store, "gz.tar") == data, "checkout differs");
+    assert_eq!(split["gzip_layers"], 4, "{split}");
+    assert_eq!(split["gzip_fallback_layers"], 0, "{split}");
+    let gz_bytes: u64 = layers[..4].iter().map(|l| l.len() as u64).sum();
+    assert_eq!(split["gzip_layer_bytes"].as_u64().unwrap(), gz_bytes);
+    // Every byte was understood: the layers' files are contents.
+    assert_eq!(split["raw_bytes"], 0, "{split}");
+    let content = split["content_bytes"].as_u64().unwrap();
+    assert!(content > 2 * big.len() as u64 * 9 / 10, "{split}");
+    // The big layers took several parts; re-creation data is small.
+    let parts = split["deflate_parts"].as_u64().unwrap();
+    assert!(parts > 6, "{split}");
+    let part_bytes = split["deflate_part_bytes"].as_u64().unwrap();
+    assert!(
+        part_bytes * 20 < gz_bytes,
+        "{part_bytes} bytes of re-creation data for {gz_bytes}"
     );
-    assert_eq!(
-        split["raw_bytes"].as_u64().unwrap(),
-        gz.len() as u64,
+}
+
+#[test]
+fn a_gzip_layer_rebuilt_with_new_mtimes_costs_little() {
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open_writer(&t.path().join("s"), Duration::ZERO).unwrap();
+    let files = ferry::demo::sample_files(7, "usr/lib/python3", 200, 64 << 10);
+    let base = ferry::demo::layer_tar(&ferry::demo::sample_files(8, "etc", 20, 8 << 10), 1);
+    let v1 = gzip(6, &ferry::demo::layer_tar(&files, 1_700_000_000));
+    let v2 = gzip(6, &ferry::demo::layer_tar(&files, 1_700_123_456));
+    assert_ne!(v1, v2);
+    for (name, layer) in [("v1", &v1), ("v2", &v2)] {
+        let p = t.path().join(name);
+        ferry::demo::write_oci_docker_archive(&p, name, &[gzip(6, &base), layer.clone()]).unwrap();
+        add_bytes(&mut store, t.path(), name, &std::fs::read(&p).unwrap());
+    }
+    let opts = PackOptions {
+        snapshots: vec!["v2".into()],
+        bases: vec!["v1".into()],
+    };
+    let (_, r) = write_pack(&store, &opts, std::io::sink(), &Quiet).unwrap();
+    let pct = 100.0 * r.totals.pack_bytes as f64 / v2.len() as f64;
+    assert!(
+        pct < 5.0,
+        "delta {} bytes = {pct:.2}% of the {}-byte gzip'd layer",
+        r.totals.pack_bytes,
+        v2.len()
+    );
+}
+
+#[test]
+fn a_gzip_layer_preflate_cannot_finish_is_kept_as_is_and_ls_json_says_so() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let layer = ferry::demo::layer_tar(&ferry::demo::sample_files(9, "srv", 200, 64 << 10), 1);
+    let whole = gzip(6, &layer);
+    // Cut short: the deflate stream never ends, so preflate gives up at the
+    // cut and the rest stays compressed bytes. Cut within the first block,
+    // it gives up at once.
+    let late = whole[..whole.len() * 3 / 5].to_vec();
+    let early = whole[..3000].to_vec();
+    let archive = t.path().join("cut.tar");
+    ferry::demo::write_oci_docker_archive(&archive, "cut:1", &[late.clone(), early.clone()])
+        .unwrap();
+    common::ok(common::ferry(&store).arg("add").arg(&archive));
+    let out = t.path().join("back.tar");
+    common::ok(
+        common::ferry(&store)
+            .args(["checkout", "cut:1", "-o"])
+            .arg(&out),
+    );
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&archive).unwrap());
+    let ls: serde_json::Value =
+        serde_json::from_str(&common::ok(common::ferry(&store).args(["ls", "--json"]))).unwrap();
+    let split = &ls["snapshots"][0]["meta"]["split"];
+    assert_eq!(split["gzip_fallback_layers"], 2, "{split}");
+    assert_eq!(split["gzip_layers"], 0, "{split}");
+    let kept = split["gzip_fallback_bytes"].as_u64().unwrap();
+    // All of the early one, and the late one from some way in.
+    assert!(
+        kept > early.len() as u64 && kept < (late.len() + early.len()) as u64,
+        "{split}"
+    );
+    assert!(
+        split["content_bytes"].as_u64().unwrap() > layer.len() as u64 / 4,
         "{split}"
     );
 }

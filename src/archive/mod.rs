@@ -4,6 +4,7 @@
 //! without a second read.
 
 pub mod docker;
+pub mod gzip;
 pub mod split;
 
 use std::io::{self, BufRead, BufReader, Read};

@@ -31,10 +31,19 @@ pub trait Sink {
     fn end(&mut self);
     /// A tar stream was recognised.
     fn tar(&mut self) {}
-    /// An entry of `size` bytes is gzip-compressed (a compressed layer); its
-    /// bytes follow as a plain stream.
-    fn compressed(&mut self, _size: u64) {}
+    /// From `true` until `false`, meta and data bytes are the plain text of
+    /// a deflate stream (see [`super::gzip`]), not bytes of the input.
+    fn inflate(&mut self, _on: bool) {}
+    /// A deflate part record re-creating `out` input bytes from the plain
+    /// text that follows it.
+    fn part(&mut self, _record: Vec<u8>, _out: u64) {}
+    /// A gzip'd tar of `size` bytes was handled; `raw` of its compressed
+    /// bytes are kept as they are (all of them when preflate could not
+    /// analyse it, none when every part was recorded).
+    fn gzip(&mut self, _outcome: Outcome, _size: u64, _raw: u64) {}
 }
+
+pub use super::gzip::Outcome;
 
 const BLOCK: usize = 512;
 /// Tars inside tars are followed this deep (docker archive > layer > a tar file in a layer).
@@ -43,7 +52,7 @@ const MAX_DEPTH: u32 = 3;
 const MAX_PAX: u64 = 1 << 20;
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
@@ -115,7 +124,7 @@ pub fn split(input: &mut dyn Read, sink: &mut dyn Sink, tar_aware: bool) -> io::
     let n = read_full(input, &mut head)?;
     if tar_aware && n == BLOCK && is_tar_header(&head) {
         let mut chained = (&head[..]).chain(input);
-        tar(&mut chained, sink, 0)
+        tar(&mut chained, sink, 0, false)
     } else {
         raw(&head[..n], input, sink)
     }
@@ -139,7 +148,7 @@ fn raw(prefix: &[u8], rest: &mut dyn Read, sink: &mut dyn Sink) -> io::Result<()
 }
 
 /// Copies exactly `n` bytes (fewer if the input ends) to `to`.
-fn copy(r: &mut dyn Read, mut n: u64, to: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
+pub(super) fn copy(r: &mut dyn Read, mut n: u64, to: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
     let mut buf = vec![0u8; (n.min(1 << 20)) as usize];
     let mut done = 0;
     while n > 0 {
@@ -158,8 +167,14 @@ fn copy(r: &mut dyn Read, mut n: u64, to: &mut dyn FnMut(&[u8])) -> io::Result<u
     Ok(done)
 }
 
-/// A tar stream, read to the end of `r`.
-fn tar(r: &mut dyn Read, sink: &mut dyn Sink, depth: u32) -> io::Result<()> {
+/// A tar stream, read to the end of `r`; `inflated` when it is the plain
+/// text of a deflate stream (whose gzip'd entries are then kept as files).
+pub(super) fn tar(
+    r: &mut dyn Read,
+    sink: &mut dyn Sink,
+    depth: u32,
+    inflated: bool,
+) -> io::Result<()> {
     sink.tar();
     let mut next_size: Option<u64> = None;
     let mut block = [0u8; BLOCK];
@@ -224,7 +239,7 @@ fn tar(r: &mut dyn Read, sink: &mut dyn Sink, depth: u32) -> io::Result<()> {
                 }
                 got
             }
-            _ => file(r, size, sink, depth)?,
+            _ => file(r, size, sink, depth, inflated)?,
         };
         if got < size {
             return Ok(()); // the input ended inside this entry
@@ -239,7 +254,13 @@ fn tar(r: &mut dyn Read, sink: &mut dyn Sink, depth: u32) -> io::Result<()> {
 }
 
 /// One entry's data: a nested tar, or one file's contents.
-fn file(r: &mut dyn Read, size: u64, sink: &mut dyn Sink, depth: u32) -> io::Result<u64> {
+fn file(
+    r: &mut dyn Read,
+    size: u64,
+    sink: &mut dyn Sink,
+    depth: u32,
+    inflated: bool,
+) -> io::Result<u64> {
     if size == 0 {
         return Ok(0);
     }
@@ -251,19 +272,21 @@ fn file(r: &mut dyn Read, size: u64, sink: &mut dyn Sink, depth: u32) -> io::Res
             inner: (&head[..]).chain(r.take(size - BLOCK as u64)),
             n: 0,
         };
-        tar(&mut counted, sink, depth + 1)?;
+        tar(&mut counted, sink, depth + 1, inflated)?;
         // The nested parser reads its input to the end.
         return Ok(counted.n);
     }
-    // Compressed layers (OCI archives from skopeo, containerd's store) are
-    // kept as they are, chunked as a plain stream.
-    let kind = if n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
-        sink.compressed(size);
-        Kind::Raw
-    } else {
-        Kind::Content
-    };
-    sink.begin(kind);
+    // Compressed layers (OCI archives from skopeo, containerd's store):
+    // decompressed, split, and re-created from preflate data.
+    if depth < MAX_DEPTH && !inflated && n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
+        let mut counted = Counted {
+            inner: (&head[..n]).chain(r.take(size - n as u64)),
+            n: 0,
+        };
+        super::gzip::entry(&mut counted, sink, depth, size)?;
+        return Ok(counted.n);
+    }
+    sink.begin(Kind::Content);
     sink.data(&head[..n]);
     let mut got = n as u64;
     if n == want {

@@ -6,8 +6,9 @@ use crate::chunker::ChunkId;
 /// First eight bytes of every pack.
 pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// Format version this ferry writes. Version 2 added compact recipes
-/// (snapshot records with an encoding byte) and base recipe digests.
-pub const VERSION: u32 = 2;
+/// (snapshot records with an encoding byte) and base recipe digests;
+/// version 3 added recipe ops (deflate re-creation of gzip'd layers).
+pub const VERSION: u32 = 3;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -39,6 +40,8 @@ pub const PIECE_SLICE: u8 = 1;
 pub const RECIPE_IDS: u8 = 0;
 /// Snapshot recipe encoding (v2): compact, table-indexed and compressed.
 pub const RECIPE_COMPACT: u8 = 1;
+/// Snapshot recipe encoding (v3): compact, with an op per piece.
+pub const RECIPE_COMPACT_OPS: u8 = 2;
 
 /// A little-endian encoder into a byte vector.
 #[derive(Default)]

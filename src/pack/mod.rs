@@ -109,6 +109,8 @@ pub enum Pieces {
     Compact {
         /// Number of pieces.
         count: u64,
+        /// Pieces carry ops (encoding [`RECIPE_COMPACT_OPS`], format 3).
+        ops: bool,
         /// zstd-compressed piece list.
         data: Vec<u8>,
     },
@@ -240,8 +242,13 @@ impl<W: Write> PackWriter<W> {
                     }
                 }
             }
-            Pieces::Compact { count, data } => {
-                e.u8(RECIPE_COMPACT).u64(*count).bytes(data);
+            Pieces::Compact { count, ops, data } => {
+                let encoding = if *ops {
+                    RECIPE_COMPACT_OPS
+                } else {
+                    RECIPE_COMPACT
+                };
+                e.u8(encoding).u64(*count).bytes(data);
             }
         }
         if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
@@ -601,10 +608,11 @@ fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
             }
             Pieces::Ids(pieces)
         }
-        RECIPE_COMPACT => {
+        RECIPE_COMPACT | RECIPE_COMPACT_OPS => {
             let rest = d.remaining();
             Pieces::Compact {
                 count: n,
+                ops: encoding == RECIPE_COMPACT_OPS,
                 data: d.take(rest, "recipe")?.to_vec(),
             }
         }

@@ -4,9 +4,12 @@
 //! chunks of each base snapshot in first-use order ("base" indices). Each
 //! piece is one varint holding the zigzag delta from the previous index of
 //! the same kind, so runs in the base's order cost about a byte, and the
-//! whole list is zstd-compressed.
+//! whole list is zstd-compressed. Format 3 adds each piece's op (see
+//! [`Op`]) to the token, and a deflate part's output length after it.
 
 use std::io::Read;
+
+use crate::store::Op;
 
 /// Where a piece's chunk is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,10 @@ pub struct IndexedPiece {
     pub index: u64,
     /// A byte range of the chunk, or the whole chunk.
     pub slice: Option<(u32, u32)>,
+    /// What the bytes are for.
+    pub op: Op,
+    /// Output bytes of an [`Op::Part`] piece (0 otherwise).
+    pub out: u64,
 }
 
 /// Indices above this are refused (keeps the arithmetic far from overflow).
@@ -64,7 +71,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Encodes and compresses pieces.
+/// Encodes and compresses pieces, with ops (encoding 2 of format 3).
 pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(pieces.len() * 2);
     let mut prev = [0i64; 2];
@@ -72,11 +79,17 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
         let k = p.src as usize;
         let delta = p.index as i64 - prev[k];
         prev[k] = p.index as i64;
-        let token = (zigzag(delta) << 2) | ((k as u64) << 1) | p.slice.is_some() as u64;
+        let token = (zigzag(delta) << 4)
+            | ((p.op as u64) << 2)
+            | ((k as u64) << 1)
+            | p.slice.is_some() as u64;
         put_varint(&mut raw, token);
         if let Some((off, len)) = p.slice {
             put_varint(&mut raw, off as u64);
             put_varint(&mut raw, len as u64);
+        }
+        if p.op == Op::Part {
+            put_varint(&mut raw, p.out);
         }
     }
     zstd::bulk::compress(&raw, LEVEL).expect("zstd in memory")
@@ -84,11 +97,12 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
 
 /// Decompresses and decodes `count` pieces into a vector (for tests and
 /// small recipes; [`decode_each`] streams).
-pub fn decode(data: &[u8], count: u64) -> Result<Vec<IndexedPiece>, String> {
+pub fn decode(data: &[u8], count: u64, ops: bool) -> Result<Vec<IndexedPiece>, String> {
     let mut out = Vec::new();
     decode_each(
         data,
         count,
+        ops,
         |m| m,
         |p| {
             out.push(p);
@@ -98,19 +112,21 @@ pub fn decode(data: &[u8], count: u64) -> Result<Vec<IndexedPiece>, String> {
     Ok(out)
 }
 
-/// Decompresses `count` pieces and hands each to `each` as it is decoded,
+/// Decompresses `count` pieces (with ops when `ops`: encoding 2) and hands
+/// each to `each` as it is decoded,
 /// so memory stays bounded by the compressed frame's content (at most
 /// [`MAX_RAW`]) whatever `count` claims. Every field is range-checked;
 /// `bad` turns a decoding problem into the caller's error type.
 pub fn decode_each<E>(
     data: &[u8],
     count: u64,
+    ops: bool,
     bad: impl Fn(String) -> E,
     mut each: impl FnMut(IndexedPiece) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Each piece takes at least one byte and at most 3 varints of 10 bytes;
+    // Each piece takes at least one byte and at most 4 varints of 10 bytes;
     // the output grows with what actually decompresses, up to that bound.
-    let bound = count.saturating_mul(30).min(MAX_RAW);
+    let bound = count.saturating_mul(40).min(MAX_RAW);
     let mut raw = Vec::new();
     zstd::stream::read::Decoder::new(data)
         .and_then(|d| d.take(bound + 1).read_to_end(&mut raw))
@@ -124,7 +140,13 @@ pub fn decode_each<E>(
     let mut at = 0;
     let mut prev = [0i64; 2];
     for _ in 0..count {
-        let token = get_varint(&raw, &mut at).map_err(&bad)?;
+        let mut token = get_varint(&raw, &mut at).map_err(&bad)?;
+        let mut op = Op::Out;
+        if ops {
+            op = Op::from_u8(((token >> 2) & 3) as u8)
+                .ok_or_else(|| bad("recipe piece has an unknown op".into()))?;
+            token = (token >> 4) << 2 | (token & 3);
+        }
         let k = ((token >> 1) & 1) as usize;
         let index = prev[k]
             .checked_add(unzigzag(token >> 2))
@@ -141,10 +163,17 @@ pub fn decode_each<E>(
         } else {
             None
         };
+        let out = if op == Op::Part {
+            get_varint(&raw, &mut at).map_err(&bad)?
+        } else {
+            0
+        };
         each(IndexedPiece {
             src: if k == 0 { Src::Pack } else { Src::Base },
             index: index as u64,
             slice,
+            op,
+            out,
         })?;
     }
     if at != raw.len() {
@@ -165,17 +194,33 @@ mod tests {
                 src: Src::Base,
                 index: 100 + i,
                 slice: None,
+                op: Op::Out,
+                out: 0,
             });
             pieces.push(IndexedPiece {
                 src: Src::Pack,
                 index: i / 8,
                 slice: Some(((i % 8 * 600) as u32, 600)),
+                op: if i % 3 == 0 { Op::Plain } else { Op::Out },
+                out: 0,
             });
+            if i % 100 == 0 {
+                pieces.push(IndexedPiece {
+                    src: Src::Pack,
+                    index: i,
+                    slice: None,
+                    op: Op::Part,
+                    out: 500_000 + i,
+                });
+            }
         }
         let data = encode(&pieces);
-        assert_eq!(decode(&data, pieces.len() as u64).unwrap(), pieces);
-        assert!(data.len() < 2000, "10000 pieces took {} bytes", data.len());
-        assert!(decode(&data, pieces.len() as u64 + 1).is_err());
-        assert!(decode(&data[..data.len() - 1], pieces.len() as u64).is_err());
+        let n = pieces.len() as u64;
+        assert_eq!(decode(&data, n, true).unwrap(), pieces);
+        assert!(data.len() < 2500, "10050 pieces took {} bytes", data.len());
+        assert!(decode(&data, n + 1, true).is_err());
+        assert!(decode(&data[..data.len() - 1], n, true).is_err());
+        // Read without ops, the same bytes mean other pieces.
+        assert_ne!(decode(&data, n, false).ok(), Some(pieces));
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{Error, IoContext, Result};
 use data::{DataReader, DataWriter, Location};
 
 /// Version of the index schema (also kept in SQLite's `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE config (
@@ -57,6 +57,8 @@ CREATE TABLE recipe (
     chunk    INTEGER NOT NULL,
     off      INTEGER NOT NULL,
     len      INTEGER NOT NULL,
+    op       INTEGER NOT NULL DEFAULT 0,
+    out      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (snapshot, seq)
 ) WITHOUT ROWID;
 ";
@@ -87,7 +89,32 @@ pub struct Snapshot {
     pub meta: serde_json::Value,
 }
 
-/// One piece of a snapshot's stream: `len` bytes of a chunk from `off`.
+/// What a recipe piece's bytes are for (see docs/FORMAT.md, "Recipes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Bytes of the snapshot's stream, copied out as they are.
+    Out = 0,
+    /// Plain text of a deflate stream, fed to the part that re-creates it.
+    Plain = 1,
+    /// A deflate part: the chunk holds its re-creation data (see
+    /// [`crate::archive::gzip`]); it turns plain text into `out` bytes.
+    Part = 2,
+}
+
+impl Op {
+    /// From its number in the index or a pack.
+    pub fn from_u8(v: u8) -> Option<Op> {
+        match v {
+            0 => Some(Op::Out),
+            1 => Some(Op::Plain),
+            2 => Some(Op::Part),
+            _ => None,
+        }
+    }
+}
+
+/// One piece of a snapshot's recipe: `len` bytes of a chunk from `off`,
+/// used as `op` says.
 #[derive(Debug, Clone, Copy)]
 pub struct Piece {
     /// Chunk row id in the index.
@@ -96,6 +123,32 @@ pub struct Piece {
     pub off: u32,
     /// Bytes taken.
     pub len: u32,
+    /// What the bytes are for.
+    pub op: Op,
+    /// Stream bytes a [`Op::Part`] piece produces (0 for other ops).
+    pub out: u64,
+}
+
+impl Piece {
+    /// Bytes of plain stream output.
+    pub fn copied(chunk: i64, off: u32, len: u32) -> Piece {
+        Piece {
+            chunk,
+            off,
+            len,
+            op: Op::Out,
+            out: 0,
+        }
+    }
+
+    /// Bytes this piece adds to the snapshot's stream.
+    pub fn output(&self) -> u64 {
+        match self.op {
+            Op::Out => self.len as u64,
+            Op::Plain => 0,
+            Op::Part => self.out,
+        }
+    }
 }
 
 /// See [`Store::recipe_summary`].
@@ -128,6 +181,8 @@ pub struct Store {
     dir: PathBuf,
     conn: Connection,
     params: Params,
+    /// The recipe table has `op` and `out` (schema 2 and later).
+    has_ops: bool,
     _lock: Option<File>,
 }
 
@@ -191,6 +246,15 @@ impl Store {
             ins.execute(params!["created", now().to_string()])?;
             drop(ins);
             conn.execute_batch("COMMIT")?;
+        } else if version == 1 && lock.is_some() {
+            // Schema 2 adds recipe ops (deflate re-creation); older rows are plain output.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE recipe ADD COLUMN op INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE recipe ADD COLUMN out INTEGER NOT NULL DEFAULT 0;
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
         } else if version > SCHEMA_VERSION {
             return Err(bad(format!(
                 "index schema version {version} is newer than this ferry understands ({SCHEMA_VERSION}): upgrade ferry"
@@ -223,10 +287,12 @@ impl Store {
                 chunker::PARAMS
             )));
         }
+        let has_ops = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? >= 2;
         Ok(Store {
             dir: dir.to_path_buf(),
             conn,
             params,
+            has_ops,
             _lock: lock,
         })
     }
@@ -367,11 +433,15 @@ impl Store {
         batch: usize,
         mut each: impl FnMut(&[(Piece, ChunkEntry)]) -> Result<()>,
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT r.seq, r.chunk, r.off, r.len, c.id, c.file, c.offset, c.clen, c.len, c.codec
+        let mut stmt = self.conn.prepare_cached(if self.has_ops {
+            "SELECT r.seq, r.chunk, r.off, r.len, c.id, c.file, c.offset, c.clen, c.len, c.codec, r.op, r.out
              FROM recipe r JOIN chunks c ON c.rowid = r.chunk
-             WHERE r.snapshot = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3",
-        )?;
+             WHERE r.snapshot = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3"
+        } else {
+            "SELECT r.seq, r.chunk, r.off, r.len, c.id, c.file, c.offset, c.clen, c.len, c.codec, 0, 0
+             FROM recipe r JOIN chunks c ON c.rowid = r.chunk
+             WHERE r.snapshot = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3"
+        })?;
         let mut next_seq = 0i64;
         loop {
             let mut rows = stmt.query(params![snapshot, next_seq, batch as i64])?;
@@ -379,10 +449,16 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let seq: i64 = row.get(0)?;
                 next_seq = seq + 1;
+                let op: u8 = row.get(10)?;
                 let piece = Piece {
                     chunk: row.get(1)?,
                     off: row.get(2)?,
                     len: row.get(3)?,
+                    op: Op::from_u8(op).ok_or_else(|| Error::BadStore {
+                        store: self.dir.clone(),
+                        msg: format!("recipe row {seq} has unknown op {op}: the index is damaged"),
+                    })?,
+                    out: row.get(11)?,
                 };
                 out.push((piece, chunk_from_row(row, 4, piece.chunk)?));
             }
@@ -409,6 +485,11 @@ impl Store {
                 hasher.update(&c.id);
                 hasher.update(&p.off.to_le_bytes());
                 hasher.update(&p.len.to_le_bytes());
+                if p.op != Op::Out {
+                    // Recipes of plain pieces hash as they did before ops existed.
+                    hasher.update(&[p.op as u8]);
+                    hasher.update(&p.out.to_le_bytes());
+                }
                 if seen.insert(p.chunk) {
                     order.push(p.chunk);
                 }
@@ -585,9 +666,17 @@ impl Txn<'_> {
     /// Appends one recipe row.
     pub fn push_piece(&mut self, snapshot: i64, seq: u64, piece: Piece) -> Result<()> {
         let mut stmt = self.store.conn.prepare_cached(
-            "INSERT INTO recipe (snapshot, seq, chunk, off, len) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO recipe (snapshot, seq, chunk, off, len, op, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        stmt.execute(params![snapshot, seq, piece.chunk, piece.off, piece.len])?;
+        stmt.execute(params![
+            snapshot,
+            seq,
+            piece.chunk,
+            piece.off,
+            piece.len,
+            piece.op as u8,
+            piece.out
+        ])?;
         Ok(())
     }
 
@@ -595,7 +684,7 @@ impl Txn<'_> {
     /// recipe, and checks that the recipe adds up to the snapshot's size.
     pub fn finish_snapshot(&mut self, snapshot: i64) -> Result<()> {
         let (entries, total): (u64, Option<u64>) = self.store.conn.query_row(
-            "SELECT count(*), sum(len) FROM recipe WHERE snapshot = ?1",
+            "SELECT count(*), sum(CASE op WHEN 0 THEN len WHEN 2 THEN out ELSE 0 END) FROM recipe WHERE snapshot = ?1",
             [snapshot],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

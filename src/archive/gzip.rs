@@ -1,0 +1,556 @@
+//! gzip-compressed tars (the layers of OCI archives and of `docker save`
+//! from containerd's image store): decompressed so their files are split
+//! like any other tar's, and re-created byte-exact from the plain text plus
+//! preflate-rs reconstruction data ("corrections").
+//!
+//! The deflate stream is analysed in parts of at most [`WINDOW`] compressed
+//! bytes. Each part becomes a [`Part`] record, handed to the sink before the
+//! plain text it covers; re-creating the parts in order from the plain text
+//! gives back exactly the compressed bytes they consumed. preflate-rs checks
+//! every part by re-creating it while analysing, so a part that would not
+//! come back byte-exact is never recorded: the stream from that point on is
+//! kept as it is, as plain compressed bytes.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
+
+use super::split::{self, Kind, Sink};
+
+/// Compressed bytes analysed per part (the window grows when one deflate
+/// block is larger).
+pub const WINDOW: usize = 512 << 10;
+/// Largest window tried for a single deflate block before giving up.
+const MAX_WINDOW: usize = 16 << 20;
+/// Plain text one part may expand to (bounds memory on both sides).
+pub const MAX_PLAIN: usize = 32 << 20;
+/// Largest part record (it is stored as one chunk).
+pub const MAX_PART: usize = 256 << 10;
+/// Version byte of part records.
+const PART_VERSION: u8 = 1;
+/// Part flag: the first part of a deflate stream (starts a new re-creator).
+const FIRST: u8 = 1;
+
+/// One deflate part's re-creation record, as stored in a chunk:
+/// `version u8, flags u8, plain_len varint, corrections...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The first part of a deflate stream.
+    pub first: bool,
+    /// Plain-text bytes this part re-compresses.
+    pub plain_len: u64,
+    /// preflate-rs correction data.
+    pub corrections: Vec<u8>,
+}
+
+impl Part {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + self.corrections.len());
+        out.push(PART_VERSION);
+        out.push(if self.first { FIRST } else { 0 });
+        let mut v = self.plain_len;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out.extend_from_slice(&self.corrections);
+        out
+    }
+
+    /// Parses a record.
+    pub fn decode(data: &[u8]) -> Result<Part, String> {
+        match data {
+            [PART_VERSION, flags, rest @ ..] => {
+                if flags & !FIRST != 0 {
+                    return Err(format!("deflate part has unknown flags {flags:#x}"));
+                }
+                let mut plain_len = 0u64;
+                let mut at = 0;
+                loop {
+                    let b = *rest.get(at).ok_or("deflate part ends inside its length")?;
+                    if at == 9 {
+                        return Err("deflate part length too long".into());
+                    }
+                    plain_len |= ((b & 0x7f) as u64) << (7 * at);
+                    at += 1;
+                    if b < 0x80 {
+                        break;
+                    }
+                }
+                if plain_len > MAX_PLAIN as u64 {
+                    return Err(format!("deflate part claims {plain_len} plain bytes"));
+                }
+                Ok(Part {
+                    first: flags & FIRST != 0,
+                    plain_len,
+                    corrections: rest[at..].to_vec(),
+                })
+            }
+            [v, ..] => Err(format!(
+                "deflate part version {v} is not known to this ferry"
+            )),
+            [] => Err("empty deflate part".into()),
+        }
+    }
+}
+
+/// Re-creates deflate streams from parts and plain text (the checkout side).
+/// Feed it pieces in recipe order; it hands back compressed bytes as soon as
+/// a part has all its plain text.
+#[derive(Default)]
+pub struct Recreator {
+    parts: VecDeque<(Part, u64)>,
+    plain: Vec<u8>,
+    /// Plain bytes at the front of `plain` already used.
+    used: usize,
+    rec: Option<RecreateStreamProcessor>,
+    done: u64,
+}
+
+impl Recreator {
+    /// True when no part or plain text is waiting.
+    pub fn idle(&self) -> bool {
+        self.parts.is_empty() && self.plain.len() == self.used
+    }
+
+    /// A part record producing `out` compressed bytes.
+    pub fn part(
+        &mut self,
+        data: &[u8],
+        out: u64,
+        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), RecreateError> {
+        let part = Part::decode(data).map_err(RecreateError::Bad)?;
+        if part.first && !self.idle() {
+            return Err(RecreateError::Bad(
+                "a deflate stream starts before the previous one is complete".into(),
+            ));
+        }
+        self.parts.push_back((part, out));
+        self.run(emit)
+    }
+
+    /// Plain text for the waiting parts.
+    pub fn plain(
+        &mut self,
+        data: &[u8],
+        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), RecreateError> {
+        if self.parts.is_empty() {
+            return Err(RecreateError::Bad(
+                "plain text without a deflate part".into(),
+            ));
+        }
+        self.plain.extend_from_slice(data);
+        self.run(emit)
+    }
+
+    /// The recipe moves on to plain output: everything must be used up.
+    pub fn end(&mut self) -> Result<(), RecreateError> {
+        if self.idle() {
+            Ok(())
+        } else {
+            Err(RecreateError::Bad(format!(
+                "a deflate stream ends with {} parts and {} plain bytes unused",
+                self.parts.len(),
+                self.plain.len() - self.used
+            )))
+        }
+    }
+
+    fn run(&mut self, emit: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<(), RecreateError> {
+        while let Some((part, out)) = self.parts.front() {
+            let have = (self.plain.len() - self.used) as u64;
+            if have < part.plain_len {
+                break;
+            }
+            let end = self.used + part.plain_len as usize;
+            if part.first {
+                self.rec = Some(RecreateStreamProcessor::new());
+            }
+            let rec = self.rec.as_mut().ok_or_else(|| {
+                RecreateError::Bad("a deflate stream does not start with its first part".into())
+            })?;
+            let (bytes, _) = rec
+                .recompress(&mut &self.plain[self.used..end], &part.corrections)
+                .map_err(|e| RecreateError::Bad(format!("deflate part does not re-create: {e}")))?;
+            if bytes.len() as u64 != *out {
+                return Err(RecreateError::Bad(format!(
+                    "deflate part re-created {} bytes, the recipe says {out}",
+                    bytes.len()
+                )));
+            }
+            self.done += 1;
+            self.used = end;
+            self.parts.pop_front();
+            emit(&bytes).map_err(RecreateError::Io)?;
+        }
+        if self.used > (1 << 20) || self.used == self.plain.len() {
+            self.plain.drain(..self.used);
+            self.used = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Why re-creating failed.
+#[derive(Debug)]
+pub enum RecreateError {
+    /// The recipe or a part record is wrong.
+    Bad(String),
+    /// Writing the output failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for RecreateError {
+    fn from(e: io::Error) -> Self {
+        RecreateError::Io(e)
+    }
+}
+
+/// What happened to one gzip entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a gzip'd tar (or a header this code does not parse): kept as a file.
+    NotTar,
+    /// Every deflate part was recorded.
+    Rebuilt,
+    /// preflate gave up part-way (or at once): the rest is plain compressed bytes.
+    Fallback,
+}
+
+/// Reads a gzip member header (RFC 1952), returning its bytes, or `Err`
+/// with the bytes read so far when it is not one this code understands.
+fn read_header(r: &mut dyn Read) -> io::Result<Result<Vec<u8>, Vec<u8>>> {
+    let mut head = vec![0u8; 10];
+    let n = split::read_full(r, &mut head)?;
+    head.truncate(n);
+    if n < 10 || head[..3] != [0x1f, 0x8b, 8] || head[3] & 0xe0 != 0 {
+        return Ok(Err(head));
+    }
+    let flags = head[3];
+    let mut byte = |head: &mut Vec<u8>| -> io::Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        if split::read_full(r, &mut b)? == 0 {
+            return Ok(None);
+        }
+        head.push(b[0]);
+        Ok(Some(b[0]))
+    };
+    if flags & 4 != 0 {
+        // FEXTRA: a little-endian length and that many bytes.
+        let (Some(a), Some(b)) = (byte(&mut head)?, byte(&mut head)?) else {
+            return Ok(Err(head));
+        };
+        for _ in 0..u16::from_le_bytes([a, b]) {
+            if byte(&mut head)?.is_none() {
+                return Ok(Err(head));
+            }
+        }
+    }
+    for flag in [8u8, 16] {
+        // FNAME, FCOMMENT: zero-terminated.
+        if flags & flag != 0 {
+            loop {
+                match byte(&mut head)? {
+                    None => return Ok(Err(head)),
+                    Some(0) => break,
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    if flags & 2 != 0 {
+        // FHCRC
+        for _ in 0..2 {
+            if byte(&mut head)?.is_none() {
+                return Ok(Err(head));
+            }
+        }
+    }
+    Ok(Ok(head))
+}
+
+/// The parts recorded but not yet handed to the sink.
+type Queue = Rc<RefCell<VecDeque<(Vec<u8>, u64)>>>;
+
+/// Reads the plain text of a deflate stream, recording a part for each
+/// piece it analyses.
+struct Inflater<'a> {
+    input: &'a mut dyn Read,
+    /// Compressed bytes read and not yet recorded in a part.
+    pending: Vec<u8>,
+    /// Bytes at the front of `pending` consumed by the last part.
+    consumed: usize,
+    eof: bool,
+    proc: PreflateStreamProcessor,
+    window: usize,
+    text: Vec<u8>,
+    pos: usize,
+    first: bool,
+    state: Outcome,
+    done: bool,
+    queue: Queue,
+    /// Hold the first part's consumed bytes in `pending` (until it is
+    /// known the stream is a tar).
+    probing: bool,
+}
+
+impl Inflater<'_> {
+    /// Analyses the next part; false when there is no more plain text.
+    fn next_part(&mut self) -> io::Result<bool> {
+        if self.done || self.state == Outcome::Fallback {
+            return Ok(false);
+        }
+        if !self.probing {
+            self.pending.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        loop {
+            while !self.eof && self.pending.len() - self.consumed < self.window {
+                let at = self.pending.len();
+                let want = self.window - (at - self.consumed);
+                self.pending.resize(at + want, 0);
+                let n = split::read_full(self.input, &mut self.pending[at..])?;
+                self.pending.truncate(at + n);
+                if n < want {
+                    self.eof = true;
+                }
+            }
+            let data = &self.pending[self.consumed..];
+            let result = self.proc.decompress(data);
+            match result {
+                Ok(r) if r.compressed_size > 0 || self.proc.is_done() => {
+                    let part = Part {
+                        first: self.first,
+                        plain_len: self.proc.plain_text().text().len() as u64,
+                        corrections: r.corrections,
+                    };
+                    let record = part.encode();
+                    if record.len() > MAX_PART {
+                        self.state = Outcome::Fallback;
+                        return Ok(false);
+                    }
+                    self.text.clear();
+                    self.text.extend_from_slice(self.proc.plain_text().text());
+                    self.pos = 0;
+                    self.proc.shrink_to_dictionary();
+                    self.first = false;
+                    self.consumed += r.compressed_size;
+                    self.queue
+                        .borrow_mut()
+                        .push_back((record, r.compressed_size as u64));
+                    self.window = WINDOW;
+                    if self.proc.is_done() {
+                        self.done = true;
+                    }
+                    return Ok(true);
+                }
+                Ok(_) => {}
+                Err(e) if e.exit_code() == ExitCode::ShortRead => {}
+                Err(_) => {
+                    self.state = Outcome::Fallback;
+                    return Ok(false);
+                }
+            }
+            // No whole deflate block in the window: read more, if there is more.
+            if self.eof || self.window >= MAX_WINDOW {
+                self.state = Outcome::Fallback;
+                return Ok(false);
+            }
+            self.window *= 2;
+        }
+    }
+}
+
+impl Read for Inflater<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.text.len() {
+            if !self.next_part()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.text.len() - self.pos);
+        buf[..n].copy_from_slice(&self.text[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Hands queued parts to the sink before any plain text that follows them.
+struct PartSink<'a> {
+    inner: &'a mut dyn Sink,
+    queue: Queue,
+}
+
+impl PartSink<'_> {
+    fn flush(&mut self) {
+        let parts: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+        for (record, out) in parts {
+            self.inner.part(record, out);
+        }
+    }
+}
+
+impl Sink for PartSink<'_> {
+    fn meta(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.inner.meta(bytes);
+    }
+    fn begin(&mut self, kind: Kind) {
+        self.flush();
+        self.inner.begin(kind);
+    }
+    fn data(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.inner.data(bytes);
+    }
+    fn end(&mut self) {
+        self.flush();
+        self.inner.end();
+    }
+    fn tar(&mut self) {
+        self.inner.tar();
+    }
+}
+
+/// Splits one gzip entry of `size` bytes read from `r` (exactly its bytes):
+/// a gzip'd tar is decompressed and split, with its deflate stream recorded
+/// as parts; anything else goes to the sink as one file's contents.
+pub(super) fn entry(
+    r: &mut dyn Read,
+    sink: &mut dyn Sink,
+    depth: u32,
+    size: u64,
+) -> io::Result<()> {
+    let head = match read_header(r)? {
+        Ok(h) => h,
+        Err(read) => return whole(sink, Kind::Content, &[&read], r).map(|_| ()),
+    };
+    let config = PreflateConfig {
+        max_chain_length: 4096,
+        plain_text_limit: MAX_PLAIN,
+        verify_compression: true,
+    };
+    let queue: Queue = Rc::default();
+    let mut inf = Inflater {
+        input: r,
+        pending: Vec::new(),
+        consumed: 0,
+        eof: false,
+        proc: PreflateStreamProcessor::new(&config),
+        window: WINDOW,
+        text: Vec::new(),
+        pos: 0,
+        first: true,
+        state: Outcome::Rebuilt,
+        done: false,
+        queue: queue.clone(),
+        probing: true,
+    };
+    // Only tars are worth re-creating: look at the first part's plain text.
+    let got = inf.next_part()?;
+    if !got {
+        // preflate cannot take it from the start. Still a tar? Then it is a
+        // layer kept as compressed bytes, and says so.
+        let mut probe = [0u8; 512];
+        let n = split::read_full(
+            &mut flate2::read::DeflateDecoder::new(&inf.pending[..]),
+            &mut probe,
+        )
+        .unwrap_or(0);
+        let pending = std::mem::take(&mut inf.pending);
+        if n == 512 && split::is_tar_header(&probe) {
+            let raw = whole(sink, Kind::Raw, &[&head, &pending], inf.input)?;
+            sink.gzip(Outcome::Fallback, size, raw);
+            return Ok(());
+        }
+        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| ());
+    }
+    if inf.text.len() < 512 || !split::is_tar_header(&inf.text[..512]) {
+        let pending = std::mem::take(&mut inf.pending);
+        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| ());
+    }
+    inf.probing = false;
+    sink.meta(&head);
+    sink.inflate(true);
+    let mut parts = PartSink { inner: sink, queue };
+    split::tar(&mut inf, &mut parts, depth + 1, true)?;
+    // The splitter reads its input to the end; anything it left is kept plain.
+    let mut rest = Vec::new();
+    inf.read_to_end(&mut rest)?;
+    if !rest.is_empty() {
+        parts.begin(Kind::Raw);
+        parts.data(&rest);
+        parts.end();
+    }
+    parts.flush();
+    sink.inflate(false);
+    // The gzip trailer (CRC-32 and size), or everything from where preflate
+    // gave up, as it is.
+    let outcome = inf.state;
+    inf.pending.drain(..inf.consumed);
+    let tail = std::mem::take(&mut inf.pending);
+    let raw = if outcome == Outcome::Rebuilt && tail.len() <= 64 && inf.eof {
+        sink.meta(&tail);
+        0
+    } else {
+        whole(sink, Kind::Raw, &[&tail], inf.input)?
+    };
+    sink.gzip(
+        outcome,
+        size,
+        if outcome == Outcome::Rebuilt { 0 } else { raw },
+    );
+    Ok(())
+}
+
+/// Hands `read` and the rest of `r` to the sink as one stream of `kind`;
+/// returns its length.
+fn whole(sink: &mut dyn Sink, kind: Kind, read: &[&[u8]], r: &mut dyn Read) -> io::Result<u64> {
+    let mut n: u64 = read.iter().map(|b| b.len() as u64).sum();
+    let mut started = false;
+    if n > 0 {
+        sink.begin(kind);
+        started = true;
+        for b in read {
+            sink.data(b);
+        }
+    }
+    n += split::copy(r, u64::MAX, &mut |b| {
+        if !started {
+            sink.begin(kind);
+            started = true;
+        }
+        sink.data(b)
+    })?;
+    if started {
+        sink.end();
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_records_round_trip_and_bad_ones_are_refused() {
+        let p = Part {
+            first: true,
+            plain_len: 300_000,
+            corrections: vec![1, 2, 3],
+        };
+        assert_eq!(Part::decode(&p.encode()).unwrap(), p);
+        assert!(Part::decode(&[]).is_err());
+        assert!(Part::decode(&[9, 0, 0]).is_err());
+        assert!(Part::decode(&[1, 4, 0]).is_err());
+        assert!(Part::decode(&[1, 0, 0x80]).is_err());
+        assert!(Part::decode(&[1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+    }
+}
