@@ -80,7 +80,7 @@ fn files(path: &str, v1: Option<&HashSet<[u8; 32]>>) -> Files<'static> {
 }
 
 /// sha256 of each top-level entry that is itself a tar (a layer), with the
-/// gzip -6 size of the entry.
+/// gzip -6 size of the entry (its own size when it is gzip'd already).
 fn layers(path: &str) -> Vec<([u8; 32], u64, u64)> {
     let f = std::fs::File::open(path).expect("open archive");
     let mut a = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, f));
@@ -92,10 +92,18 @@ fn layers(path: &str) -> Vec<([u8; 32], u64, u64)> {
         }
         let mut data = Vec::with_capacity(e.size() as usize);
         e.read_to_end(&mut data).expect("read entry");
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        if data.starts_with(&[0x1f, 0x8b]) {
+            let mut head = [0u8; 512];
+            let mut gz = flate2::read::GzDecoder::new(&data[..]);
+            if gz.read_exact(&mut head).is_ok() && is_tar_header(&head) {
+                out.push((digest, data.len() as u64, data.len() as u64));
+            }
+            continue;
+        }
         if !is_tar_header(&data[..512]) {
             continue;
         }
-        let digest: [u8; 32] = Sha256::digest(&data).into();
         let mut gz =
             flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
         gz.write_all(&data).unwrap();
