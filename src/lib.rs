@@ -26,6 +26,7 @@ pub mod pack;
 pub mod progress;
 pub mod store;
 pub mod transfer;
+pub mod verify;
 
 pub use error::{Error, Result};
 

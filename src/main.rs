@@ -125,6 +125,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Check the store: index against data files, recipes against chunks (--full: rehash every chunk)
+    Verify {
+        /// Also decode every chunk and check its BLAKE3
+        #[arg(long)]
+        full: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the whole flow on built-in sample images in a temporary directory
     Demo {
         /// Work in this directory and keep the files
@@ -546,6 +555,47 @@ fn run(cli: Cli) -> Result<()> {
                             .join(", ")
                     );
                 }
+            }
+        }
+        Cmd::Verify { full, json } => {
+            let store = Store::open(&dir)?;
+            let r = ferry::verify::verify(&store, *full, &bar)?;
+            if *json {
+                print_json(&r);
+            } else {
+                for b in &r.bad_chunks {
+                    println!(
+                        "damaged chunk {} in data file {:08}.dat: {}",
+                        b.id, b.file, b.problem
+                    );
+                }
+                for (name, problems) in &r.problems {
+                    println!("snapshot {name}: {}", problems.join("; "));
+                }
+                if r.ok() {
+                    println!(
+                        "store ok: {} chunks ({}){}, {} snapshots",
+                        r.chunks,
+                        HumanBytes(r.bytes),
+                        if *full { " rehashed" } else { " located" },
+                        r.snapshots
+                    );
+                }
+            }
+            if !r.ok() {
+                let names: Vec<&str> = r.problems.keys().map(String::as_str).collect();
+                return Err(Error::BadStore {
+                    store: dir.clone(),
+                    msg: format!(
+                        "{} damaged chunks; snapshots affected: {}. Unpack a pack carrying them again (or add them again) to repair",
+                        r.bad_chunks.len(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                });
             }
         }
         Cmd::Demo { dir: demo_dir } => {

@@ -242,9 +242,14 @@ pub struct UnpackReport {
 
 /// Chunk records verified together (in parallel) before they are stored.
 const VERIFY_BATCH: usize = 64;
+/// New chunk bytes stored between commits of an unpack (what a killed
+/// unpack may have to read again).
+const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 /// Verifies and imports a pack read from `input` (`label` names it in
-/// messages). Either everything in the pack lands or nothing does.
+/// messages). Either everything in the pack lands or nothing does; if the
+/// process is killed part-way, the chunks verified so far stay, and running
+/// it again skips them.
 pub fn unpack<R: Read>(
     store: &mut Store,
     input: R,
@@ -322,6 +327,7 @@ pub fn unpack<R: Read>(
             let mut pending: Vec<crate::pack::ChunkRecord> = Vec::new();
             // Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
             let mut stored_here: HashMap<i64, u64> = HashMap::new();
+            let mut since_checkpoint = 0u64;
             let mut end = false;
             loop {
                 let rec = match reader.next_record().map_err(bad)? {
@@ -340,19 +346,43 @@ pub fn unpack<R: Read>(
                 };
                 if !pending.is_empty() {
                     let batch = std::mem::take(&mut pending);
-                    verify_chunks(&batch).map_err(|m| Error::pack(label, m))?;
+                    // Chunks the store already has (from another pack, or
+                    // from a run of this one that was killed) are neither
+                    // verified nor written again.
+                    let mut fresh = Vec::with_capacity(batch.len());
                     for c in batch {
                         report.chunks += 1;
                         progress.advance(c.len as u64);
-                        if let Some(row) = txn.chunk_rowid(&c.id)? {
-                            pack_rows.push(row);
-                            continue;
+                        match txn.chunk_rowid(&c.id)? {
+                            Some(row) => pack_rows.push(row),
+                            None => {
+                                pack_rows.push(-1);
+                                fresh.push((pack_rows.len() - 1, c));
+                            }
                         }
-                        let row = txn.insert_chunk(&c.id, c.codec, c.len, &c.payload)?;
-                        pack_rows.push(row);
-                        stored_here.insert(row, c.payload.len() as u64);
-                        report.new_chunks += 1;
-                        report.new_bytes += c.payload.len() as u64;
+                    }
+                    let records: Vec<&crate::pack::ChunkRecord> = fresh.iter().map(|(_, c)| c).collect();
+                    verify_chunks(&records).map_err(|m| Error::pack(label, m))?;
+                    for (at, c) in fresh {
+                        // A chunk repeated within the pack is stored once.
+                        let row = match txn.chunk_rowid(&c.id)? {
+                            Some(row) => row,
+                            None => {
+                                let row = txn.insert_chunk(&c.id, c.codec, c.len, &c.payload)?;
+                                stored_here.insert(row, c.payload.len() as u64);
+                                report.new_chunks += 1;
+                                report.new_bytes += c.payload.len() as u64;
+                                since_checkpoint += c.payload.len() as u64;
+                                row
+                            }
+                        };
+                        pack_rows[at] = row;
+                    }
+                    // Keep verified chunks durable as they come, so a killed
+                    // unpack resumes where it was (until a snapshot is placed).
+                    if since_checkpoint >= CHECKPOINT_BYTES && report.added.is_empty() && report.present.is_empty() {
+                        txn.checkpoint()?;
+                        since_checkpoint = 0;
                     }
                 }
                 if let Some(s) = rec {
@@ -399,7 +429,7 @@ pub fn unpack<R: Read>(
 }
 
 /// Decodes every chunk of the batch in parallel and checks its BLAKE3.
-fn verify_chunks(batch: &[crate::pack::ChunkRecord]) -> std::result::Result<(), String> {
+fn verify_chunks(batch: &[&crate::pack::ChunkRecord]) -> std::result::Result<(), String> {
     batch.par_iter().try_for_each(|c| {
         let data = codec::decode(c.codec, &c.payload, c.len as usize)
             .map_err(|e| format!("pack is corrupt: chunk {} cannot be decoded ({e}): copy it again from the source", crate::hex(&c.id)))?;

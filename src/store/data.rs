@@ -106,6 +106,9 @@ pub struct DataWriter {
     created: Vec<u32>,
     /// Files written to and not yet synced.
     dirty: Vec<u32>,
+    /// The newest file and its length when this writer opened (None: there
+    /// was none), for [`DataWriter::undo_all`] after checkpoints.
+    origin: Option<(u32, u64)>,
 }
 
 impl DataWriter {
@@ -142,6 +145,7 @@ impl DataWriter {
                     resumed: Some((num, len)),
                     created: Vec::new(),
                     dirty: Vec::new(),
+                    origin: Some((num, len)),
                 };
                 if len >= MAX_FILE_LEN {
                     w.start_file(num + 1)?;
@@ -158,6 +162,7 @@ impl DataWriter {
                     resumed: None,
                     created: vec![1],
                     dirty: vec![1],
+                    origin: None,
                 })
             }
         }
@@ -260,7 +265,44 @@ impl DataWriter {
         Ok(())
     }
 
-    /// Undoes every append since open (or the last mark): truncates the file
+    /// Makes everything so far durable and the new starting point for
+    /// [`DataWriter::rollback`].
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.sync()?;
+        self.resumed = Some((self.num, self.len));
+        self.created.clear();
+        Ok(())
+    }
+
+    /// Undoes every append since this writer opened, across checkpoints:
+    /// deletes newer files and truncates the one that was newest then.
+    pub fn undo_all(self) -> Result<()> {
+        let DataWriter {
+            dir, out, origin, ..
+        } = self;
+        let (file, _) = out.into_parts();
+        drop(file);
+        let keep = origin.map(|(n, _)| n).unwrap_or(0);
+        for num in list(&dir)? {
+            if num > keep {
+                let path = file_path(&dir, num);
+                std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+            }
+        }
+        if let Some((num, len)) = origin {
+            let path = file_path(&dir, num);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .ctx(|| format!("opening {}", path.display()))?;
+            f.set_len(len)
+                .and_then(|()| f.sync_all())
+                .ctx(|| format!("truncating {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Undoes every append since open (or the last checkpoint): truncates the file
     /// that was being extended back to its old length and deletes new files.
     pub fn rollback(self) -> Result<()> {
         let DataWriter {

@@ -333,13 +333,40 @@ impl Store {
     ) -> Result<T> {
         assert!(self._lock.is_some(), "write on a store opened for reading");
         let data = DataWriter::open(&self.data_dir())?;
+        let last_chunk: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(rowid), 0) FROM chunks", [], |r| {
+                    r.get(0)
+                })?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut txn = Txn {
             store: self,
             data: Some(data),
+            checkpoints: 0,
         };
         let result = f(&mut txn);
+        let checkpoints = txn.checkpoints;
         let mut data = txn.data.take().expect("data writer");
+        if checkpoints > 0 && !matches!(result, Ok((_, true))) {
+            // Undo what earlier checkpoints committed too: only chunks, which
+            // this operation appended after every row that existed before.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            let undone = self
+                .conn
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; DELETE FROM chunks WHERE rowid > {last_chunk}; COMMIT;"
+                ))
+                .map_err(Error::from)
+                .and_then(|()| data.undo_all());
+            return match (result, undone) {
+                (Ok((v, _)), Ok(())) => Ok(v),
+                (Ok(_), Err(u)) => Err(u),
+                (Err(e), Ok(())) => Err(e),
+                (Err(e), Err(u)) => Err(Error::Invalid(format!(
+                    "{e} (and undoing the partial write failed: {u})"
+                ))),
+            };
+        }
         let undo = |conn: &Connection, data: DataWriter, e: Error| -> Error {
             let _ = conn.execute_batch("ROLLBACK");
             match data.rollback() {
@@ -502,6 +529,36 @@ impl Store {
         })
     }
 
+    /// Calls `each` with every chunk of the index, in the order they were
+    /// stored (which is data-file order), in batches of at most `batch`.
+    pub fn for_each_chunk_batch(
+        &self,
+        batch: usize,
+        mut each: impl FnMut(&[ChunkEntry]) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, id, file, offset, clen, len, codec FROM chunks
+             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        let mut last = 0i64;
+        loop {
+            let mut rows = stmt.query(params![last, batch as i64])?;
+            let mut out = Vec::with_capacity(batch);
+            while let Some(row) = rows.next()? {
+                last = row.get(0)?;
+                out.push(chunk_from_row(row, 1, last)?);
+            }
+            drop(rows);
+            if out.is_empty() {
+                return Ok(());
+            }
+            each(&out)?;
+            if out.len() < batch {
+                return Ok(());
+            }
+        }
+    }
+
     /// Decoded length of a chunk, by row id.
     pub fn chunk_len(&self, rowid: i64) -> Result<Option<u32>> {
         let mut stmt = self
@@ -602,6 +659,7 @@ pub struct NewSnapshot<'a> {
 pub struct Txn<'s> {
     store: &'s mut Store,
     data: Option<DataWriter>,
+    checkpoints: u32,
 }
 
 impl Txn<'_> {
@@ -617,6 +675,17 @@ impl Txn<'_> {
             .conn
             .prepare_cached("SELECT rowid FROM chunks WHERE id = ?1")?;
         Ok(stmt.query_row([&id[..]], |r| r.get(0)).optional()?)
+    }
+
+    /// Commits the chunks stored so far (data fsynced first) and goes on in
+    /// a new transaction: if the process dies, they stay and a rerun finds
+    /// them. Only chunk inserts may precede a checkpoint: when the operation
+    /// later fails, every chunk it stored is removed again.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.data.as_mut().expect("data writer").checkpoint()?;
+        self.store.conn.execute_batch("COMMIT; BEGIN IMMEDIATE")?;
+        self.checkpoints += 1;
+        Ok(())
     }
 
     /// Pushes buffered chunk bytes to the data files (not yet fsynced), so
