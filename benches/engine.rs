@@ -80,6 +80,7 @@ fn engine(c: &mut Criterion) {
     let popts = PackOptions {
         snapshots: vec!["bench".into()],
         bases: vec![],
+        ..Default::default()
     };
     g.bench_function("pack", |b| {
         b.iter(|| {

@@ -338,6 +338,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
         let opts = PackOptions {
             snapshots: vec![snap.into()],
             bases: bases.clone(),
+            ..Default::default()
         };
         let f = File::create(path).ctx(|| format!("creating {}", path.display()))?;
         let (_, r) = write_pack(&a, &opts, BufWriter::new(f), &Quiet)?;
@@ -414,6 +415,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
         let opts = PackOptions {
             snapshots: vec!["demo/app:2".into()],
             bases: vec!["demo/app:1".into()],
+            ..Default::default()
         };
         write_pack(&p, &opts, std::io::sink(), &Quiet)?
             .1

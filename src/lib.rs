@@ -22,6 +22,8 @@ pub mod codec;
 pub mod demo;
 pub mod docker;
 pub mod error;
+pub mod inventory;
+pub mod keys;
 pub mod pack;
 pub mod progress;
 pub mod store;

@@ -69,6 +69,20 @@ enum Cmd {
         /// Only report what the pack would hold
         #[arg(long)]
         dry_run: bool,
+        /// Split into volumes of at most this size (bytes, or K/M/G/T, or
+        /// 'fat32' = 4 GiB - 1), written as OUTPUT.001, OUTPUT.002, ...
+        #[arg(long, value_name = "SIZE")]
+        volume_size: Option<String>,
+        /// Leave out what the receiver's inventory (from 'ferry inventory') lists
+        #[arg(long, value_name = "FILE")]
+        have: Option<PathBuf>,
+        /// Record in this store what peer NAME receives, and leave out what
+        /// it is already known to hold
+        #[arg(long, value_name = "NAME")]
+        to: Option<String>,
+        /// Sign the pack with this secret key (from 'ferry key generate')
+        #[arg(long, value_name = "KEYFILE")]
+        sign: Option<PathBuf>,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -125,6 +139,38 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show volume sets still waiting for volumes, and what they will add
+    Status {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a checksummed summary of every chunk and snapshot in this store,
+    /// for the sending side's 'ferry pack --have'
+    Inventory {
+        /// Output file
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the peers packs were made for with --to, and what they hold
+    Peers {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage pack signing keys
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Manage the keys whose signed packs this store accepts
+    Trust {
+        #[command(subcommand)]
+        cmd: TrustCmd,
+    },
     /// Check the store: index against data files, recipes against chunks (--full: rehash every chunk)
     Verify {
         /// Also decode every chunk and check its BLAKE3
@@ -139,6 +185,39 @@ enum Cmd {
         /// Work in this directory and keep the files
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Make an ed25519 key pair: the secret key in FILE (mode 0600), the public one in FILE.pub
+    Generate {
+        /// Secret key file to write
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Comment stored in the .pub file [default: the file name]
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// Accept packs signed by this public key; from then on unsigned packs are refused
+    Add {
+        /// A .pub file from 'ferry key generate'
+        pubkey: PathBuf,
+    },
+    /// List trusted keys
+    List {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting a key (give the start of its hex, as 'trust list' shows it)
+    Remove {
+        /// Key prefix
+        key: String,
     },
 }
 
@@ -283,14 +362,53 @@ fn run(cli: Cli) -> Result<()> {
             base,
             output,
             dry_run,
+            volume_size,
+            have,
+            to,
+            sign,
             json,
         } => {
-            let store = Store::open(&dir)?;
+            // Recording what a peer receives writes to the store.
+            let mut store = if to.is_some() && !dry_run {
+                Store::open_writer(&dir, wait)?
+            } else {
+                Store::open(&dir)?
+            };
+            let volume_size = volume_size
+                .as_deref()
+                .map(ferry::transfer::parse_size)
+                .transpose()?;
+            if volume_size.is_some() && output.as_deref().is_some_and(is_dash) {
+                return Err(Error::Invalid(
+                    "--volume-size writes files: give -o FILE, not '-'".into(),
+                ));
+            }
+            let sign = sign.as_deref().map(ferry::keys::load_secret).transpose()?;
+            let inventory = have
+                .as_deref()
+                .map(|p| ferry::inventory::read(p, &store))
+                .transpose()?;
+            let mut known: Option<std::collections::HashSet<ferry::chunker::ChunkId>> =
+                inventory.as_ref().map(|i| i.chunks.clone());
+            if let Some(peer) = to {
+                if let Some(inv) = &inventory {
+                    if !dry_run {
+                        // The peer's own report replaces what we recorded.
+                        store.write(|txn| ferry::inventory::record_inventory(txn, peer, inv))?;
+                    }
+                } else {
+                    known = Some(ferry::inventory::peer_chunks(&store, peer)?);
+                }
+            }
             let opts = PackOptions {
                 snapshots: snapshots.clone(),
                 bases: base.clone(),
+                have: known,
+                volume_size,
+                sign,
             };
             let t = Instant::now();
+            let mut written: Vec<PathBuf> = Vec::new();
             let report = if *dry_run {
                 ferry::transfer::write_pack(&store, &opts, std::io::sink(), &bar)?.1
             } else {
@@ -305,20 +423,42 @@ fn run(cli: Cli) -> Result<()> {
                     )?
                     .1
                 } else {
-                    write_pack_file(&store, &opts, out, &bar)?
+                    let (paths, r) = write_pack_files(&store, &opts, out, &bar)?;
+                    written = paths;
+                    r
                 }
             };
+            if let (Some(peer), false) = (to, dry_run) {
+                let snaps: Vec<(String, String)> = snapshots
+                    .iter()
+                    .map(|n| store.require(n).map(|s| (s.name, s.blake3)))
+                    .collect::<Result<_>>()?;
+                store.write(|txn| {
+                    ferry::inventory::record_shipment(txn, peer, &report.receiver_chunks, &snaps)
+                })?;
+            }
             let to_stdout = output.as_deref().is_some_and(is_dash) && !dry_run;
             if *json && !to_stdout {
-                print_json(&report);
+                let mut v = serde_json::to_value(&report).expect("report serializes");
+                v["files"] = serde_json::json!(written);
+                print_json(&v);
             } else {
-                let line = format!(
-                    "{} {}: {} ({} chunks, {} already at the receiver) for {} of snapshots{}, {}",
-                    if *dry_run { "would write" } else { "wrote" },
+                let target = if written.len() > 1 {
+                    format!(
+                        "{} volumes ({} .. {})",
+                        written.len(),
+                        written[0].display(),
+                        written[written.len() - 1].display()
+                    )
+                } else {
                     output
                         .as_ref()
                         .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "pack".into()),
+                        .unwrap_or_else(|| "pack".into())
+                };
+                let line = format!(
+                    "{} {target}: {} ({} chunks, {} already at the receiver) for {} of snapshots{}{}, {}",
+                    if *dry_run { "would write" } else { "wrote" },
                     HumanBytes(report.totals.pack_bytes),
                     report.totals.chunks,
                     report.skipped_chunks,
@@ -328,6 +468,7 @@ fn run(cli: Cli) -> Result<()> {
                     } else {
                         format!(" (delta against {})", base.join(", "))
                     },
+                    if opts.sign.is_some() { ", signed" } else { "" },
                     rate(report.logical_bytes, t)
                 );
                 if to_stdout {
@@ -360,6 +501,25 @@ fn run(cli: Cli) -> Result<()> {
             };
             if *json {
                 print_json(&r);
+            } else if let Some(v) = r.volume.as_ref().filter(|v| v.already) {
+                println!(
+                    "{}: volume {} of {} was imported before; {}",
+                    pack.display(),
+                    v.index,
+                    v.count,
+                    waiting(&v.missing)
+                );
+            } else if let Some(v) = r.volume.as_ref().filter(|v| !v.missing.is_empty()) {
+                println!(
+                    "unpacked volume {} of {} ({}): {} chunks, {} new ({}); {}",
+                    v.index,
+                    v.count,
+                    pack.display(),
+                    r.chunks,
+                    r.new_chunks,
+                    HumanBytes(r.new_bytes),
+                    waiting(&v.missing)
+                );
             } else {
                 println!(
                     "unpacked {}: {} chunks, {} new ({}); {}{}",
@@ -557,6 +717,144 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::Status { json } => {
+            let store = Store::open(&dir)?;
+            let sets = ferry::transfer::waiting_sets(&store)?;
+            if *json {
+                print_json(&serde_json::json!({ "waiting": sets }));
+            } else if sets.is_empty() {
+                println!("nothing waiting: every volume set unpacked here is complete");
+            } else {
+                for s in &sets {
+                    println!(
+                        "{} waiting for volume {} of {} (have {}; set {})",
+                        s.snapshots.join(", "),
+                        s.missing
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        s.count,
+                        s.received
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        &s.set[..12]
+                    );
+                }
+            }
+        }
+        Cmd::Inventory { output, json } => {
+            let store = Store::open(&dir)?;
+            let mut partial = output.as_os_str().to_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let mut f = File::create(&partial)
+                .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
+            let r = ferry::inventory::write(&store, &mut f)
+                .and_then(|r| {
+                    f.sync_all()
+                        .map_err(|e| Error::io(format!("syncing {}", partial.display()), e))?;
+                    std::fs::rename(&partial, output)
+                        .map_err(|e| Error::io(format!("renaming to {}", output.display()), e))?;
+                    Ok(r)
+                })
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&partial);
+                })?;
+            if *json {
+                print_json(&r);
+            } else {
+                println!(
+                    "wrote {}: {} chunks and {} snapshots in {}; give it to the sending side for 'ferry pack --have {}'",
+                    output.display(),
+                    r.chunks,
+                    r.snapshots,
+                    HumanBytes(r.bytes),
+                    output.display()
+                );
+            }
+        }
+        Cmd::Peers { json } => {
+            let store = Store::open(&dir)?;
+            let peers = ferry::inventory::peers(&store)?;
+            if *json {
+                print_json(&serde_json::json!({ "peers": peers }));
+            } else if peers.is_empty() {
+                println!("no peers: 'ferry pack ... --to NAME' records one");
+            } else {
+                println!(
+                    "{:<16}  {:<9}  {:>8}  {:>10}  SNAPSHOTS",
+                    "PEER", "SOURCE", "CHUNKS", "BYTES"
+                );
+                for p in &peers {
+                    println!(
+                        "{:<16}  {:<9}  {:>8}  {:>10}  {}",
+                        p.name,
+                        p.source,
+                        p.chunks,
+                        HumanBytes(p.bytes).to_string(),
+                        p.snapshots.join(", ")
+                    );
+                }
+            }
+        }
+        Cmd::Key {
+            cmd: KeyCmd::Generate { output, comment },
+        } => {
+            let comment = comment.clone().unwrap_or_else(|| {
+                output
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            let key = ferry::keys::generate(output, &comment)?;
+            println!(
+                "wrote secret key {} (keep it on the sending side) and public key {} (trust it on the receiving side: ferry trust add {}); key {}",
+                output.display(),
+                ferry::keys::public_path(output).display(),
+                ferry::keys::public_path(output).display(),
+                &ferry::hex(key.as_bytes())[..16]
+            );
+        }
+        Cmd::Trust { cmd } => match cmd {
+            TrustCmd::Add { pubkey } => {
+                let (key, comment) = ferry::keys::load_public(pubkey)?;
+                let mut store = Store::open_writer(&dir, wait)?;
+                let new = store.write(|txn| ferry::keys::trust(txn, &key, &comment))?;
+                println!(
+                    "{} key {} ({comment}); unsigned packs and packs signed by other keys are now refused",
+                    if new { "trusting" } else { "already trusted:" },
+                    &ferry::hex(key.as_bytes())[..16]
+                );
+            }
+            TrustCmd::List { json } => {
+                let keys = match Store::open(&dir) {
+                    Ok(s) => ferry::keys::trusted(&s)?,
+                    Err(Error::BadStore { .. }) if !dir.join("index.sqlite").exists() => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                if *json {
+                    print_json(&serde_json::json!({ "keys": keys }));
+                } else if keys.is_empty() {
+                    println!("no trusted keys: any pack is accepted, signed or not");
+                } else {
+                    for k in &keys {
+                        println!("{}  {}", ferry::hex(&k.key), k.comment);
+                    }
+                }
+            }
+            TrustCmd::Remove { key } => {
+                let mut store = Store::open_writer(&dir, wait)?;
+                let k = store.write(|txn| ferry::keys::untrust(txn, key))?;
+                println!(
+                    "no longer trusting {} ({})",
+                    &ferry::hex(&k.key)[..16],
+                    k.comment
+                );
+            }
+        },
         Cmd::Verify { full, json } => {
             let store = Store::open(&dir)?;
             let r = ferry::verify::verify(&store, *full, &bar)?;
@@ -587,7 +885,7 @@ fn run(cli: Cli) -> Result<()> {
                 return Err(Error::BadStore {
                     store: dir.clone(),
                     msg: format!(
-                        "{} damaged chunks; snapshots affected: {}. Unpack a pack carrying them again (or add them again) to repair",
+                        "{} damaged chunks; snapshots affected: {}. Check the disk, then add or unpack those snapshots into a new store",
                         r.bad_chunks.len(),
                         if names.is_empty() {
                             "none".to_string()
@@ -620,32 +918,83 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Writes a pack to `path` through `<path>.partial`, renamed into place once complete.
-fn write_pack_file(
+/// "waiting for volumes 2, 3" or "the set is complete".
+fn waiting(missing: &[u32]) -> String {
+    if missing.is_empty() {
+        "the set is complete".into()
+    } else {
+        format!(
+            "its snapshots appear once volume {} arrive{}",
+            missing
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if missing.len() == 1 { "s" } else { "" }
+        )
+    }
+}
+
+/// Writes a pack to `path` (or volumes `path.001`, `path.002`, ... with
+/// `--volume-size`), each through `<file>.partial`, renamed into place once
+/// complete. On failure no output file is left behind.
+fn write_pack_files(
     store: &Store,
     opts: &PackOptions,
     path: &Path,
     bar: &Bar,
-) -> Result<ferry::transfer::PackReport> {
-    let mut partial = path.as_os_str().to_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let f = File::create(&partial)
-        .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
-    let result =
-        ferry::transfer::write_pack(store, opts, BufWriter::with_capacity(1 << 20, f), bar)
-            .and_then(|(w, r)| {
-                let f = w.into_inner().map_err(|e| {
-                    Error::io(format!("writing {}", partial.display()), e.into_error())
-                })?;
-                f.sync_all()
-                    .map_err(|e| Error::io(format!("syncing {}", partial.display()), e))?;
-                std::fs::rename(&partial, path)
-                    .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
-                Ok(r)
-            });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
+) -> Result<(Vec<PathBuf>, ferry::transfer::PackReport)> {
+    let volumes = opts.volume_size.is_some();
+    let name = |i: u32, n: u32| -> PathBuf {
+        if !volumes {
+            return path.to_path_buf();
+        }
+        let width = n.to_string().len().max(3);
+        let mut p = path.as_os_str().to_os_string();
+        p.push(format!(".{i:0width$}"));
+        PathBuf::from(p)
+    };
+    let partial = |p: &Path| -> PathBuf {
+        let mut s = p.as_os_str().to_os_string();
+        s.push(".partial");
+        PathBuf::from(s)
+    };
+    let mut opened: Vec<PathBuf> = Vec::new();
+    let result = ferry::transfer::write_volumes(
+        store,
+        opts,
+        &mut |i, n| {
+            let final_path = name(i, n);
+            let tmp = partial(&final_path);
+            let f = File::create(&tmp)
+                .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+            opened.push(final_path);
+            Ok(BufWriter::with_capacity(1 << 20, f))
+        },
+        bar,
+    )
+    .and_then(|(outs, r)| {
+        for (w, p) in outs.into_iter().zip(&opened) {
+            let tmp = partial(p);
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e.into_error()))?;
+            f.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        }
+        for p in &opened {
+            std::fs::rename(partial(p), p)
+                .map_err(|e| Error::io(format!("renaming to {}", p.display()), e))?;
+        }
+        Ok(r)
+    });
+    match result {
+        Ok(r) => Ok((opened, r)),
+        Err(e) => {
+            for p in &opened {
+                let _ = std::fs::remove_file(partial(p));
+            }
+            Err(e)
+        }
     }
-    result
 }

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::chunker::{self, ChunkId};
@@ -15,9 +16,10 @@ use crate::error::{Error, Result};
 use crate::pack::recipe::{self, IndexedPiece, Src};
 use crate::pack::{
     BaseRef, Header, PackReader, PackTotals, PackWriter, PieceRef, Pieces, Record, SnapshotRecord,
+    VolumeInfo, chunk_record_len, encode_snapshot, overhead,
 };
 use crate::progress::Progress;
-use crate::store::{NewSnapshot, Op, Piece, Store};
+use crate::store::{ChunkEntry, NewSnapshot, Op, Piece, Store};
 
 /// What goes into a pack.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +28,13 @@ pub struct PackOptions {
     pub snapshots: Vec<String>,
     /// Snapshots the receiver already holds.
     pub bases: Vec<String>,
+    /// Chunks the receiver is known to hold besides the bases (from its
+    /// inventory or the peer ledger): left out, and named in the header.
+    pub have: Option<HashSet<ChunkId>>,
+    /// Split the pack into self-contained volumes of at most this many bytes.
+    pub volume_size: Option<u64>,
+    /// Sign the pack (each volume) with this key.
+    pub sign: Option<ed25519_dalek::SigningKey>,
 }
 
 /// What [`write_pack`] wrote.
@@ -39,9 +48,17 @@ pub struct PackReport {
     pub logical_bytes: u64,
     /// Distinct chunks the snapshots reference.
     pub referenced_chunks: u64,
-    /// Of those, chunks left out because the bases hold them.
+    /// Of those, chunks left out because the receiver holds them.
     pub skipped_chunks: u64,
-    /// Counts and sizes of what was written.
+    /// Of those, chunks known from an inventory or the peer ledger.
+    pub known_chunks: u64,
+    /// Volumes written (1 without --volume-size).
+    pub volumes: u32,
+    /// Chunks (row ids here) the receiver holds once it has this pack
+    /// (what the peer ledger records); not serialized.
+    #[serde(skip)]
+    pub receiver_chunks: Vec<i64>,
+    /// Counts and sizes of what was written, all volumes together.
     #[serde(flatten)]
     pub totals: PackTotals,
 }
@@ -50,19 +67,23 @@ fn io_out(e: std::io::Error) -> Error {
     Error::io("writing pack", e)
 }
 
-/// Writes a pack of `opts.snapshots` holding only chunks the `opts.bases`
-/// lack. Memory is bounded by the batch size plus the recipes' chunk ids.
-pub fn write_pack<W: Write>(
-    store: &Store,
-    opts: &PackOptions,
-    out: W,
-    progress: &dyn Progress,
-) -> Result<(W, PackReport)> {
+/// What a pack will hold, worked out from the index alone.
+struct Plan {
+    header: Header,
+    /// Chunks to send, in pack-table order.
+    sends: Vec<ChunkEntry>,
+    records: Vec<SnapshotRecord>,
+    referenced: u64,
+    skipped: u64,
+    known: u64,
+    logical: u64,
+    receiver: Vec<i64>,
+}
+
+fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     if opts.snapshots.is_empty() {
         return Err(Error::Invalid("name at least one snapshot to pack".into()));
     }
-    // One consistent view of the index for the whole pack.
-    let _view = store.read_view()?;
     let snaps = opts
         .snapshots
         .iter()
@@ -87,6 +108,93 @@ pub fn write_pack<W: Write>(
             n += 1;
         }
     }
+    let mut extra: Vec<ChunkId> = Vec::new();
+    let mut sends: Vec<ChunkEntry> = Vec::new();
+    let mut pack_index: HashMap<i64, u64> = HashMap::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    let (mut skipped, mut known) = (0u64, 0u64);
+    let mut recipes = Vec::with_capacity(snaps.len());
+    for s in &snaps {
+        // Each piece and whether it takes its chunk whole.
+        let mut pieces: Vec<(Piece, bool)> = Vec::with_capacity(s.entries as usize);
+        let mut total = 0u64;
+        store.for_each_piece_batch(s.rowid, 4096, |batch| {
+            for (p, c) in batch {
+                pieces.push((*p, p.off == 0 && p.len == c.len));
+                total += p.output();
+                if !seen.insert(c.rowid) {
+                    continue;
+                }
+                let known_here = opts.have.as_ref().is_some_and(|h| h.contains(&c.id));
+                if let std::collections::hash_map::Entry::Vacant(slot) = base_index.entry(c.rowid)
+                    && known_here
+                {
+                    skipped += 1;
+                    known += 1;
+                    slot.insert(n);
+                    n += 1;
+                    extra.push(c.id);
+                } else if base_index.contains_key(&c.rowid) {
+                    skipped += 1;
+                } else {
+                    pack_index.insert(c.rowid, sends.len() as u64);
+                    sends.push(*c);
+                }
+            }
+            Ok(())
+        })?;
+        if total != s.size {
+            return Err(Error::BadStore {
+                store: store.dir().to_path_buf(),
+                msg: format!(
+                    "the recipe of {} adds up to {total} bytes, not {}: the index is damaged",
+                    s.name, s.size
+                ),
+            });
+        }
+        recipes.push(pieces);
+    }
+    let records = snaps
+        .iter()
+        .zip(recipes)
+        .map(|(s, pieces)| {
+            let indexed: Vec<IndexedPiece> = pieces
+                .into_iter()
+                .map(|(p, whole)| {
+                    let (src, index) = match pack_index.get(&p.chunk) {
+                        Some(&index) => (Src::Pack, index),
+                        None => (Src::Base, base_index[&p.chunk]),
+                    };
+                    IndexedPiece {
+                        src,
+                        index,
+                        slice: (!whole).then_some((p.off, p.len)),
+                        op: p.op,
+                        out: p.out,
+                    }
+                })
+                .collect();
+            SnapshotRecord {
+                name: s.name.clone(),
+                size: s.size,
+                hash: crate::unhex32(&s.blake3).expect("stored hash"),
+                added_at: s.added_at,
+                meta: s.meta.to_string(),
+                pieces: Pieces::Compact {
+                    count: indexed.len() as u64,
+                    ops: true,
+                    data: recipe::encode(&indexed),
+                },
+            }
+        })
+        .collect();
+    // After this pack the receiver holds the bases' chunks and these.
+    let mut receiver: Vec<i64> = seen.iter().copied().collect();
+    for sum in &summaries {
+        receiver.extend(sum.order.iter().filter(|r| !seen.contains(r)));
+    }
+    receiver.sort_unstable();
+    receiver.dedup();
     let header = Header {
         algorithm: chunker::ALGORITHM.to_string(),
         params: store.params(),
@@ -103,43 +211,177 @@ pub fn write_pack<W: Write>(
             })
             .collect(),
         snapshots: snaps.iter().map(|s| s.name.clone()).collect(),
+        volume: None,
+        signer: opts.sign.as_ref().map(|k| k.verifying_key().to_bytes()),
+        extra,
     };
-    let logical: u64 = snaps.iter().map(|s| s.size).sum();
-    progress.start("packing", Some(logical));
-    let mut w = PackWriter::new(out, &header).map_err(io_out)?;
+    Ok(Plan {
+        header,
+        sends,
+        records,
+        referenced: seen.len() as u64,
+        skipped,
+        known,
+        logical: snaps.iter().map(|s| s.size).sum(),
+        receiver,
+    })
+}
+
+/// Parses a volume size: a number of bytes with an optional K, M, G or T
+/// suffix (powers of 1024), or `fat32` (4 GiB - 1, FAT32's largest file).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("fat32") {
+        return Ok((4 << 30) - 1);
+    }
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => 0,
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|_| mult > 0)
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "'{text}' is not a size: give bytes, or a number with K, M, G or T (1024-based), or 'fat32'"
+            ))
+        })
+}
+
+/// Writes a pack of `opts.snapshots` holding only chunks the receiver
+/// lacks (see [`PackOptions`]). Memory is bounded by the batch size plus
+/// the recipes' pieces. With `opts.volume_size`, see [`write_volumes`].
+pub fn write_pack<W: Write>(
+    store: &Store,
+    opts: &PackOptions,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<(W, PackReport)> {
+    let mut out = Some(out);
+    let opts = PackOptions {
+        volume_size: None,
+        ..opts.clone()
+    };
+    let (mut outs, report) = write_volumes(
+        store,
+        &opts,
+        &mut |_, _| Ok(out.take().expect("one output")),
+        progress,
+    )?;
+    Ok((outs.pop().expect("one pack"), report))
+}
+
+/// Like [`write_pack`], split into volumes of at most `opts.volume_size`
+/// bytes (one volume without it): `open(index, count)` gives the output of
+/// each volume, numbered from 1. Each volume is a complete pack: header,
+/// its share of the chunks, the snapshot records in the last one, trailer
+/// (and signature).
+pub fn write_volumes<W: Write>(
+    store: &Store,
+    opts: &PackOptions,
+    open: &mut dyn FnMut(u32, u32) -> Result<W>,
+    progress: &dyn Progress,
+) -> Result<(Vec<W>, PackReport)> {
+    // One consistent view of the index for the whole pack.
+    let _view = store.read_view()?;
+    let plan = plan(store, opts)?;
+    let signed = opts.sign.is_some();
+    // Which chunks go in which volume.
+    let snapshot_bytes: u64 = plan
+        .records
+        .iter()
+        .map(|r| encode_snapshot(r).map(|e| 5 + e.len() as u64))
+        .sum::<std::io::Result<u64>>()
+        .map_err(io_out)?;
+    let mut cuts: Vec<usize> = vec![0]; // first send index of each volume
+    if let Some(limit) = opts.volume_size {
+        let mut header = plan.header.clone();
+        header.volume = Some(VolumeInfo {
+            set: [0; 16],
+            index: 1,
+            count: 1,
+            first: 0,
+            chunks: 0,
+        });
+        let base = overhead(&header, signed).map_err(io_out)?;
+        let too_small = |need: u64| {
+            Error::Invalid(format!(
+                "volume size {limit} is too small: one volume needs at least {need} bytes here; give a larger --volume-size"
+            ))
+        };
+        let mut used = base;
+        let mut in_volume = 0u64;
+        for (i, c) in plan.sends.iter().enumerate() {
+            let rec = chunk_record_len(c.loc.clen);
+            if base + rec > limit {
+                return Err(too_small(base + rec));
+            }
+            if used + rec > limit {
+                cuts.push(i);
+                used = base;
+                in_volume = 0;
+            }
+            used += rec;
+            in_volume += 1;
+        }
+        if used + snapshot_bytes > limit {
+            if base + snapshot_bytes > limit {
+                return Err(too_small(base + snapshot_bytes));
+            }
+            if in_volume > 0 {
+                cuts.push(plan.sends.len());
+            }
+        }
+    }
+    let count = cuts.len() as u32;
+    let set: [u8; 16] = {
+        let mut h = blake3::Hasher::new();
+        h.update(&std::process::id().to_le_bytes());
+        h.update(&format!("{:?}", std::time::SystemTime::now()).into_bytes());
+        for r in &plan.records {
+            h.update(&r.hash);
+        }
+        h.finalize().as_bytes()[..16].try_into().unwrap()
+    };
+    progress.start("packing", Some(plan.logical));
     let mut reader = store.data_reader();
     let store_dir = store.dir().to_path_buf();
-    let mut seen: HashSet<i64> = HashSet::new();
-    let mut pack_index: HashMap<i64, u64> = HashMap::new();
-    let mut skipped = 0u64;
-    let mut recipes = Vec::with_capacity(snaps.len());
-    for s in &snaps {
-        // Each piece and whether it takes its chunk whole; indexed once
-        // every chunk is placed.
-        let mut pieces: Vec<(Piece, bool)> = Vec::with_capacity(s.entries as usize);
-        let mut total = 0u64;
-        store.for_each_piece_batch(s.rowid, 1024, |batch| {
-            let mut send = Vec::new();
-            for (p, c) in batch {
-                let whole = p.off == 0 && p.len == c.len;
-                pieces.push((*p, whole));
-                total += p.output();
-                progress.advance(p.output());
-                if !seen.insert(c.rowid) {
-                    continue;
-                }
-                if base_index.contains_key(&c.rowid) {
-                    skipped += 1;
-                    continue;
-                }
+    let mut totals = PackTotals::default();
+    let mut outs = Vec::with_capacity(cuts.len());
+    for (v, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(v + 1).copied().unwrap_or(plan.sends.len());
+        let mut header = plan.header.clone();
+        if opts.volume_size.is_some() {
+            header.volume = Some(VolumeInfo {
+                set,
+                index: v as u32 + 1,
+                count,
+                first: start as u64,
+                chunks: (end - start) as u64,
+            });
+        }
+        let out = open(v as u32 + 1, count)?;
+        let mut w = PackWriter::new(out, &header).map_err(io_out)?;
+        for batch in plan.sends[start..end].chunks(256) {
+            for c in batch {
                 reader.ensure(c.loc)?;
-                send.push(c);
             }
             // Check every chunk against its id before it leaves (in
             // parallel): a damaged store is caught here, not after the
             // air gap.
             let reader_ref = &reader;
-            send.par_iter().try_for_each(|c| -> Result<()> {
+            batch.par_iter().try_for_each(|c| -> Result<()> {
                 let payload = reader_ref.get(&c.id, c.loc)?;
                 let ok = codec::decode(c.codec, payload, c.len as usize)
                     .map(|d| blake3::hash(&d).as_bytes() == &c.id)
@@ -150,74 +392,52 @@ pub fn write_pack<W: Write>(
                     Err(Error::BadStore {
                         store: store_dir.clone(),
                         msg: format!(
-                            "chunk {} in data file {:08}.dat is damaged, so {} cannot be packed: add or unpack it again",
+                            "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",
                             crate::hex(&c.id),
                             c.loc.file,
-                            s.name
                         ),
                     })
                 }
             })?;
-            for c in send {
+            for c in batch {
                 let payload = reader.get(&c.id, c.loc)?;
                 w.chunk(&c.id, c.codec, c.len, payload).map_err(io_out)?;
-                pack_index.insert(c.rowid, pack_index.len() as u64);
+                progress.advance(c.len as u64);
             }
             reader.release();
-            Ok(())
-        })?;
-        recipes.push((pieces, total));
-    }
-    for (s, (pieces, total)) in snaps.iter().zip(recipes) {
-        if total != s.size {
-            return Err(Error::BadStore {
-                store: store.dir().to_path_buf(),
-                msg: format!(
-                    "the recipe of {} adds up to {total} bytes, not {}: the index is damaged",
-                    s.name, s.size
-                ),
-            });
         }
-        let indexed: Vec<IndexedPiece> = pieces
-            .into_iter()
-            .map(|(p, whole)| {
-                let (src, index) = match pack_index.get(&p.chunk) {
-                    Some(&index) => (Src::Pack, index),
-                    None => (Src::Base, base_index[&p.chunk]),
-                };
-                IndexedPiece {
-                    src,
-                    index,
-                    slice: (!whole).then_some((p.off, p.len)),
-                    op: p.op,
-                    out: p.out,
-                }
-            })
-            .collect();
-        let record = SnapshotRecord {
-            name: s.name.clone(),
-            size: s.size,
-            hash: crate::unhex32(&s.blake3).expect("stored hash"),
-            added_at: s.added_at,
-            meta: s.meta.to_string(),
-            pieces: Pieces::Compact {
-                count: indexed.len() as u64,
-                ops: true,
-                data: recipe::encode(&indexed),
-            },
-        };
-        w.snapshot(&record).map_err(io_out)?;
+        if v + 1 == cuts.len() {
+            for r in &plan.records {
+                w.snapshot(r).map_err(io_out)?;
+            }
+        }
+        let (out, t) = match &opts.sign {
+            Some(key) => w.finish_signed(key),
+            None => w.finish(),
+        }
+        .map_err(io_out)?;
+        if let Some(limit) = opts.volume_size {
+            assert!(t.pack_bytes <= limit, "volume of {} bytes", t.pack_bytes);
+        }
+        totals.chunks += t.chunks;
+        totals.snapshots += t.snapshots;
+        totals.chunk_bytes += t.chunk_bytes;
+        totals.raw_bytes += t.raw_bytes;
+        totals.pack_bytes += t.pack_bytes;
+        outs.push(out);
     }
-    let (out, totals) = w.finish().map_err(io_out)?;
     progress.finish();
     Ok((
-        out,
+        outs,
         PackReport {
             snapshots: opts.snapshots.clone(),
             bases: opts.bases.clone(),
-            logical_bytes: logical,
-            referenced_chunks: seen.len() as u64,
-            skipped_chunks: skipped,
+            logical_bytes: plan.logical,
+            referenced_chunks: plan.referenced,
+            skipped_chunks: plan.skipped,
+            known_chunks: plan.known,
+            volumes: count,
+            receiver_chunks: plan.receiver,
             totals,
         },
     ))
@@ -238,6 +458,27 @@ pub struct UnpackReport {
     pub present: Vec<String>,
     /// Bytes of the pack.
     pub pack_bytes: u64,
+    /// For a volume: which one, and what its set still needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
+    /// Public key (hex) of the trusted key that signed the pack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+}
+
+/// A volume's place in its set after an unpack.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeStatus {
+    /// The set (hex).
+    pub set: String,
+    /// This volume's number.
+    pub index: u32,
+    /// Volumes in the set.
+    pub count: u32,
+    /// Volumes of the set not yet imported.
+    pub missing: Vec<u32>,
+    /// The volume had been imported before: nothing was done.
+    pub already: bool,
 }
 
 /// Chunk records verified together (in parallel) before they are stored.
@@ -319,6 +560,48 @@ pub fn unpack<R: Read>(
         };
         base_rows.extend(sum.order);
     }
+    // Chunks the sender knew this store holds (from its inventory).
+    for id in &h.extra {
+        match store.chunk(id)? {
+            Some(c) => base_rows.push(c.rowid),
+            None => {
+                return Err(Error::pack(
+                    label,
+                    format!(
+                        "pack relies on chunk {} from this store's inventory, but the store does not hold it: the inventory came from another store; ask for a pack made with a fresh 'ferry inventory' of this one",
+                        &crate::hex(id)[..16]
+                    ),
+                ));
+            }
+        }
+    }
+    let signed_by = check_trust(store, &h, label)?;
+    if let Some(v) = h.volume
+        && store.has_table("volumes")?
+    {
+        let seen: Option<i64> = store
+            .conn()
+            .query_row(
+                "SELECT idx FROM volumes WHERE set_id = ?1 AND idx = ?2",
+                rusqlite::params![&v.set[..], v.index],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            let missing = missing_volumes(store, &v.set, v.count)?;
+            return Ok(UnpackReport {
+                volume: Some(VolumeStatus {
+                    set: crate::hex(&v.set),
+                    index: v.index,
+                    count: v.count,
+                    missing,
+                    already: true,
+                }),
+                signed_by,
+                ..UnpackReport::default()
+            });
+        }
+    }
     let mut pack_rows: Vec<i64> = Vec::new();
     progress.start("unpacking", None);
     store
@@ -328,6 +611,7 @@ pub fn unpack<R: Read>(
             // Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
             let mut stored_here: HashMap<i64, u64> = HashMap::new();
             let mut since_checkpoint = 0u64;
+            let mut records: Vec<SnapshotRecord> = Vec::new();
             let mut end = false;
             loop {
                 let rec = match reader.next_record().map_err(bad)? {
@@ -386,15 +670,59 @@ pub fn unpack<R: Read>(
                     }
                 }
                 if let Some(s) = rec {
-                    let tables = Tables {
-                        pack: &pack_rows,
-                        base: &base_rows,
-                    };
-                    import_snapshot(txn, s, label, &tables, &mut stored_here, &mut report)?;
+                    if h.volume.is_some() {
+                        // Placed once every volume of the set is here.
+                        records.push(s);
+                    } else {
+                        let tables = Tables {
+                            pack: &pack_rows,
+                            base: &base_rows,
+                        };
+                        import_snapshot(txn, s, label, &tables, &mut stored_here, &mut report)?;
+                    }
                 }
                 if end {
                     break;
                 }
+            }
+            report.signed_by = signed_by.clone();
+            if let Some(v) = h.volume {
+                if report.chunks != v.chunks {
+                    return Err(Error::pack(
+                        label,
+                        format!("pack is corrupt: volume {} says it holds {} chunks, it holds {}", v.index, v.chunks, report.chunks),
+                    ));
+                }
+                let complete = record_volume(txn, &h, &v, &pack_rows, &records)?;
+                let mut status = VolumeStatus {
+                    set: crate::hex(&v.set),
+                    index: v.index,
+                    count: v.count,
+                    missing: Vec::new(),
+                    already: false,
+                };
+                if !complete {
+                    status.missing = missing_volumes(txn.store(), &v.set, v.count)?;
+                    report.volume = Some(status);
+                    report.pack_bytes = reader.get_ref().n;
+                    return Ok(report);
+                }
+                // The last volume arrived: place the set's snapshots.
+                let set_rows = set_rows(txn.store(), &v.set)?;
+                for s in pending_records(txn.store(), &v.set)? {
+                    let tables = Tables {
+                        pack: &set_rows,
+                        base: &base_rows,
+                    };
+                    import_snapshot(txn, s, label, &tables, &mut stored_here, &mut report)?;
+                }
+                txn.store().conn().execute_batch(&format!(
+                    "DELETE FROM volume_chunks WHERE set_id = x'{0}';
+                     DELETE FROM pending WHERE set_id = x'{0}';
+                     UPDATE volumes SET done = 1 WHERE set_id = x'{0}';",
+                    crate::hex(&v.set)
+                ))?;
+                report.volume = Some(status);
             }
             let mut carried: Vec<&String> = report.added.iter().chain(&report.present).collect();
             let mut announced: Vec<&String> = h.snapshots.iter().collect();
@@ -426,6 +754,126 @@ pub fn unpack<R: Read>(
             Ok(report)
         })
         .inspect(|_| progress.finish())
+}
+
+/// Refuses a pack the store's trust list does not accept; returns the
+/// signer's key (hex) when a trusted key signed it. The signature itself is
+/// checked by the reader when it reaches the trailer.
+fn check_trust(store: &Store, h: &Header, label: &Path) -> Result<Option<String>> {
+    let trusted = crate::keys::trusted(store)?;
+    let signer = h.signer.map(|k| crate::hex(&k));
+    if trusted.is_empty() {
+        return Ok(None);
+    }
+    match &h.signer {
+        None => Err(Error::pack(
+            label,
+            "pack is not signed, and this store accepts only packs signed by a trusted key (see 'ferry trust list'): ask the sender for a pack made with --sign",
+        )),
+        Some(k) if !trusted.iter().any(|t| t.key == *k) => Err(Error::pack(
+            label,
+            format!(
+                "pack is signed by key {}, which this store does not trust: if it is the sender's, add its .pub file with 'ferry trust add'",
+                &crate::hex(k)[..16]
+            ),
+        )),
+        Some(_) => Ok(signer),
+    }
+}
+
+/// Volumes of `set` not yet imported.
+fn missing_volumes(store: &Store, set: &[u8; 16], count: u32) -> Result<Vec<u32>> {
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT idx FROM volumes WHERE set_id = ?1")?;
+    let have: HashSet<u32> = stmt
+        .query_map([&set[..]], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((1..=count).filter(|i| !have.contains(i)).collect())
+}
+
+/// Records an imported volume (its chunks' positions in the set's table,
+/// and the snapshot records it carried); true when the set is complete.
+fn record_volume(
+    txn: &mut crate::store::Txn<'_>,
+    h: &Header,
+    v: &VolumeInfo,
+    rows: &[i64],
+    records: &[SnapshotRecord],
+) -> Result<bool> {
+    let conn = txn.store().conn();
+    {
+        let mut ins = conn.prepare_cached(
+            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
+        )?;
+        for (i, row) in rows.iter().enumerate() {
+            ins.execute(rusqlite::params![&v.set[..], v.first + i as u64, row])?;
+        }
+        let mut pend = conn.prepare_cached(
+            "INSERT OR REPLACE INTO pending (set_id, seq, name, record) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (i, r) in records.iter().enumerate() {
+            let bytes = encode_snapshot(r).map_err(|e| Error::Invalid(e.to_string()))?;
+            pend.execute(rusqlite::params![&v.set[..], i as i64, r.name, bytes])?;
+        }
+    }
+    conn.execute(
+        "INSERT INTO volumes (set_id, idx, count, first, chunks, snapshots, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            &v.set[..],
+            v.index,
+            v.count,
+            v.first,
+            v.chunks,
+            serde_json::to_string(&h.snapshots).expect("names serialize"),
+            crate::store::now()
+        ],
+    )?;
+    let have: u32 = conn.query_row(
+        "SELECT count(*) FROM volumes WHERE set_id = ?1",
+        [&v.set[..]],
+        |r| r.get(0),
+    )?;
+    Ok(have >= v.count)
+}
+
+/// The set's chunk table (row ids by position), which must be complete.
+fn set_rows(store: &Store, set: &[u8; 16]) -> Result<Vec<i64>> {
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT pos, chunk FROM volume_chunks WHERE set_id = ?1 ORDER BY pos")?;
+    let mut rows = Vec::new();
+    for r in stmt.query_map([&set[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (pos, chunk) = r?;
+        if pos != rows.len() as i64 {
+            return Err(Error::Invalid(format!(
+                "volume set {} has a gap in its chunk table at {}: its volumes do not belong together",
+                crate::hex(set),
+                rows.len()
+            )));
+        }
+        rows.push(chunk);
+    }
+    Ok(rows)
+}
+
+/// Snapshot records the set's volumes carried.
+fn pending_records(store: &Store, set: &[u8; 16]) -> Result<Vec<SnapshotRecord>> {
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT record FROM pending WHERE set_id = ?1 ORDER BY seq")?;
+    let blobs: Vec<Vec<u8>> = stmt
+        .query_map([&set[..]], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    blobs
+        .iter()
+        .map(|b| {
+            crate::pack::decode_snapshot(b, crate::pack::format::VERSION)
+                .map_err(|e| Error::Invalid(format!("a waiting snapshot record is damaged: {e}")))
+        })
+        .collect()
 }
 
 /// Decodes every chunk of the batch in parallel and checks its BLAKE3.
@@ -595,4 +1043,51 @@ impl<R: Read> Read for CountingReader<R> {
         self.n += n as u64;
         Ok(n)
     }
+}
+
+/// A volume set some of whose volumes have been unpacked here.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingSet {
+    /// The set (hex).
+    pub set: String,
+    /// Snapshots it will add.
+    pub snapshots: Vec<String>,
+    /// Volumes in the set.
+    pub count: u32,
+    /// Volumes unpacked.
+    pub received: Vec<u32>,
+    /// Volumes still needed.
+    pub missing: Vec<u32>,
+}
+
+/// Volume sets still waiting for volumes (what `ferry status` shows).
+pub fn waiting_sets(store: &Store) -> Result<Vec<WaitingSet>> {
+    if !store.has_table("volumes")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = store.conn().prepare(
+        "SELECT set_id, idx, count, snapshots FROM volumes WHERE done = 0 ORDER BY received_at, set_id, idx",
+    )?;
+    let rows: Vec<(Vec<u8>, u32, u32, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut sets: Vec<WaitingSet> = Vec::new();
+    for (set, idx, count, names) in rows {
+        let set = crate::hex(&set);
+        match sets.iter_mut().find(|s| s.set == set) {
+            Some(s) => s.received.push(idx),
+            None => sets.push(WaitingSet {
+                set,
+                snapshots: serde_json::from_str(&names).unwrap_or_default(),
+                count,
+                received: vec![idx],
+                missing: Vec::new(),
+            }),
+        }
+    }
+    for s in &mut sets {
+        s.received.sort_unstable();
+        s.missing = (1..=s.count).filter(|i| !s.received.contains(i)).collect();
+    }
+    Ok(sets)
 }

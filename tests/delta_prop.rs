@@ -66,7 +66,7 @@ proptest! {
         let mut store = Store::open_writer(&t.path().join("s"), std::time::Duration::ZERO).unwrap();
         add(&mut store, Source::Path(t.path().join("v1")), &AddOptions::default(), &Quiet).unwrap();
         add(&mut store, Source::Path(t.path().join("v2")), &AddOptions::default(), &Quiet).unwrap();
-        let opts = PackOptions { snapshots: vec!["v2".into()], bases: vec!["v1".into()] };
+        let opts = PackOptions { snapshots: vec!["v2".into()], bases: vec!["v1".into()], ..Default::default() };
         let (_, report) = write_pack(&store, &opts, std::io::sink(), &Quiet).unwrap();
         // Each edit may disturb the chunk it lands in and the next one.
         let bound = 4 * edited + edits.len() as u64 * 2 * MAX_CHUNK + 4096;

@@ -412,6 +412,9 @@ fn hand_made_pack(snapshot: &str) -> ferry::pack::PackWriter<Vec<u8>> {
         writer: "test".into(),
         bases: vec![],
         snapshots: vec![snapshot.into()],
+        volume: None,
+        signer: None,
+        extra: vec![],
     };
     ferry::pack::PackWriter::new(Vec::new(), &header).unwrap()
 }

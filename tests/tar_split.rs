@@ -160,6 +160,7 @@ fn a_gzip_layer_rebuilt_with_new_mtimes_costs_little() {
     let opts = PackOptions {
         snapshots: vec!["v2".into()],
         bases: vec!["v1".into()],
+        ..Default::default()
     };
     let (_, r) = write_pack(&store, &opts, std::io::sink(), &Quiet).unwrap();
     let pct = 100.0 * r.totals.pack_bytes as f64 / v2.len() as f64;
@@ -313,7 +314,7 @@ proptest! {
         prop_assert!(v1 != v2);
         add_bytes(&mut store, t.path(), "v1", &v1);
         add_bytes(&mut store, t.path(), "v2", &v2);
-        let opts = PackOptions { snapshots: vec!["v2".into()], bases: vec!["v1".into()] };
+        let opts = PackOptions { snapshots: vec!["v2".into()], bases: vec!["v1".into()], ..Default::default() };
         let (_, r) = write_pack(&store, &opts, std::io::sink(), &Quiet).unwrap();
         let pct = 100.0 * r.totals.pack_bytes as f64 / v2.len() as f64;
         prop_assert!(pct < 2.0, "delta {} bytes = {:.2}% of the {}-byte layer", r.totals.pack_bytes, pct, v2.len());

@@ -18,8 +18,13 @@ pub const REC_HEADER: u8 = 1;
 pub const REC_CHUNK: u8 = 2;
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
-/// Record type: trailer (always the last record).
+/// Record type: trailer (the last record, unless a signature follows).
 pub const REC_TRAILER: u8 = 0xFF;
+/// Record type: ed25519 signature, right after the trailer of a pack whose
+/// header names a signer (format 3).
+pub const REC_SIGNATURE: u8 = 0xFE;
+/// Signature payload size.
+pub const SIGNATURE_LEN: u32 = 64;
 
 /// Largest header record accepted.
 pub const MAX_HEADER: u32 = 16 << 20;

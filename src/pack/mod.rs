@@ -42,6 +42,30 @@ pub struct Header {
     pub bases: Vec<BaseRef>,
     /// Names of the snapshots this pack carries.
     pub snapshots: Vec<String>,
+    /// Set when this pack is one volume of several (format 3).
+    pub volume: Option<VolumeInfo>,
+    /// Public key (ed25519) of the signer; the pack then ends with a
+    /// signature after its trailer (format 3).
+    pub signer: Option<[u8; 32]>,
+    /// Chunks the receiver holds outside the bases (from its inventory):
+    /// they follow the bases' chunk tables in the base index (format 3).
+    pub extra: Vec<ChunkId>,
+}
+
+/// Where a volume sits in its set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Identifies the set (the same in every volume).
+    pub set: [u8; 16],
+    /// This volume's number, from 1.
+    pub index: u32,
+    /// Volumes in the set.
+    pub count: u32,
+    /// Position of this volume's first chunk record in the set's chunk
+    /// table (what compact recipes call the pack table).
+    pub first: u64,
+    /// Chunk records in this volume.
+    pub chunks: u64,
 }
 
 /// One piece of a snapshot's recipe, by chunk id.
@@ -145,6 +169,7 @@ pub struct PackWriter<W: Write> {
     out: W,
     hasher: blake3::Hasher,
     totals: PackTotals,
+    signed: bool,
 }
 
 impl<W: Write> PackWriter<W> {
@@ -154,31 +179,13 @@ impl<W: Write> PackWriter<W> {
             out,
             hasher: blake3::Hasher::new(),
             totals: PackTotals::default(),
+            signed: header.signer.is_some(),
         };
         let mut pre = Vec::with_capacity(12);
         pre.extend_from_slice(MAGIC);
         pre.extend_from_slice(&VERSION.to_le_bytes());
         w.put(&pre)?;
-        let mut e = Enc::default();
-        e.str(&header.algorithm)
-            .u32(header.params.min)
-            .u32(header.params.avg)
-            .u32(header.params.max)
-            .i64(header.created)
-            .str(&header.writer)
-            .u32(header.bases.len() as u32);
-        for b in &header.bases {
-            e.str(&b.name).u64(b.size).bytes(&b.hash).bytes(&b.recipe);
-        }
-        e.u32(header.snapshots.len() as u32);
-        for s in &header.snapshots {
-            e.str(s);
-        }
-        if e.0.len() > MAX_HEADER as usize {
-            return Err(io::Error::other(
-                "pack header too large: pack fewer snapshots at once",
-            ));
-        }
+        let e = Enc(encode_header(header)?);
         w.record(REC_HEADER, &[&e.0])?;
         Ok(w)
     }
@@ -222,41 +229,7 @@ impl<W: Write> PackWriter<W> {
 
     /// Writes one snapshot record.
     pub fn snapshot(&mut self, s: &SnapshotRecord) -> io::Result<()> {
-        let mut e = Enc(Vec::with_capacity(256 + s.meta.len()));
-        e.str(&s.name)
-            .u64(s.size)
-            .bytes(&s.hash)
-            .i64(s.added_at)
-            .str(&s.meta);
-        match &s.pieces {
-            Pieces::Ids(pieces) => {
-                e.u8(RECIPE_IDS).u64(pieces.len() as u64);
-                for p in pieces {
-                    match p {
-                        PieceRef::Whole(id) => {
-                            e.u8(PIECE_WHOLE).bytes(id);
-                        }
-                        PieceRef::Slice { id, off, len } => {
-                            e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
-                        }
-                    }
-                }
-            }
-            Pieces::Compact { count, ops, data } => {
-                let encoding = if *ops {
-                    RECIPE_COMPACT_OPS
-                } else {
-                    RECIPE_COMPACT
-                };
-                e.u8(encoding).u64(*count).bytes(data);
-            }
-        }
-        if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
-            return Err(io::Error::other(format!(
-                "snapshot {} has a recipe too large for one pack record",
-                s.name
-            )));
-        }
+        let e = Enc(encode_snapshot(s)?);
         self.record(REC_SNAPSHOT, &[&e.0])?;
         self.totals.snapshots += 1;
         Ok(())
@@ -264,7 +237,25 @@ impl<W: Write> PackWriter<W> {
 
     /// Writes the trailer (counts and the BLAKE3 of everything before it),
     /// flushes, and returns the output and totals.
-    pub fn finish(mut self) -> io::Result<(W, PackTotals)> {
+    pub fn finish(self) -> io::Result<(W, PackTotals)> {
+        assert!(
+            !self.signed,
+            "a pack with a signer in its header needs finish_signed"
+        );
+        self.finish_inner(None)
+    }
+
+    /// Like [`PackWriter::finish`], then signs the trailer's digest with
+    /// `key` (whose public key the header names).
+    pub fn finish_signed(self, key: &ed25519_dalek::SigningKey) -> io::Result<(W, PackTotals)> {
+        self.finish_inner(Some(key))
+    }
+
+    fn finish_inner(
+        mut self,
+        key: Option<&ed25519_dalek::SigningKey>,
+    ) -> io::Result<(W, PackTotals)> {
+        use ed25519_dalek::Signer;
         let digest = self.hasher.finalize();
         let mut t = Enc::default();
         t.u8(REC_TRAILER)
@@ -272,11 +263,119 @@ impl<W: Write> PackWriter<W> {
             .u64(self.totals.chunks)
             .u64(self.totals.snapshots)
             .bytes(digest.as_bytes());
+        if let Some(key) = key {
+            let sig = key.sign(&signed_message(digest.as_bytes()));
+            t.u8(REC_SIGNATURE)
+                .u32(SIGNATURE_LEN)
+                .bytes(&sig.to_bytes());
+        }
         self.out.write_all(&t.0)?;
         self.totals.pack_bytes += t.0.len() as u64;
         self.out.flush()?;
         Ok((self.out, self.totals))
     }
+}
+
+/// The header record's payload.
+pub fn encode_header(header: &Header) -> io::Result<Vec<u8>> {
+    let mut e = Enc::default();
+    e.str(&header.algorithm)
+        .u32(header.params.min)
+        .u32(header.params.avg)
+        .u32(header.params.max)
+        .i64(header.created)
+        .str(&header.writer)
+        .u32(header.bases.len() as u32);
+    for b in &header.bases {
+        e.str(&b.name).u64(b.size).bytes(&b.hash).bytes(&b.recipe);
+    }
+    e.u32(header.snapshots.len() as u32);
+    for s in &header.snapshots {
+        e.str(s);
+    }
+    match &header.volume {
+        None => {
+            e.u8(0);
+        }
+        Some(v) => {
+            e.u8(1)
+                .bytes(&v.set)
+                .u32(v.index)
+                .u32(v.count)
+                .u64(v.first)
+                .u64(v.chunks);
+        }
+    }
+    match &header.signer {
+        None => {
+            e.u8(0);
+        }
+        Some(k) => {
+            e.u8(1).bytes(k);
+        }
+    }
+    e.u32(header.extra.len() as u32);
+    for id in &header.extra {
+        e.bytes(id);
+    }
+    if e.0.len() > MAX_HEADER as usize {
+        return Err(io::Error::other(
+            "pack header too large: pack fewer snapshots at once",
+        ));
+    }
+    Ok(e.0)
+}
+
+/// Bytes a pack takes besides its chunk and snapshot records: preamble,
+/// header record, trailer, and the signature when `signed`.
+pub fn overhead(header: &Header, signed: bool) -> io::Result<u64> {
+    let sig = if signed { 5 + SIGNATURE_LEN as u64 } else { 0 };
+    Ok(12 + 5 + encode_header(header)?.len() as u64 + 5 + TRAILER_LEN as u64 + sig)
+}
+
+/// Bytes a chunk record of `clen` encoded bytes takes.
+pub fn chunk_record_len(clen: u32) -> u64 {
+    5 + 37 + clen as u64
+}
+
+/// A snapshot record's payload.
+pub fn encode_snapshot(s: &SnapshotRecord) -> io::Result<Vec<u8>> {
+    let mut e = Enc(Vec::with_capacity(256 + s.meta.len()));
+    e.str(&s.name)
+        .u64(s.size)
+        .bytes(&s.hash)
+        .i64(s.added_at)
+        .str(&s.meta);
+    match &s.pieces {
+        Pieces::Ids(pieces) => {
+            e.u8(RECIPE_IDS).u64(pieces.len() as u64);
+            for p in pieces {
+                match p {
+                    PieceRef::Whole(id) => {
+                        e.u8(PIECE_WHOLE).bytes(id);
+                    }
+                    PieceRef::Slice { id, off, len } => {
+                        e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
+                    }
+                }
+            }
+        }
+        Pieces::Compact { count, ops, data } => {
+            let encoding = if *ops {
+                RECIPE_COMPACT_OPS
+            } else {
+                RECIPE_COMPACT
+            };
+            e.u8(encoding).u64(*count).bytes(data);
+        }
+    }
+    if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
+        return Err(io::Error::other(format!(
+            "snapshot {} has a recipe too large for one pack record",
+            s.name
+        )));
+    }
+    Ok(e.0)
 }
 
 /// Why a pack could not be read. `Io` keeps the underlying error (a read
@@ -293,6 +392,16 @@ pub enum ReadError {
     Corrupt(String),
     /// Reading failed.
     Io(io::Error),
+    /// The signature does not match the pack and its signer's key.
+    BadSignature,
+}
+
+/// What a pack signature signs: a domain tag and the trailer's digest
+/// (the BLAKE3 of every byte before the trailer, header included).
+fn signed_message(digest: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"ferry pack signature v1\0".to_vec();
+    m.extend_from_slice(digest);
+    m
 }
 
 impl std::fmt::Display for ReadError {
@@ -314,6 +423,10 @@ impl std::fmt::Display for ReadError {
                 write!(f, "pack is corrupt: {m}: copy it again from the source")
             }
             ReadError::Io(e) => write!(f, "reading pack: {e}"),
+            ReadError::BadSignature => write!(
+                f,
+                "pack signature does not match (the pack was altered after signing, or signed with another key): do not trust it; get a fresh copy from the sender"
+            ),
         }
     }
 }
@@ -386,6 +499,9 @@ impl<R: Read> PackReader<R> {
                 writer: String::new(),
                 bases: Vec::new(),
                 snapshots: Vec::new(),
+                volume: None,
+                signer: None,
+                extra: Vec::new(),
             },
             version,
             chunks: 0,
@@ -506,6 +622,20 @@ impl<R: Read> PackReader<R> {
                         "BLAKE3 of the pack does not match its trailer".into(),
                     ));
                 }
+                if let Some(signer) = self.header.signer {
+                    let mut sig = [0u8; 5 + SIGNATURE_LEN as usize];
+                    self.input.read_exact(&mut sig)?;
+                    if sig[0] != REC_SIGNATURE || sig[1..5] != SIGNATURE_LEN.to_le_bytes() {
+                        return Err(corrupt(
+                            "the signature record after the trailer is missing".into(),
+                        ));
+                    }
+                    let key = ed25519_dalek::VerifyingKey::from_bytes(&signer)
+                        .map_err(|_| corrupt("the signer's public key is not valid".into()))?;
+                    let sig = ed25519_dalek::Signature::from_bytes(sig[5..].try_into().unwrap());
+                    key.verify_strict(&signed_message(&digest), &sig)
+                        .map_err(|_| ReadError::BadSignature)?;
+                }
                 let mut extra = [0u8; 1];
                 if self.input.read(&mut extra)? != 0 {
                     return Err(corrupt("unexpected bytes after the trailer".into()));
@@ -558,6 +688,43 @@ fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
     for _ in 0..n {
         snapshots.push(d.str("snapshot name")?);
     }
+    let mut volume = None;
+    let mut signer = None;
+    let mut extra = Vec::new();
+    if version >= 3 {
+        volume = match d.u8("volume flag")? {
+            0 => None,
+            1 => {
+                let v = VolumeInfo {
+                    set: d.take(16, "volume set")?.try_into().unwrap(),
+                    index: d.u32("volume index")?,
+                    count: d.u32("volume count")?,
+                    first: d.u64("volume first chunk")?,
+                    chunks: d.u64("volume chunks")?,
+                };
+                if v.index == 0 || v.index > v.count || v.first > 1 << 48 || v.chunks > 1 << 48 {
+                    return Err(format!("volume {} of {} is out of range", v.index, v.count));
+                }
+                Some(v)
+            }
+            f => return Err(format!("unknown volume flag {f}")),
+        };
+        signer = match d.u8("signer flag")? {
+            0 => None,
+            1 => Some(d.id("signer key")?),
+            f => return Err(format!("unknown signer flag {f}")),
+        };
+        let n = d.u32("extra chunk count")? as usize;
+        if n > d.remaining() / 32 {
+            return Err(format!(
+                "header claims {n} extra chunks, more than it can hold"
+            ));
+        }
+        extra.reserve(n);
+        for _ in 0..n {
+            extra.push(d.id("extra chunk id")?);
+        }
+    }
     d.end("header")?;
     Ok(Header {
         algorithm,
@@ -566,10 +733,14 @@ fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
         writer,
         bases,
         snapshots,
+        volume,
+        signer,
+        extra,
     })
 }
 
-fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
+/// Parses a snapshot record's payload (as [`encode_snapshot`] makes it).
+pub fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
     let mut d = Dec::new(buf);
     let name = d.str("snapshot name")?;
     let size = d.u64("snapshot size")?;

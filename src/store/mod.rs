@@ -63,6 +63,57 @@ CREATE TABLE recipe (
 ) WITHOUT ROWID;
 ";
 
+/// Tables for volume sets, the peer ledger and trusted keys (schema 2).
+/// Created by every writer if missing, so readers treat their absence as
+/// empty.
+const AIRGAP_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS volumes (
+    set_id      BLOB    NOT NULL,
+    idx         INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    first       INTEGER NOT NULL,
+    chunks      INTEGER NOT NULL,
+    snapshots   TEXT    NOT NULL,
+    received_at INTEGER NOT NULL,
+    done        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (set_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS volume_chunks (
+    set_id BLOB    NOT NULL,
+    pos    INTEGER NOT NULL,
+    chunk  INTEGER NOT NULL,
+    PRIMARY KEY (set_id, pos)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    set_id BLOB    NOT NULL,
+    seq    INTEGER NOT NULL,
+    name   TEXT    NOT NULL,
+    record BLOB    NOT NULL,
+    PRIMARY KEY (set_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peers (
+    name    TEXT    PRIMARY KEY,
+    updated INTEGER NOT NULL,
+    source  TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peer_chunks (
+    peer  TEXT    NOT NULL,
+    chunk INTEGER NOT NULL,
+    PRIMARY KEY (peer, chunk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peer_snapshots (
+    peer TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (peer, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trusted_keys (
+    key      BLOB    PRIMARY KEY,
+    comment  TEXT    NOT NULL,
+    added_at INTEGER NOT NULL
+);
+";
+
 /// A snapshot as listed by `ferry ls`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -288,6 +339,9 @@ impl Store {
             )));
         }
         let has_ops = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? >= 2;
+        if lock.is_some() {
+            conn.execute_batch(AIRGAP_TABLES)?;
+        }
         Ok(Store {
             dir: dir.to_path_buf(),
             conn,
@@ -565,6 +619,20 @@ impl Store {
             .conn
             .prepare_cached("SELECT len FROM chunks WHERE rowid = ?1")?;
         Ok(stmt.query_row([rowid], |r| r.get(0)).optional()?)
+    }
+
+    /// True when the index has `table` (the air-gap tables appear with the
+    /// first write by a ferry that knows them).
+    pub fn has_table(&self, table: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Looks a chunk up by id.

@@ -1,0 +1,295 @@
+//! What a receiver holds: `ferry inventory` writes a checksummed summary of
+//! a store (every chunk id and snapshot) that the sending side reads with
+//! `ferry pack --have`; and the peer ledger, where `ferry pack --to NAME`
+//! records what was shipped to a peer so later packs leave it out.
+//!
+//! Inventory file: `FERRYINV`, `u32` version (1), then one zstd frame of
+//! `str params, i64 created, u64 chunk count, ids (sorted), u32 snapshot
+//! count, (str name, u64 size, id hash)*`, then the BLAKE3 (32 bytes) of
+//! every byte before it.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::chunker::{self, ChunkId};
+use crate::error::{Error, IoContext, Result};
+use crate::pack::format::{Dec, Enc};
+use crate::store::{Store, Txn};
+
+const MAGIC: &[u8; 8] = b"FERRYINV";
+const VERSION: u32 = 1;
+/// Largest decompressed inventory accepted (about 30 million chunks).
+const MAX_RAW: u64 = 1 << 30;
+
+/// A receiver's holdings, as read from an inventory file.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Chunker of the store it describes.
+    pub params: String,
+    /// When it was taken (Unix seconds).
+    pub created: i64,
+    /// Every chunk id.
+    pub chunks: HashSet<ChunkId>,
+    /// Every snapshot: name, size, BLAKE3.
+    pub snapshots: Vec<(String, u64, [u8; 32])>,
+}
+
+/// What [`write`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct InventoryReport {
+    /// Chunks listed.
+    pub chunks: u64,
+    /// Snapshots listed.
+    pub snapshots: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+}
+
+fn params_text(store: &Store) -> String {
+    format!("{} {}", chunker::ALGORITHM, store.params())
+}
+
+/// Writes the inventory of `store` to `out`.
+pub fn write(store: &Store, out: &mut dyn Write) -> Result<InventoryReport> {
+    let _view = store.read_view()?;
+    let mut ids: Vec<ChunkId> = Vec::new();
+    store.for_each_chunk_batch(8192, |batch| {
+        ids.extend(batch.iter().map(|c| c.id));
+        Ok(())
+    })?;
+    ids.sort_unstable();
+    let snaps = store.snapshots()?;
+    let mut e = Enc::default();
+    e.str(&params_text(store))
+        .i64(crate::store::now())
+        .u64(ids.len() as u64);
+    for id in &ids {
+        e.bytes(id);
+    }
+    e.u32(snaps.len() as u32);
+    for s in &snaps {
+        e.str(&s.name)
+            .u64(s.size)
+            .bytes(&crate::unhex32(&s.blake3).expect("stored hash"));
+    }
+    let body = zstd::bulk::compress(&e.0, 3).map_err(|e| Error::io("compressing inventory", e))?;
+    let mut file = Vec::with_capacity(body.len() + 44);
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&VERSION.to_le_bytes());
+    file.extend_from_slice(&body);
+    let digest = blake3::hash(&file);
+    file.extend_from_slice(digest.as_bytes());
+    out.write_all(&file)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing inventory", e))?;
+    Ok(InventoryReport {
+        chunks: ids.len() as u64,
+        snapshots: snaps.len() as u64,
+        bytes: file.len() as u64,
+    })
+}
+
+/// Reads and checks an inventory file; `store` must use the same chunker.
+pub fn read(path: &Path, store: &Store) -> Result<Inventory> {
+    let mut f = crate::add::open_input(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .ctx(|| format!("reading {}", path.display()))?;
+    let bad = |m: &str| {
+        Error::Invalid(format!(
+            "{} is not a usable inventory ({m}): run 'ferry inventory -o FILE' on the receiving side again and bring the file over",
+            path.display()
+        ))
+    };
+    if bytes.len() < 12 + 32 || &bytes[..8] != MAGIC {
+        return Err(bad("not a ferry inventory file"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err(bad(&format!(
+            "inventory version {version}, this ferry reads {VERSION}"
+        )));
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if blake3::hash(body).as_bytes() != digest {
+        return Err(bad(
+            "its checksum does not match: the file is damaged or truncated",
+        ));
+    }
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(&body[12..])
+        .and_then(|d| d.take(MAX_RAW + 1).read_to_end(&mut raw))
+        .map_err(|_| bad("it does not decompress"))?;
+    if raw.len() as u64 > MAX_RAW {
+        return Err(bad("it is too large"));
+    }
+    let mut d = Dec::new(&raw);
+    let parse = |d: &mut Dec<'_>| -> std::result::Result<Inventory, String> {
+        let params = d.str("chunker")?;
+        let created = d.i64("time")?;
+        let n = d.u64("chunk count")?;
+        if n > (d.remaining() / 32) as u64 {
+            return Err("chunk count exceeds the file".into());
+        }
+        let mut chunks = HashSet::with_capacity(n as usize);
+        for _ in 0..n {
+            chunks.insert(d.id("chunk id")?);
+        }
+        let n = d.u32("snapshot count")?;
+        if n as usize > d.remaining() / 44 {
+            return Err("snapshot count exceeds the file".into());
+        }
+        let mut snapshots = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            snapshots.push((d.str("name")?, d.u64("size")?, d.id("hash")?));
+        }
+        d.end("inventory")?;
+        Ok(Inventory {
+            params,
+            created,
+            chunks,
+            snapshots,
+        })
+    };
+    let inv = parse(&mut d).map_err(|m| bad(&m))?;
+    if inv.params != params_text(store) {
+        return Err(Error::Invalid(format!(
+            "{} describes a store cut with {}, this one uses {}: its chunks cannot match",
+            path.display(),
+            inv.params,
+            params_text(store)
+        )));
+    }
+    Ok(inv)
+}
+
+/// A peer as the ledger knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    /// Name given with `--to`.
+    pub name: String,
+    /// Last change (Unix seconds).
+    pub updated: i64,
+    /// Where the record comes from: "packs" (what was shipped) or
+    /// "inventory" (what the peer reported, plus what was shipped since).
+    pub source: String,
+    /// Chunks of this store the peer holds.
+    pub chunks: u64,
+    /// Decoded bytes of those chunks.
+    pub bytes: u64,
+    /// Snapshots it holds.
+    pub snapshots: Vec<String>,
+}
+
+/// Chunk ids the ledger says `peer` holds.
+pub fn peer_chunks(store: &Store, peer: &str) -> Result<HashSet<ChunkId>> {
+    let mut out = HashSet::new();
+    if !store.has_table("peer_chunks")? {
+        return Ok(out);
+    }
+    let mut stmt = store.conn().prepare(
+        "SELECT c.id FROM peer_chunks p JOIN chunks c ON c.rowid = p.chunk WHERE p.peer = ?1",
+    )?;
+    for id in stmt.query_map([peer], |r| r.get::<_, Vec<u8>>(0))? {
+        if let Ok(id) = id?.as_slice().try_into() {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces what the ledger knows of `peer` with its inventory.
+pub fn record_inventory(txn: &mut Txn<'_>, peer: &str, inv: &Inventory) -> Result<()> {
+    let conn = txn.store().conn();
+    conn.execute("DELETE FROM peer_chunks WHERE peer = ?1", [peer])?;
+    conn.execute("DELETE FROM peer_snapshots WHERE peer = ?1", [peer])?;
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO peer_chunks (peer, chunk) SELECT ?1, rowid FROM chunks WHERE id = ?2",
+    )?;
+    for id in &inv.chunks {
+        ins.execute(params![peer, &id[..]])?;
+    }
+    let mut snap = conn.prepare_cached(
+        "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
+    )?;
+    for (name, _, hash) in &inv.snapshots {
+        snap.execute(params![peer, name, &hash[..]])?;
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO peers (name, updated, source) VALUES (?1, ?2, 'inventory')",
+        params![peer, crate::store::now()],
+    )?;
+    Ok(())
+}
+
+/// Records that a pack carrying `snapshots` (name, BLAKE3 hex) went to
+/// `peer`, who then holds the chunks `rows`.
+pub fn record_shipment(
+    txn: &mut Txn<'_>,
+    peer: &str,
+    rows: &[i64],
+    snapshots: &[(String, String)],
+) -> Result<()> {
+    let conn = txn.store().conn();
+    let mut ins =
+        conn.prepare_cached("INSERT OR IGNORE INTO peer_chunks (peer, chunk) VALUES (?1, ?2)")?;
+    for row in rows {
+        ins.execute(params![peer, row])?;
+    }
+    let mut snap = conn.prepare_cached(
+        "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
+    )?;
+    for (name, hash) in snapshots {
+        snap.execute(params![
+            peer,
+            name,
+            &crate::unhex32(hash).unwrap_or([0; 32])[..]
+        ])?;
+    }
+    conn.execute(
+        "INSERT INTO peers (name, updated, source) VALUES (?1, ?2, 'packs')
+         ON CONFLICT(name) DO UPDATE SET updated = excluded.updated",
+        params![peer, crate::store::now()],
+    )?;
+    Ok(())
+}
+
+/// Every peer in the ledger.
+pub fn peers(store: &Store) -> Result<Vec<Peer>> {
+    if !store.has_table("peers")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = store.conn().prepare(
+        "SELECT p.name, p.updated, p.source,
+                (SELECT count(*) FROM peer_chunks k WHERE k.peer = p.name),
+                (SELECT coalesce(sum(c.len), 0) FROM peer_chunks k JOIN chunks c ON c.rowid = k.chunk WHERE k.peer = p.name)
+         FROM peers p ORDER BY p.name",
+    )?;
+    let rows: Vec<(String, i64, String, u64, u64)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut snaps = store
+        .conn()
+        .prepare("SELECT name FROM peer_snapshots WHERE peer = ?1 ORDER BY name")?;
+    for (name, updated, source, chunks, bytes) in rows {
+        let snapshots = snaps
+            .query_map([&name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(Peer {
+            name,
+            updated,
+            source,
+            chunks,
+            bytes,
+            snapshots,
+        });
+    }
+    Ok(out)
+}
