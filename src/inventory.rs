@@ -99,63 +99,12 @@ pub fn read(path: &Path, store: &Store) -> Result<Inventory> {
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)
         .ctx(|| format!("reading {}", path.display()))?;
-    let bad = |m: &str| {
+    let inv = parse(&bytes).map_err(|m| {
         Error::Invalid(format!(
             "{} is not a usable inventory ({m}): run 'ferry inventory -o FILE' on the receiving side again and bring the file over",
             path.display()
         ))
-    };
-    if bytes.len() < 12 + 32 || &bytes[..8] != MAGIC {
-        return Err(bad("not a ferry inventory file"));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    if version != VERSION {
-        return Err(bad(&format!(
-            "inventory version {version}, this ferry reads {VERSION}"
-        )));
-    }
-    let (body, digest) = bytes.split_at(bytes.len() - 32);
-    if blake3::hash(body).as_bytes() != digest {
-        return Err(bad(
-            "its checksum does not match: the file is damaged or truncated",
-        ));
-    }
-    let mut raw = Vec::new();
-    zstd::stream::read::Decoder::new(&body[12..])
-        .and_then(|d| d.take(MAX_RAW + 1).read_to_end(&mut raw))
-        .map_err(|_| bad("it does not decompress"))?;
-    if raw.len() as u64 > MAX_RAW {
-        return Err(bad("it is too large"));
-    }
-    let mut d = Dec::new(&raw);
-    let parse = |d: &mut Dec<'_>| -> std::result::Result<Inventory, String> {
-        let params = d.str("chunker")?;
-        let created = d.i64("time")?;
-        let n = d.u64("chunk count")?;
-        if n > (d.remaining() / 32) as u64 {
-            return Err("chunk count exceeds the file".into());
-        }
-        let mut chunks = HashSet::with_capacity(n as usize);
-        for _ in 0..n {
-            chunks.insert(d.id("chunk id")?);
-        }
-        let n = d.u32("snapshot count")?;
-        if n as usize > d.remaining() / 44 {
-            return Err("snapshot count exceeds the file".into());
-        }
-        let mut snapshots = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            snapshots.push((d.str("name")?, d.u64("size")?, d.id("hash")?));
-        }
-        d.end("inventory")?;
-        Ok(Inventory {
-            params,
-            created,
-            chunks,
-            snapshots,
-        })
-    };
-    let inv = parse(&mut d).map_err(|m| bad(&m))?;
+    })?;
     if inv.params != params_text(store) {
         return Err(Error::Invalid(format!(
             "{} describes a store cut with {}, this one uses {}: its chunks cannot match",
@@ -165,6 +114,58 @@ pub fn read(path: &Path, store: &Store) -> Result<Inventory> {
         )));
     }
     Ok(inv)
+}
+
+/// Parses and checks the bytes of an inventory file (untrusted input: every
+/// count is checked against what the file holds before anything is
+/// allocated for it).
+pub fn parse(bytes: &[u8]) -> std::result::Result<Inventory, String> {
+    if bytes.len() < 12 + 32 || &bytes[..8] != MAGIC {
+        return Err("not a ferry inventory file".into());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err(format!(
+            "inventory version {version}, this ferry reads {VERSION}"
+        ));
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if blake3::hash(body).as_bytes() != digest {
+        return Err("its checksum does not match: the file is damaged or truncated".into());
+    }
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(&body[12..])
+        .and_then(|d| d.take(MAX_RAW + 1).read_to_end(&mut raw))
+        .map_err(|_| "it does not decompress".to_string())?;
+    if raw.len() as u64 > MAX_RAW {
+        return Err("it is too large".into());
+    }
+    let mut d = Dec::new(&raw);
+    let params = d.str("chunker")?;
+    let created = d.i64("time")?;
+    let n = d.u64("chunk count")?;
+    if n > (d.remaining() / 32) as u64 {
+        return Err("chunk count exceeds the file".into());
+    }
+    let mut chunks = HashSet::with_capacity(n as usize);
+    for _ in 0..n {
+        chunks.insert(d.id("chunk id")?);
+    }
+    let n = d.u32("snapshot count")?;
+    if n as usize > d.remaining() / 44 {
+        return Err("snapshot count exceeds the file".into());
+    }
+    let mut snapshots = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        snapshots.push((d.str("name")?, d.u64("size")?, d.id("hash")?));
+    }
+    d.end("inventory")?;
+    Ok(Inventory {
+        params,
+        created,
+        chunks,
+        snapshots,
+    })
 }
 
 /// A peer as the ledger knows it.
