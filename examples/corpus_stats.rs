@@ -11,11 +11,10 @@
 //! thing here as in the store.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use ferry::archive::split::{Kind, Sink, is_tar_header, split};
+use ferry::archive::split::{Kind, Sink, split};
 use ferry::demo::CountingSink;
-use sha2::{Digest, Sha256};
 
 struct Files<'a> {
     v1: Option<&'a HashSet<[u8; 32]>>,
@@ -79,39 +78,6 @@ fn files(path: &str, v1: Option<&HashSet<[u8; 32]>>) -> Files<'static> {
     sink
 }
 
-/// sha256 of each top-level entry that is itself a tar (a layer), with the
-/// gzip -6 size of the entry (its own size when it is gzip'd already).
-fn layers(path: &str) -> Vec<([u8; 32], u64, u64)> {
-    let f = std::fs::File::open(path).expect("open archive");
-    let mut a = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, f));
-    let mut out = Vec::new();
-    for e in a.entries().expect("tar") {
-        let mut e = e.expect("tar entry");
-        if !e.header().entry_type().is_file() || e.size() < 1024 {
-            continue;
-        }
-        let mut data = Vec::with_capacity(e.size() as usize);
-        e.read_to_end(&mut data).expect("read entry");
-        let digest: [u8; 32] = Sha256::digest(&data).into();
-        if data.starts_with(&[0x1f, 0x8b]) {
-            let mut head = [0u8; 512];
-            let mut gz = flate2::read::GzDecoder::new(&data[..]);
-            if gz.read_exact(&mut head).is_ok() && is_tar_header(&head) {
-                out.push((digest, data.len() as u64, data.len() as u64));
-            }
-            continue;
-        }
-        if !is_tar_header(&data[..512]) {
-            continue;
-        }
-        let mut gz =
-            flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
-        gz.write_all(&data).unwrap();
-        out.push((digest, data.len() as u64, gz.finish().unwrap().0));
-    }
-    out
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
@@ -123,10 +89,16 @@ fn main() {
     let v2 = files(&args[2], Some(&v1.seen));
     let headers = v2.meta.finish().unwrap().0;
     let limit = v2.novel_compressed + headers;
-    let l1: HashSet<[u8; 32]> = layers(&args[1]).into_iter().map(|l| l.0).collect();
-    let l2 = layers(&args[2]);
-    let new_layers: Vec<_> = l2.iter().filter(|l| !l1.contains(&l.0)).collect();
-    let layer_level: u64 = new_layers.iter().map(|l| l.2).sum();
+    let layers = |p: &str, measure: bool| {
+        ferry::bench::layers(std::path::Path::new(p), measure).expect("reading archive")
+    };
+    let l1: HashSet<[u8; 32]> = layers(&args[1], false)
+        .into_iter()
+        .map(|l| l.digest)
+        .collect();
+    let l2 = layers(&args[2], true);
+    let new_layers: Vec<_> = l2.iter().filter(|l| !l1.contains(&l.digest)).collect();
+    let layer_level: u64 = new_layers.iter().map(|l| l.gzip_bytes).sum();
     if json {
         println!(
             "{}",

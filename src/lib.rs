@@ -16,6 +16,7 @@
 
 pub mod add;
 pub mod archive;
+pub mod bench;
 pub mod checkout;
 pub mod chunker;
 pub mod codec;

@@ -139,6 +139,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Compare what shipping NEW to a side that has OLD costs with ferry and
+    /// with the usual tools (works in temporary stores; yours is untouched)
+    Bench {
+        /// The old version: an archive file, a snapshot in the store, or docker:IMAGE
+        old: String,
+        /// The new version: an archive file, a snapshot in the store, or docker:IMAGE
+        new: String,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Also write an SVG bar chart of the bytes shipped
+        #[arg(long, value_name = "FILE")]
+        chart: Option<PathBuf>,
+    },
     /// Show volume sets still waiting for volumes, and what they will add
     Status {
         /// Print as JSON
@@ -717,6 +731,29 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::Bench {
+            old,
+            new,
+            json,
+            chart,
+        } => {
+            let tmp =
+                tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+            let old_path = bench_input(&cli, &dir, old, tmp.path(), "old", &bar)?;
+            let new_path = bench_input(&cli, &dir, new, tmp.path(), "new", &bar)?;
+            let r = ferry::bench::bench(&old_path, &new_path, old, new, tmp.path(), &bar)?;
+            if let Some(c) = chart {
+                ferry::bench::chart(&r, c)?;
+            }
+            if *json {
+                print_json(&r);
+            } else {
+                print_bench(&r);
+                if let Some(c) = chart {
+                    println!("\nchart: {}", c.display());
+                }
+            }
+        }
         Cmd::Status { json } => {
             let store = Store::open(&dir)?;
             let sets = ferry::transfer::waiting_sets(&store)?;
@@ -916,6 +953,77 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A bench input as an archive file: a file as it is, a snapshot checked
+/// out of the store, or an image saved from the Docker daemon.
+fn bench_input(
+    cli: &Cli,
+    dir: &Path,
+    what: &str,
+    tmp: &Path,
+    tag: &str,
+    bar: &Bar,
+) -> Result<PathBuf> {
+    let out = tmp.join(format!("{tag}.tar"));
+    if let Some(image) = what.strip_prefix("docker:") {
+        let daemon = ferry::docker::Daemon::connect(cli.docker_host.as_deref())?;
+        let mut store = Store::open_writer(&tmp.join(format!("docker-{tag}")), Duration::ZERO)?;
+        let r = ferry::docker::save(&mut store, &daemon, &[image.to_string()], None, true, bar)?;
+        ferry::checkout::checkout_to_path(&store, &r.add.name, &out, bar)?;
+        return Ok(out);
+    }
+    let p = Path::new(what);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    match Store::open(dir) {
+        Ok(store) if store.snapshot(what)?.is_some() => {
+            ferry::checkout::checkout_to_path(&store, what, &out, bar)?;
+            Ok(out)
+        }
+        _ => Err(Error::Invalid(format!(
+            "'{what}' is neither a file, nor a snapshot in {}, nor docker:IMAGE",
+            dir.display()
+        ))),
+    }
+}
+
+fn print_bench(r: &ferry::bench::BenchReport) {
+    println!("shipping {} to a side that has {}:\n", r.new, r.old);
+    println!(
+        "{:<36} {:>14} {:>8} {:>9} {:>9}",
+        "method", "bytes", "% full", "time", "unpack"
+    );
+    let t = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+    for row in &r.rows {
+        println!(
+            "{:<36} {:>14} {:>7.2}% {:>9} {:>9}",
+            row.method,
+            row.bytes,
+            row.percent,
+            t(row.seconds),
+            t(row.unpack_seconds)
+        );
+    }
+    let b = &r.breakdown;
+    println!(
+        "\nferry's bytes: {} new file contents, {} tar headers, {} plain streams, {} deflate re-creation data, {} recipes and framing",
+        HumanBytes(b.contents),
+        HumanBytes(b.headers),
+        HumanBytes(b.raw),
+        HumanBytes(b.deflate),
+        HumanBytes(b.recipes_and_framing)
+    );
+    for (title, list) in [("layers", &r.top_layers), ("paths", &r.top_paths)] {
+        if list.is_empty() {
+            continue;
+        }
+        println!("\ntop {title} by bytes shipped:");
+        for s in list {
+            println!("  {:>11}  {}", HumanBytes(s.bytes).to_string(), s.name);
+        }
+    }
 }
 
 /// "waiting for volumes 2, 3" or "the set is complete".

@@ -287,3 +287,42 @@ fn oci_layout_archives_are_understood_and_load() {
     );
     assert_eq!(d.inspect("oci:1")["Id"].as_str().unwrap(), id);
 }
+
+#[test]
+fn bench_takes_images_straight_from_the_daemon() {
+    let Some(a) = Dockerd::start("bench_takes_images_straight_from_the_daemon") else {
+        return;
+    };
+    build_images(&a);
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let out = ok(f(&a.host, &store).args(["bench", "docker:app:1", "docker:app:2", "--json"]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["new"], "docker:app:2");
+    let bytes = |m: &str| {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["method"] == m)
+            .unwrap()["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    // app:2 rebuilt the app layer with one edited file: less than the layer.
+    assert!(
+        bytes("ferry") * 2 < bytes("layer-level (new layers, gzip -6)"),
+        "{r}"
+    );
+    // The edited file leads; the archive's own files are not put in a layer.
+    assert_eq!(r["top_paths"][0]["name"], "app/main.py", "{r}");
+    assert!(
+        r["top_layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "(archive)"),
+        "{r}"
+    );
+    assert!(!store.exists(), "bench created the user's store");
+}

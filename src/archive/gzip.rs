@@ -417,6 +417,9 @@ impl Sink for PartSink<'_> {
     fn tar(&mut self) {
         self.inner.tar();
     }
+    fn tar_end(&mut self) {
+        self.inner.tar_end();
+    }
 }
 
 /// Splits one gzip entry of `size` bytes read from `r` (exactly its bytes):

@@ -31,6 +31,8 @@ pub trait Sink {
     fn end(&mut self);
     /// A tar stream was recognised.
     fn tar(&mut self) {}
+    /// The tar stream last recognised (and not yet ended) has ended.
+    fn tar_end(&mut self) {}
     /// From `true` until `false`, meta and data bytes are the plain text of
     /// a deflate stream (see [`super::gzip`]), not bytes of the input.
     fn inflate(&mut self, _on: bool) {}
@@ -176,6 +178,17 @@ pub(super) fn tar(
     inflated: bool,
 ) -> io::Result<()> {
     sink.tar();
+    let result = tar_entries(r, sink, depth, inflated);
+    sink.tar_end();
+    result
+}
+
+fn tar_entries(
+    r: &mut dyn Read,
+    sink: &mut dyn Sink,
+    depth: u32,
+    inflated: bool,
+) -> io::Result<()> {
     let mut next_size: Option<u64> = None;
     let mut block = [0u8; BLOCK];
     loop {

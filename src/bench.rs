@@ -1,0 +1,636 @@
+//! `ferry bench`: what shipping NEW to a side that has OLD costs, by every
+//! way a user would ship it (full tar, gzip, zstd, layer-level delta,
+//! `zstd --patch-from`, ferry without and with tar-aware splitting), and
+//! where ferry's bytes go (file contents, headers, plain fallback; top
+//! layers and paths). Works in temporary stores only.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::add::{AddOptions, Source};
+use crate::archive::split::{self, Kind, Sink, is_tar_header};
+use crate::chunker::{ChunkId, Cutter, Params};
+use crate::demo::CountingSink;
+use crate::error::{Error, IoContext, Result};
+use crate::pack::{PackReader, Record};
+use crate::progress::Progress;
+use crate::store::Store;
+use crate::transfer::{PackOptions, write_pack};
+
+/// One way of shipping NEW.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// What it is.
+    pub method: String,
+    /// Bytes shipped.
+    pub bytes: u64,
+    /// Of the full tar.
+    pub percent: f64,
+    /// Seconds to produce (None: nothing to do).
+    pub seconds: Option<f64>,
+    /// Seconds to unpack and rebuild NEW on the receiving side (ferry rows).
+    pub unpack_seconds: Option<f64>,
+}
+
+/// Where the bytes of the ferry delta pack went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// New file contents (encoded chunk bytes).
+    pub contents: u64,
+    /// Tar headers, padding and archive structure.
+    pub headers: u64,
+    /// Bytes kept as plain streams (not understood, or gzip'd layers
+    /// preflate could not re-create).
+    pub raw: u64,
+    /// Deflate re-creation data of gzip'd layers.
+    pub deflate: u64,
+    /// Recipes, record framing, header and trailer.
+    pub recipes_and_framing: u64,
+}
+
+/// A layer or path and the bytes the ferry delta ships for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Share {
+    /// Layer (archive entry) or file path.
+    pub name: String,
+    /// Encoded bytes shipped.
+    pub bytes: u64,
+}
+
+/// The result of [`bench`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// What OLD was.
+    pub old: String,
+    /// What NEW was.
+    pub new: String,
+    /// Bytes of the NEW archive.
+    pub full_bytes: u64,
+    /// One row per way of shipping.
+    pub rows: Vec<Row>,
+    /// Where the ferry delta's bytes went.
+    pub breakdown: Breakdown,
+    /// The ten layers with the most shipped bytes.
+    pub top_layers: Vec<Share>,
+    /// The ten files with the most shipped bytes.
+    pub top_paths: Vec<Share>,
+}
+
+fn secs(t: Instant) -> Option<f64> {
+    Some(t.elapsed().as_secs_f64())
+}
+
+fn open(p: &Path) -> Result<BufReader<std::fs::File>> {
+    Ok(BufReader::with_capacity(
+        1 << 20,
+        crate::add::open_input(p)?,
+    ))
+}
+
+/// Compares ways of shipping `new` to a holder of `old` (archive files;
+/// `old_label`/`new_label` name them in the report). `work` is a scratch
+/// directory for temporary stores and packs. Memory: `zstd --patch-from`
+/// holds OLD in memory, as the zstd tool does; everything else streams.
+pub fn bench(
+    old: &Path,
+    new: &Path,
+    old_label: &str,
+    new_label: &str,
+    work: &Path,
+    progress: &dyn Progress,
+) -> Result<BenchReport> {
+    let full = std::fs::metadata(new)
+        .ctx(|| format!("reading {}", new.display()))?
+        .len();
+    let pct = |b: u64| {
+        if full == 0 {
+            0.0
+        } else {
+            100.0 * b as f64 / full as f64
+        }
+    };
+    let mut rows = Vec::new();
+    let mut row = |method: &str, bytes: u64, seconds: Option<f64>, unpack: Option<f64>| {
+        rows.push(Row {
+            method: method.into(),
+            bytes,
+            percent: pct(bytes),
+            seconds,
+            unpack_seconds: unpack,
+        })
+    };
+    row("full tar", full, None, None);
+
+    progress.start("gzip -6", Some(full));
+    let t = Instant::now();
+    let mut gz =
+        flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
+    copy_progress(&mut open(new)?, &mut gz, progress)?;
+    let n = gz.finish().ctx(|| "gzip".to_string())?.0;
+    row("gzip -6", n, secs(t), None);
+
+    progress.start("zstd -19", Some(full));
+    let t = Instant::now();
+    let mut z = zstd::stream::write::Encoder::new(CountingSink::default(), 19)
+        .ctx(|| "zstd".to_string())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    z.multithread(threads).ctx(|| "zstd".to_string())?;
+    copy_progress(&mut open(new)?, &mut z, progress)?;
+    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    row("zstd -19", n, secs(t), None);
+
+    progress.start("layers", None);
+    let t = Instant::now();
+    let old_layers: HashSet<[u8; 32]> = layers(old, false)?.into_iter().map(|l| l.digest).collect();
+    let shipped: u64 = layers(new, true)?
+        .into_iter()
+        .filter(|l| !old_layers.contains(&l.digest))
+        .map(|l| l.gzip_bytes)
+        .sum();
+    row("layer-level (new layers, gzip -6)", shipped, secs(t), None);
+
+    progress.start("zstd --patch-from", Some(full));
+    let t = Instant::now();
+    let mut reference = Vec::new();
+    open(old)?
+        .read_to_end(&mut reference)
+        .ctx(|| format!("reading {}", old.display()))?;
+    let window = (64 - (reference.len() as u64 + full).max(1 << 20).leading_zeros()).min(31);
+    let mut z =
+        zstd::stream::write::Encoder::with_ref_prefix(CountingSink::default(), 3, &reference)
+            .ctx(|| "zstd".to_string())?;
+    z.window_log(window).ctx(|| "zstd".to_string())?;
+    z.long_distance_matching(true).ctx(|| "zstd".to_string())?;
+    copy_progress(&mut open(new)?, &mut z, progress)?;
+    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    drop(reference);
+    row("zstd -3 --long=31 --patch-from", n, secs(t), None);
+    progress.finish();
+
+    let mut delta_pack = PathBuf::new();
+    for tar_split in [false, true] {
+        let tag = if tar_split { "split" } else { "plain" };
+        let dir = work.join(format!("store-{tag}"));
+        let mut store = Store::open_writer(&dir, std::time::Duration::ZERO)?;
+        let add = |store: &mut Store, p: &Path, name: &str| -> Result<()> {
+            let opts = AddOptions {
+                name: Some(name.into()),
+                replace: false,
+                tar_split,
+            };
+            crate::add::add(store, Source::Path(p.to_path_buf()), &opts, progress).map(|_| ())
+        };
+        add(&mut store, old, "old")?;
+        let t = Instant::now();
+        add(&mut store, new, "new")?;
+        let pack = work.join(format!("delta-{tag}.ferry"));
+        let opts = PackOptions {
+            snapshots: vec!["new".into()],
+            bases: vec!["old".into()],
+            ..PackOptions::default()
+        };
+        let f = std::fs::File::create(&pack).ctx(|| format!("creating {}", pack.display()))?;
+        write_pack(&store, &opts, BufWriter::new(f), progress)?;
+        let made = secs(t);
+        let bytes = std::fs::metadata(&pack).ctx(|| "pack".to_string())?.len();
+        // The receiving side: holds OLD, unpacks the delta and rebuilds NEW.
+        let full_pack = work.join(format!("old-{tag}.ferry"));
+        let f = std::fs::File::create(&full_pack).ctx(|| "pack".to_string())?;
+        let opts = PackOptions {
+            snapshots: vec!["old".into()],
+            ..PackOptions::default()
+        };
+        write_pack(&store, &opts, BufWriter::new(f), progress)?;
+        drop(store);
+        let mut receiver = Store::open_writer(
+            &work.join(format!("receiver-{tag}")),
+            std::time::Duration::ZERO,
+        )?;
+        crate::transfer::unpack(&mut receiver, open(&full_pack)?, &full_pack, progress)?;
+        std::fs::remove_file(&full_pack).ctx(|| "cleaning up".to_string())?;
+        let t = Instant::now();
+        crate::transfer::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
+        crate::checkout::checkout(&receiver, "new", &mut std::io::sink(), progress)?;
+        let unpacked = secs(t);
+        let method = if tar_split {
+            "ferry"
+        } else {
+            "ferry without tar-aware splitting"
+        };
+        row(method, bytes, made, unpacked);
+        if tar_split {
+            delta_pack = pack;
+        }
+    }
+
+    // Where the ferry delta's bytes went.
+    progress.start("attributing", Some(full));
+    let mut classes = Classify::new(crate::chunker::PARAMS);
+    let mut input = ProgressRead {
+        inner: open(new)?,
+        progress,
+    };
+    split::split(&mut input, &mut classes, true).ctx(|| format!("reading {}", new.display()))?;
+    classes.finish();
+    progress.finish();
+    let mut reader =
+        PackReader::new(open(&delta_pack)?).map_err(|e| Error::pack(&delta_pack, e.to_string()))?;
+    let mut breakdown = Breakdown::default();
+    let mut by_layer: HashMap<u32, u64> = HashMap::new();
+    let mut by_path: HashMap<u32, u64> = HashMap::new();
+    let mut chunk_bytes = 0u64;
+    while let Some(rec) = reader
+        .next_record()
+        .map_err(|e| Error::pack(&delta_pack, e.to_string()))?
+    {
+        let Record::Chunk(c) = rec else { continue };
+        let n = c.payload.len() as u64;
+        chunk_bytes += n;
+        let Some(&(class, layer, path)) = classes.map.get(&c.id) else {
+            breakdown.raw += n;
+            continue;
+        };
+        match class {
+            Class::Content => breakdown.contents += n,
+            Class::Raw => breakdown.raw += n,
+            Class::Header => breakdown.headers += n,
+            Class::Part => breakdown.deflate += n,
+        }
+        *by_layer.entry(layer).or_default() += n;
+        let path = match class {
+            Class::Header => classes.intern("(tar headers)"),
+            Class::Part => classes.intern("(deflate re-creation data)"),
+            _ => path,
+        };
+        *by_path.entry(path).or_default() += n;
+    }
+    let pack_bytes = std::fs::metadata(&delta_pack)
+        .ctx(|| "pack".to_string())?
+        .len();
+    breakdown.recipes_and_framing = pack_bytes.saturating_sub(chunk_bytes);
+    let top = |m: HashMap<u32, u64>| -> Vec<Share> {
+        let mut v: Vec<Share> = m
+            .into_iter()
+            .map(|(k, bytes)| Share {
+                name: classes.names[k as usize].clone(),
+                bytes,
+            })
+            .collect();
+        v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
+        v.truncate(10);
+        v
+    };
+    Ok(BenchReport {
+        old: old_label.into(),
+        new: new_label.into(),
+        full_bytes: full,
+        rows,
+        breakdown,
+        top_layers: top(by_layer),
+        top_paths: top(by_path),
+    })
+}
+
+fn copy_progress(r: &mut dyn Read, w: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading input", e)),
+        };
+        w.write_all(&buf[..n]).ctx(|| "compressing".to_string())?;
+        progress.advance(n as u64);
+    }
+    Ok(())
+}
+
+struct ProgressRead<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for ProgressRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// A layer of a docker archive.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Its archive entry.
+    pub path: String,
+    /// sha256 of the entry (its digest, or its diff_id when uncompressed).
+    pub digest: [u8; 32],
+    /// Entry size.
+    pub bytes: u64,
+    /// gzip -6 size (its own size when it is gzip'd already).
+    pub gzip_bytes: u64,
+}
+
+/// The layers of a docker archive: every top-level entry that is a tar or
+/// a gzip'd tar, found by content; `gzip_bytes` is measured only with
+/// `measure` (else 0).
+pub fn layers(path: &Path, measure: bool) -> Result<Vec<Layer>> {
+    let mut a = tar::Archive::new(open(path)?);
+    let mut out = Vec::new();
+    let entries = a.entries().ctx(|| format!("reading {}", path.display()))?;
+    for e in entries {
+        let mut e = e.ctx(|| format!("reading {}", path.display()))?;
+        if !e.header().entry_type().is_file() || e.size() < 1024 {
+            continue;
+        }
+        let name = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut head = [0u8; 512];
+        e.read_exact(&mut head)
+            .ctx(|| format!("reading {}", path.display()))?;
+        let gzipped = head.starts_with(&[0x1f, 0x8b]);
+        let is_layer = if gzipped {
+            let mut plain = [0u8; 512];
+            let mut d = flate2::read::GzDecoder::new(&head[..]);
+            // 512 compressed bytes rarely hold fewer than 512 plain ones;
+            // when they do, the entry counts as a layer.
+            let n = read_some(&mut d, &mut plain);
+            n < 512 || is_tar_header(&plain)
+        } else {
+            is_tar_header(&head)
+        };
+        if !is_layer {
+            continue;
+        }
+        let mut sha = Sha256::new();
+        sha.update(head);
+        let mut gz =
+            flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
+        if measure && !gzipped {
+            gz.write_all(&head).ctx(|| "gzip".to_string())?;
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = e
+                .read(&mut buf)
+                .ctx(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            if measure && !gzipped {
+                gz.write_all(&buf[..n]).ctx(|| "gzip".to_string())?;
+            }
+        }
+        let size = e.size();
+        out.push(Layer {
+            path: name,
+            digest: sha.finalize().into(),
+            bytes: size,
+            gzip_bytes: match (measure, gzipped) {
+                (false, _) => 0,
+                (true, true) => size,
+                (true, false) => gz.finish().ctx(|| "gzip".to_string())?.0,
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Content,
+    Raw,
+    Header,
+    Part,
+}
+
+/// Cuts NEW exactly as `ferry add` does and notes, for every chunk, what
+/// it holds and which layer and file it came from.
+struct Classify {
+    params: Params,
+    headers: Cutter,
+    file: Option<(Class, Cutter)>,
+    /// Structure bytes since the last file began (to read its header).
+    tail: Vec<u8>,
+    layer: u32,
+    /// Layers of the tars we are inside.
+    outer: Vec<u32>,
+    path: u32,
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+    map: HashMap<ChunkId, (Class, u32, u32)>,
+}
+
+impl Classify {
+    fn new(params: Params) -> Classify {
+        let mut c = Classify {
+            params,
+            headers: Cutter::new(params),
+            file: None,
+            tail: Vec::new(),
+            layer: 0,
+            outer: Vec::new(),
+            path: 0,
+            names: Vec::new(),
+            index: HashMap::new(),
+            map: HashMap::new(),
+        };
+        c.layer = c.intern("(archive)");
+        c.path = c.layer;
+        c
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.names.push(name.to_string());
+        self.index
+            .insert(name.to_string(), self.names.len() as u32 - 1);
+        self.names.len() as u32 - 1
+    }
+
+    fn note(&mut self, data: &[u8], class: Class) {
+        let id = *blake3::hash(data).as_bytes();
+        let at = (class, self.layer, self.path);
+        self.map.entry(id).or_insert(at);
+    }
+
+    /// The entry name in the header that ends `tail` at or before `back`
+    /// bytes from its end (PAX `path` records win).
+    fn entry_name(&self, slack: usize) -> Option<String> {
+        let t = &self.tail;
+        if t.len() < 512 {
+            return None;
+        }
+        for back in 0..=slack.min(t.len() - 512) {
+            let end = t.len() - back;
+            let block = &t[end - 512..end];
+            if is_tar_header(block) {
+                let before = &t[..end - 512];
+                if let Some(p) = before
+                    .windows(6)
+                    .rposition(|w| w == b" path=")
+                    .and_then(|i| {
+                        let rest = &before[i + 6..];
+                        let stop = rest.iter().position(|&b| b == b'\n')?;
+                        String::from_utf8(rest[..stop].to_vec()).ok()
+                    })
+                {
+                    return Some(p);
+                }
+                let h = tar::Header::from_byte_slice(block);
+                return h.path().ok().map(|p| p.display().to_string());
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self) {
+        let mut out = Vec::new();
+        self.headers.finish(&mut |c| out.push(c));
+        for c in out {
+            self.note(&c, Class::Header);
+        }
+    }
+}
+
+impl Sink for Classify {
+    fn meta(&mut self, bytes: &[u8]) {
+        let mut out = Vec::new();
+        self.headers.push(bytes, &mut |c| out.push(c));
+        for c in out {
+            self.note(&c, Class::Header);
+        }
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 256 << 10 {
+            self.tail.drain(..self.tail.len() - (64 << 10));
+        }
+    }
+
+    fn begin(&mut self, kind: Kind) {
+        let class = match kind {
+            Kind::Content => Class::Content,
+            Kind::Raw => Class::Raw,
+        };
+        if let Some(name) = (class == Class::Content)
+            .then(|| self.entry_name(0))
+            .flatten()
+        {
+            self.path = self.intern(&name);
+        } else if class == Class::Raw {
+            self.path = self.intern("(plain stream)");
+        }
+        self.tail.clear();
+        self.file = Some((class, Cutter::new(self.params)));
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        if let Some((class, cutter)) = self.file.as_mut() {
+            let class = *class;
+            let mut out = Vec::new();
+            cutter.push(bytes, &mut |c| out.push(c));
+            for c in out {
+                self.note(&c, class);
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some((class, mut cutter)) = self.file.take() {
+            let mut out = Vec::new();
+            cutter.finish(&mut |c| out.push(c));
+            for c in out {
+                self.note(&c, class);
+            }
+        }
+    }
+
+    fn tar(&mut self) {
+        // A nested tar: its archive entry (the header before it, perhaps
+        // followed by a gzip header) names the layer.
+        self.outer.push(self.layer);
+        if let Some(name) = self.entry_name(1024) {
+            self.layer = self.intern(&name);
+        }
+        self.tail.clear();
+    }
+
+    fn tar_end(&mut self) {
+        if let Some(l) = self.outer.pop() {
+            self.layer = l;
+        }
+    }
+
+    fn part(&mut self, record: Vec<u8>, _out: u64) {
+        self.note(&record, Class::Part);
+    }
+}
+
+/// Writes the report's rows as an SVG bar chart.
+pub fn chart(report: &BenchReport, path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let rows = &report.rows;
+    let height = 70 + 34 * rows.len() as u32;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    let draw = |e: DrawingAreaErrorKind<std::io::Error>| {
+        Error::Invalid(format!("drawing {}: {e}", path.display()))
+    };
+    root.fill(&WHITE).map_err(draw)?;
+    root.draw(&Text::new(
+        format!("Shipping {} to a side that has {}", report.new, report.old),
+        (20, 16),
+        ("sans-serif", 18).into_font(),
+    ))
+    .map_err(draw)?;
+    let max = rows.iter().map(|r| r.bytes).max().unwrap_or(1).max(1) as f64;
+    let (left, width) = (300i32, 420f64);
+    for (i, r) in rows.iter().enumerate() {
+        let y = 50 + 34 * i as i32;
+        let color = if r.method == "ferry" {
+            RGBColor(0x1f, 0x77, 0xb4)
+        } else {
+            RGBColor(0xaa, 0xaa, 0xaa)
+        };
+        root.draw(&Text::new(
+            r.method.clone(),
+            (10, y + 6),
+            ("sans-serif", 14).into_font(),
+        ))
+        .map_err(draw)?;
+        let w = ((r.bytes as f64 / max) * width).max(1.0) as i32;
+        root.draw(&Rectangle::new(
+            [(left, y), (left + w, y + 24)],
+            color.filled(),
+        ))
+        .map_err(draw)?;
+        root.draw(&Text::new(
+            format!("{:.1} MB ({:.2}%)", r.bytes as f64 / 1e6, r.percent),
+            (left + w + 8, y + 6),
+            ("sans-serif", 14).into_font(),
+        ))
+        .map_err(draw)?;
+    }
+    root.present().map_err(draw)?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `ferry bench` on the real binary: every row present and consistent,
+//! ferry's bytes accounted for, the changed files named, the chart written,
+//! and the user's store left alone.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bench_compares_every_method_and_explains_where_the_bytes_went() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let v1 = image(t.path(), "v1.tar", "app:1", 1);
+    let v2 = image(t.path(), "v2.tar", "app:2", 2);
+    // Snapshot names work as inputs too.
+    ok(ferry(&store).arg("add").arg(&v1));
+    let before = state(&store);
+    let chart = t.path().join("savings.svg");
+    let out = ok(ferry(&store)
+        .args(["bench", "app:1"])
+        .arg(&v2)
+        .arg("--json")
+        .arg("--chart")
+        .arg(&chart));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state(&store), before, "bench changed the user's store");
+    let rows = r["rows"].as_array().unwrap();
+    let get = |m: &str| {
+        rows.iter()
+            .find(|row| row["method"] == m)
+            .unwrap_or_else(|| panic!("no row {m}: {r}"))
+            .clone()
+    };
+    let full = std::fs::metadata(&v2).unwrap().len();
+    assert_eq!(get("full tar")["bytes"], full);
+    let bytes = |m: &str| get(m)["bytes"].as_u64().unwrap();
+    for m in [
+        "gzip -6",
+        "zstd -19",
+        "layer-level (new layers, gzip -6)",
+        "zstd -3 --long=31 --patch-from",
+        "ferry without tar-aware splitting",
+        "ferry",
+    ] {
+        let b = bytes(m);
+        assert!(b > 0 && b < full, "{m}: {b}");
+        let pct = get(m)["percent"].as_f64().unwrap();
+        assert!((pct - 100.0 * b as f64 / full as f64).abs() < 1e-6, "{m}");
+    }
+    // Three files changed in the dependency layer: ferry ships a small
+    // fraction of it; layer-level ships that whole layer.
+    assert!(
+        bytes("ferry") * 20 < bytes("layer-level (new layers, gzip -6)"),
+        "{r}"
+    );
+    assert!(bytes("ferry") * 20 < bytes("gzip -6"), "{r}");
+    assert!(get("ferry")["unpack_seconds"].as_f64().unwrap() > 0.0);
+    // The breakdown adds up to the pack.
+    let b = &r["breakdown"];
+    let sum: u64 = [
+        "contents",
+        "headers",
+        "raw",
+        "deflate",
+        "recipes_and_framing",
+    ]
+    .iter()
+    .map(|k| b[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(sum, bytes("ferry"), "{b}");
+    assert!(b["contents"].as_u64().unwrap() > 0);
+    // The changed files (site-packages/.../file0003, 0060, 0099) are named.
+    let paths: Vec<&str> = r["top_paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for n in ["file0003", "file0060", "file0099"] {
+        assert!(
+            paths.iter().any(|p| p.contains(n)),
+            "{n} not among {paths:?}"
+        );
+    }
+    assert!(
+        r["top_layers"][0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("layer.tar"),
+        "{r}"
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg"));
+    for row in rows {
+        assert!(
+            svg.contains(row["method"].as_str().unwrap()),
+            "chart lacks {}",
+            row["method"]
+        );
+    }
+    // The table form.
+    let text = ok(ferry(&store).arg("bench").arg(&v1).arg(&v2));
+    assert!(
+        text.contains("zstd -3 --long=31 --patch-from") && text.contains("top paths"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bench_refuses_inputs_it_cannot_find_with_one_line() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let v1 = image(t.path(), "v1.tar", "app:1", 1);
+    fails(
+        ferry(&store).arg("bench").arg(&v1).arg("nope:9"),
+        &["nope:9", "neither a file"],
+    );
+}
