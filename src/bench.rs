@@ -570,7 +570,11 @@ impl Sink for Classify {
         // A nested tar: its archive entry (the header before it, perhaps
         // followed by a gzip header) names the layer.
         self.outer.push(self.layer);
-        if let Some(name) = self.entry_name(1024) {
+        // Only tars directly inside the archive are layers; a tar inside a
+        // layer stays part of it.
+        if self.outer.len() == 2
+            && let Some(name) = self.entry_name(1024)
+        {
             self.layer = self.intern(&name);
         }
         self.tail.clear();
