@@ -342,9 +342,36 @@ fn store_units(
             row,
         });
     }
-    let encoded: Vec<(usize, (codec::Codec, Vec<u8>))> = todo
+    // New content chunks also get their super-features, so later packs can
+    // ship similar chunks as deltas against them.
+    let whole: Vec<bool> = todo
+        .iter()
+        .map(|(i, _)| {
+            matches!(
+                plan[*i],
+                Step::Chunk {
+                    kind: Kind::Whole(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    type Encoded = (
+        usize,
+        (codec::Codec, Vec<u8>),
+        Option<[i64; crate::similarity::SUPER_FEATURES]>,
+    );
+    let encoded: Vec<Encoded> = todo
         .into_par_iter()
-        .map(|(i, data)| (i, codec::encode(data)))
+        .zip(whole)
+        .map(|((i, data), whole)| {
+            let sf = if whole {
+                crate::similarity::super_features(&data)
+            } else {
+                None
+            };
+            (i, codec::encode(data), sf)
+        })
         .collect();
     let mut encoded = encoded.into_iter().peekable();
     let mut rows: HashMap<ChunkId, i64> = HashMap::new();
@@ -359,9 +386,12 @@ fn store_units(
         };
         let row = match row {
             Some(r) => r,
-            None => match encoded.next_if(|(j, _)| *j == i) {
-                Some((_, (codec, payload))) => {
+            None => match encoded.next_if(|(j, _, _)| *j == i) {
+                Some((_, (codec, payload), sf)) => {
                     let r = txn.insert_chunk(&id, codec, len, &payload)?;
+                    if let Some(sf) = sf {
+                        txn.insert_features(r, &sf)?;
+                    }
                     *new_chunks += 1;
                     *new_bytes += payload.len() as u64;
                     rows.insert(id, r);

@@ -40,8 +40,12 @@ pub struct Row {
 /// Where the bytes of the ferry delta pack went.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Breakdown {
-    /// New file contents (encoded chunk bytes).
+    /// New file contents sent whole (encoded chunk bytes).
     pub contents: u64,
+    /// Chunks sent as similarity deltas against chunks OLD has, and their bytes.
+    pub delta_chunks: u64,
+    /// Bytes of those deltas.
+    pub deltas: u64,
     /// Tar headers, padding and archive structure.
     pub headers: u64,
     /// Bytes kept as plain streams (not understood, or gzip'd layers
@@ -168,13 +172,27 @@ pub fn bench(
     z.long_distance_matching(true).ctx(|| "zstd".to_string())?;
     copy_progress(&mut open(new)?, &mut z, progress)?;
     let n = z.finish().ctx(|| "zstd".to_string())?.0;
-    drop(reference);
     row("zstd -3 --long=31 --patch-from", n, secs(t), None);
+    progress.start("zstd -19 --patch-from", Some(full));
+    let t = Instant::now();
+    let mut z =
+        zstd::stream::write::Encoder::with_ref_prefix(CountingSink::default(), 19, &reference)
+            .ctx(|| "zstd".to_string())?;
+    z.window_log(window).ctx(|| "zstd".to_string())?;
+    z.long_distance_matching(true).ctx(|| "zstd".to_string())?;
+    copy_progress(&mut open(new)?, &mut z, progress)?;
+    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    drop(reference);
+    row("zstd -19 --long=31 --patch-from", n, secs(t), None);
     progress.finish();
 
     let mut delta_pack = PathBuf::new();
-    for tar_split in [false, true] {
-        let tag = if tar_split { "split" } else { "plain" };
+    for (tar_split, deltas) in [(false, false), (true, false), (true, true)] {
+        let tag = match (tar_split, deltas) {
+            (false, _) => "plain",
+            (true, false) => "split",
+            (true, true) => "deltas",
+        };
         let dir = work.join(format!("store-{tag}"));
         let mut store = Store::open_writer(&dir, std::time::Duration::ZERO)?;
         let add = |store: &mut Store, p: &Path, name: &str| -> Result<()> {
@@ -192,6 +210,7 @@ pub fn bench(
         let opts = PackOptions {
             snapshots: vec!["new".into()],
             bases: vec!["old".into()],
+            no_deltas: !deltas,
             ..PackOptions::default()
         };
         let f = std::fs::File::create(&pack).ctx(|| format!("creating {}", pack.display()))?;
@@ -217,13 +236,13 @@ pub fn bench(
         crate::transfer::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
         crate::checkout::checkout(&receiver, "new", &mut std::io::sink(), progress)?;
         let unpacked = secs(t);
-        let method = if tar_split {
-            "ferry"
-        } else {
-            "ferry without tar-aware splitting"
+        let method = match tag {
+            "plain" => "ferry without tar-aware splitting",
+            "split" => "ferry without similarity deltas",
+            _ => "ferry",
         };
         row(method, bytes, made, unpacked);
-        if tar_split {
+        if deltas {
             delta_pack = pack;
         }
     }
@@ -248,14 +267,22 @@ pub fn bench(
         .next_record()
         .map_err(|e| Error::pack(&delta_pack, e.to_string()))?
     {
-        let Record::Chunk(c) = rec else { continue };
-        let n = c.payload.len() as u64;
+        let (id, n, delta) = match rec {
+            Record::Chunk(c) => (c.id, c.payload.len() as u64, false),
+            Record::Delta(d) => (d.id, d.payload.len() as u64, true),
+            Record::Snapshot(_) => continue,
+        };
         chunk_bytes += n;
-        let Some(&(class, layer, path)) = classes.map.get(&c.id) else {
+        if delta {
+            breakdown.deltas += n;
+            breakdown.delta_chunks += 1;
+        }
+        let Some(&(class, layer, path)) = classes.map.get(&id) else {
             breakdown.raw += n;
             continue;
         };
         match class {
+            _ if delta => {}
             Class::Content => breakdown.contents += n,
             Class::Raw => breakdown.raw += n,
             Class::Header => breakdown.headers += n,

@@ -83,6 +83,9 @@ enum Cmd {
         /// Sign the pack with this secret key (from 'ferry key generate')
         #[arg(long, value_name = "KEYFILE")]
         sign: Option<PathBuf>,
+        /// Send new chunks whole, never as deltas against similar ones
+        #[arg(long)]
+        no_deltas: bool,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -380,6 +383,7 @@ fn run(cli: Cli) -> Result<()> {
             have,
             to,
             sign,
+            no_deltas,
             json,
         } => {
             // Recording what a peer receives writes to the store.
@@ -420,6 +424,7 @@ fn run(cli: Cli) -> Result<()> {
                 have: known,
                 volume_size,
                 sign,
+                no_deltas: *no_deltas,
             };
             let t = Instant::now();
             let mut written: Vec<PathBuf> = Vec::new();
@@ -471,10 +476,11 @@ fn run(cli: Cli) -> Result<()> {
                         .unwrap_or_else(|| "pack".into())
                 };
                 let line = format!(
-                    "{} {target}: {} ({} chunks, {} already at the receiver) for {} of snapshots{}{}, {}",
+                    "{} {target}: {} ({} chunks, {} as deltas, {} already at the receiver) for {} of snapshots{}{}, {}",
                     if *dry_run { "would write" } else { "wrote" },
                     HumanBytes(report.totals.pack_bytes),
                     report.totals.chunks,
+                    report.totals.delta_chunks,
                     report.skipped_chunks,
                     HumanBytes(report.logical_bytes),
                     if base.is_empty() {
@@ -693,7 +699,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Ls { json } => {
             let snaps = match Store::open(&dir) {
                 Ok(s) => s.snapshots()?,
-                Err(Error::BadStore { .. }) if !dir.join("index.sqlite").exists() => Vec::new(),
+                Err(Error::BadStore { .. }) if store::is_uninitialised(&dir) => Vec::new(),
                 Err(e) => return Err(e),
             };
             if *json {
@@ -893,6 +899,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
         Cmd::Verify { full, json } => {
+            if store::is_uninitialised(&dir) {
+                if *json {
+                    print_json(&ferry::verify::VerifyReport::default());
+                } else {
+                    println!("store ok: {} holds nothing yet", dir.display());
+                }
+                return Ok(());
+            }
             let store = Store::open(&dir)?;
             let r = ferry::verify::verify(&store, *full, &bar)?;
             if *json {
@@ -1008,8 +1022,10 @@ fn print_bench(r: &ferry::bench::BenchReport) {
     }
     let b = &r.breakdown;
     println!(
-        "\nferry's bytes: {} new file contents, {} tar headers, {} plain streams, {} deflate re-creation data, {} recipes and framing",
+        "\nferry's bytes: {} new file contents, {} in {} similarity deltas, {} tar headers, {} plain streams, {} deflate re-creation data, {} recipes and framing",
         HumanBytes(b.contents),
+        HumanBytes(b.deltas),
+        b.delta_chunks,
         HumanBytes(b.headers),
         HumanBytes(b.raw),
         HumanBytes(b.deflate),

@@ -35,6 +35,8 @@ pub struct PackOptions {
     pub volume_size: Option<u64>,
     /// Sign the pack (each volume) with this key.
     pub sign: Option<ed25519_dalek::SigningKey>,
+    /// Send every chunk whole, never as a similarity delta.
+    pub no_deltas: bool,
 }
 
 /// What [`write_pack`] wrote.
@@ -72,6 +74,8 @@ struct Plan {
     header: Header,
     /// Chunks to send, in pack-table order.
     sends: Vec<ChunkEntry>,
+    /// For each, a chunk the receiver will hold that it resembles.
+    similar: Vec<Option<ChunkEntry>>,
     records: Vec<SnapshotRecord>,
     referenced: u64,
     skipped: u64,
@@ -113,6 +117,11 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     let mut pack_index: HashMap<i64, u64> = HashMap::new();
     let mut seen: HashSet<i64> = HashSet::new();
     let (mut skipped, mut known) = (0u64, 0u64);
+    // Chunks a delta may use as its base: what the receiver holds, and
+    // (outside volumes, which may arrive in any order) what this pack
+    // sends before it.
+    let intra = opts.volume_size.is_none();
+    let mut similar: Vec<Option<ChunkEntry>> = Vec::new();
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
         // Each piece and whether it takes its chunk whole.
@@ -137,6 +146,19 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                 } else if base_index.contains_key(&c.rowid) {
                     skipped += 1;
                 } else {
+                    let base = if opts.no_deltas {
+                        None
+                    } else {
+                        find_similar(
+                            store,
+                            c,
+                            &base_index,
+                            &pack_index,
+                            intra,
+                            opts.have.as_ref(),
+                        )?
+                    };
+                    similar.push(base);
                     pack_index.insert(c.rowid, sends.len() as u64);
                     sends.push(*c);
                 }
@@ -218,6 +240,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     Ok(Plan {
         header,
         sends,
+        similar,
         records,
         referenced: seen.len() as u64,
         skipped,
@@ -225,6 +248,46 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         logical: snaps.iter().map(|s| s.size).sum(),
         receiver,
     })
+}
+
+/// The stored chunk that most resembles `c` (sharing the most
+/// super-features) among those the receiver will hold when `c` arrives.
+fn find_similar(
+    store: &Store,
+    c: &ChunkEntry,
+    base_index: &HashMap<i64, u64>,
+    sent: &HashMap<i64, u64>,
+    intra: bool,
+    have: Option<&HashSet<ChunkId>>,
+) -> Result<Option<ChunkEntry>> {
+    let sfs = store.features(c.rowid)?;
+    if sfs.is_empty() {
+        return Ok(None);
+    }
+    let mut votes: HashMap<i64, u32> = HashMap::new();
+    for sf in sfs {
+        for row in store.chunks_with_feature(sf)? {
+            if row != c.rowid {
+                *votes.entry(row).or_default() += 1;
+            }
+        }
+    }
+    let mut candidates: Vec<(i64, u32)> = votes.into_iter().collect();
+    // Most shared features first; among equals, the oldest chunk.
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (row, _) in candidates {
+        let held = base_index.contains_key(&row) || (intra && sent.contains_key(&row));
+        if held {
+            return store.chunk_by_row(row);
+        }
+        if let Some(have) = have
+            && let Some(e) = store.chunk_by_row(row)?
+            && have.contains(&e.id)
+        {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }
 
 /// Parses a volume size: a number of bytes with an optional K, M, G or T
@@ -373,35 +436,55 @@ pub fn write_volumes<W: Write>(
         }
         let out = open(v as u32 + 1, count)?;
         let mut w = PackWriter::new(out, &header).map_err(io_out)?;
-        for batch in plan.sends[start..end].chunks(256) {
-            for c in batch {
+        for (at, batch) in (start..end)
+            .step_by(256)
+            .map(|i| (i, &plan.sends[i..(i + 256).min(end)]))
+        {
+            let similar = &plan.similar[at..at + batch.len()];
+            for (c, b) in batch.iter().zip(similar) {
                 reader.ensure(c.loc)?;
+                if let Some(b) = b {
+                    reader.ensure(b.loc)?;
+                }
             }
             // Check every chunk against its id before it leaves (in
             // parallel): a damaged store is caught here, not after the
-            // air gap.
+            // air gap. Chunks with a similar base are delta-encoded against
+            // it, and kept as deltas when that is clearly smaller.
             let reader_ref = &reader;
-            batch.par_iter().try_for_each(|c| -> Result<()> {
-                let payload = reader_ref.get(&c.id, c.loc)?;
-                let ok = codec::decode(c.codec, payload, c.len as usize)
-                    .map(|d| blake3::hash(&d).as_bytes() == &c.id)
-                    .unwrap_or(false);
-                if ok {
-                    Ok(())
-                } else {
-                    Err(Error::BadStore {
-                        store: store_dir.clone(),
-                        msg: format!(
-                            "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",
-                            crate::hex(&c.id),
-                            c.loc.file,
-                        ),
-                    })
+            let damaged = |c: &ChunkEntry| Error::BadStore {
+                store: store_dir.clone(),
+                msg: format!(
+                    "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",
+                    crate::hex(&c.id),
+                    c.loc.file,
+                ),
+            };
+            let deltas: Vec<Option<Vec<u8>>> = batch
+                .par_iter()
+                .zip(similar)
+                .map(|(c, b)| -> Result<Option<Vec<u8>>> {
+                    let decode = |c: &ChunkEntry| -> Result<Vec<u8>> {
+                        let payload = reader_ref.get(&c.id, c.loc)?;
+                        codec::decode(c.codec, payload, c.len as usize)
+                            .ok()
+                            .filter(|d| blake3::hash(d).as_bytes() == &c.id)
+                            .ok_or_else(|| damaged(c))
+                    };
+                    let data = decode(c)?;
+                    let Some(b) = b else { return Ok(None) };
+                    let base = decode(b)?;
+                    let delta = crate::similarity::encode(&base, &data);
+                    let clen = c.loc.clen as usize;
+                    Ok((delta.len() + 31 < clen && delta.len() < clen / 10 * 9).then_some(delta))
+                })
+                .collect::<Result<_>>()?;
+            for ((c, b), delta) in batch.iter().zip(similar).zip(deltas) {
+                match (b, delta) {
+                    (Some(b), Some(delta)) => w.delta(&c.id, c.len, &b.id, &delta),
+                    _ => w.chunk(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?),
                 }
-            })?;
-            for c in batch {
-                let payload = reader.get(&c.id, c.loc)?;
-                w.chunk(&c.id, c.codec, c.len, payload).map_err(io_out)?;
+                .map_err(io_out)?;
                 progress.advance(c.len as u64);
             }
             reader.release();
@@ -424,6 +507,8 @@ pub fn write_volumes<W: Write>(
         totals.chunk_bytes += t.chunk_bytes;
         totals.raw_bytes += t.raw_bytes;
         totals.pack_bytes += t.pack_bytes;
+        totals.delta_chunks += t.delta_chunks;
+        totals.delta_bytes += t.delta_bytes;
         outs.push(out);
     }
     progress.finish();
@@ -458,6 +543,8 @@ pub struct UnpackReport {
     pub present: Vec<String>,
     /// Bytes of the pack.
     pub pack_bytes: u64,
+    /// Chunks that arrived as similarity deltas and were rebuilt here.
+    pub delta_chunks: u64,
     /// For a volume: which one, and what its set still needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeStatus>,
@@ -607,7 +694,8 @@ pub fn unpack<R: Read>(
     store
         .write(|txn| {
             let mut report = UnpackReport::default();
-            let mut pending: Vec<crate::pack::ChunkRecord> = Vec::new();
+            let mut pending: Vec<Incoming> = Vec::new();
+            let mut data = txn.store().data_reader();
             // Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
             let mut stored_here: HashMap<i64, u64> = HashMap::new();
             let mut since_checkpoint = 0u64;
@@ -616,7 +704,14 @@ pub fn unpack<R: Read>(
             loop {
                 let rec = match reader.next_record().map_err(bad)? {
                     Some(Record::Chunk(c)) => {
-                        pending.push(c);
+                        pending.push(Incoming::Plain(c));
+                        if pending.len() < VERIFY_BATCH {
+                            continue;
+                        }
+                        None
+                    }
+                    Some(Record::Delta(d)) => {
+                        pending.push(Incoming::Delta(d));
                         if pending.len() < VERIFY_BATCH {
                             continue;
                         }
@@ -636,8 +731,8 @@ pub fn unpack<R: Read>(
                     let mut fresh = Vec::with_capacity(batch.len());
                     for c in batch {
                         report.chunks += 1;
-                        progress.advance(c.len as u64);
-                        match txn.chunk_rowid(&c.id)? {
+                        progress.advance(c.len() as u64);
+                        match txn.chunk_rowid(c.id())? {
                             Some(row) => pack_rows.push(row),
                             None => {
                                 pack_rows.push(-1);
@@ -645,18 +740,33 @@ pub fn unpack<R: Read>(
                             }
                         }
                     }
-                    let records: Vec<&crate::pack::ChunkRecord> = fresh.iter().map(|(_, c)| c).collect();
+                    let records: Vec<&crate::pack::ChunkRecord> = fresh
+                        .iter()
+                        .filter_map(|(_, c)| match c {
+                            Incoming::Plain(c) => Some(c),
+                            Incoming::Delta(_) => None,
+                        })
+                        .collect();
                     verify_chunks(&records).map_err(|m| Error::pack(label, m))?;
                     for (at, c) in fresh {
                         // A chunk repeated within the pack is stored once.
-                        let row = match txn.chunk_rowid(&c.id)? {
+                        let row = match txn.chunk_rowid(c.id())? {
                             Some(row) => row,
                             None => {
-                                let row = txn.insert_chunk(&c.id, c.codec, c.len, &c.payload)?;
-                                stored_here.insert(row, c.payload.len() as u64);
+                                let (codec, payload) = match &c {
+                                    Incoming::Plain(c) => (c.codec, std::borrow::Cow::Borrowed(&c.payload)),
+                                    Incoming::Delta(d) => {
+                                        let bytes = apply_delta(txn, &mut data, d, label)?;
+                                        report.delta_chunks += 1;
+                                        let (codec, payload) = codec::encode(bytes);
+                                        (codec, std::borrow::Cow::Owned(payload))
+                                    }
+                                };
+                                let row = txn.insert_chunk(c.id(), codec, c.len(), &payload)?;
+                                stored_here.insert(row, payload.len() as u64);
                                 report.new_chunks += 1;
-                                report.new_bytes += c.payload.len() as u64;
-                                since_checkpoint += c.payload.len() as u64;
+                                report.new_bytes += payload.len() as u64;
+                                since_checkpoint += payload.len() as u64;
                                 row
                             }
                         };
@@ -754,6 +864,76 @@ pub fn unpack<R: Read>(
             Ok(report)
         })
         .inspect(|_| progress.finish())
+}
+
+/// A chunk record as it arrives.
+enum Incoming {
+    Plain(crate::pack::ChunkRecord),
+    Delta(crate::pack::DeltaRecord),
+}
+
+impl Incoming {
+    fn id(&self) -> &ChunkId {
+        match self {
+            Incoming::Plain(c) => &c.id,
+            Incoming::Delta(d) => &d.id,
+        }
+    }
+    fn len(&self) -> u32 {
+        match self {
+            Incoming::Plain(c) => c.len,
+            Incoming::Delta(d) => d.len,
+        }
+    }
+}
+
+/// Rebuilds a delta chunk from its base (in the store, possibly written
+/// earlier in this transaction) and checks it against its BLAKE3.
+fn apply_delta(
+    txn: &mut crate::store::Txn<'_>,
+    data: &mut crate::store::data::DataReader,
+    d: &crate::pack::DeltaRecord,
+    label: &Path,
+) -> Result<Vec<u8>> {
+    let Some(base) = txn.store().chunk(&d.base)? else {
+        return Err(Error::pack(
+            label,
+            format!(
+                "pack sends chunk {} as a delta against chunk {}, which neither this store nor the pack holds: unpack the packs it builds on first, or ask for a pack made against what this store has ('ferry inventory')",
+                &crate::hex(&d.id)[..16],
+                &crate::hex(&d.base)[..16]
+            ),
+        ));
+    };
+    txn.flush_data()?;
+    data.ensure(base.loc)?;
+    let payload = data.get(&base.id, base.loc)?;
+    let base_bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
+        Error::Integrity(format!(
+            "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
+            crate::hex(&base.id)
+        ))
+    })?;
+    let bytes =
+        crate::similarity::decode(&base_bytes, &d.payload, d.len as usize).map_err(|m| {
+            Error::pack(
+                label,
+                format!(
+                    "pack is corrupt: delta chunk {}: {m}: copy it again from the source",
+                    &crate::hex(&d.id)[..16]
+                ),
+            )
+        })?;
+    if blake3::hash(&bytes).as_bytes() != &d.id {
+        return Err(Error::pack(
+            label,
+            format!(
+                "pack is corrupt: delta chunk {} does not rebuild to its BLAKE3: copy it again from the source",
+                &crate::hex(&d.id)[..16]
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Refuses a pack the store's trust list does not accept; returns the

@@ -7,8 +7,10 @@ use crate::chunker::ChunkId;
 pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// Format version this ferry writes. Version 2 added compact recipes
 /// (snapshot records with an encoding byte) and base recipe digests;
-/// version 3 added recipe ops (deflate re-creation of gzip'd layers).
-pub const VERSION: u32 = 3;
+/// version 3 added recipe ops (deflate re-creation of gzip'd layers),
+/// volumes, signatures and extra base chunks; version 4 added delta chunk
+/// records.
+pub const VERSION: u32 = 4;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -16,6 +18,12 @@ pub const MIN_VERSION: u32 = 1;
 pub const REC_HEADER: u8 = 1;
 /// Record type: one chunk, encoded.
 pub const REC_CHUNK: u8 = 2;
+/// Record type: one chunk as a delta against a chunk the receiver holds
+/// (format 4).
+pub const REC_DELTA: u8 = 4;
+/// Largest delta chunk record accepted (id, length, base id, and a zstd
+/// frame of at most the chunker's maximum plus zstd's worst-case growth).
+pub const MAX_DELTA_RECORD: u32 = 68 + (256 << 10) + (64 << 10);
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).

@@ -106,6 +106,21 @@ pub struct ChunkRecord {
     pub payload: Vec<u8>,
 }
 
+/// A chunk carried as a delta: a zstd frame whose reference prefix is the
+/// decoded bytes of chunk `base`, which the receiver holds or an earlier
+/// record of the pack carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaRecord {
+    /// BLAKE3 of the decoded bytes.
+    pub id: ChunkId,
+    /// Decoded length.
+    pub len: u32,
+    /// The reference chunk.
+    pub base: ChunkId,
+    /// The zstd frame.
+    pub payload: Vec<u8>,
+}
+
 /// A snapshot as carried in a pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
@@ -145,6 +160,8 @@ pub enum Pieces {
 pub enum Record {
     /// A chunk.
     Chunk(ChunkRecord),
+    /// A chunk as a delta against another chunk (format 4).
+    Delta(DeltaRecord),
     /// A snapshot.
     Snapshot(SnapshotRecord),
 }
@@ -162,6 +179,10 @@ pub struct PackTotals {
     pub raw_bytes: u64,
     /// Every byte of the pack.
     pub pack_bytes: u64,
+    /// Of the chunk records, those carried as deltas.
+    pub delta_chunks: u64,
+    /// Their payload bytes (counted in `chunk_bytes` too).
+    pub delta_bytes: u64,
 }
 
 /// Writes a pack record by record; call [`PackWriter::finish`] to write the trailer.
@@ -224,6 +245,27 @@ impl<W: Write> PackWriter<W> {
         self.totals.chunks += 1;
         self.totals.chunk_bytes += payload.len() as u64;
         self.totals.raw_bytes += len as u64;
+        Ok(())
+    }
+
+    /// Writes one chunk as a delta against `base` (format 4).
+    pub fn delta(
+        &mut self,
+        id: &ChunkId,
+        len: u32,
+        base: &ChunkId,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let mut head = [0u8; 68];
+        head[..32].copy_from_slice(id);
+        head[32..36].copy_from_slice(&len.to_le_bytes());
+        head[36..].copy_from_slice(base);
+        self.record(REC_DELTA, &[&head, payload])?;
+        self.totals.chunks += 1;
+        self.totals.chunk_bytes += payload.len() as u64;
+        self.totals.raw_bytes += len as u64;
+        self.totals.delta_chunks += 1;
+        self.totals.delta_bytes += payload.len() as u64;
         Ok(())
     }
 
@@ -543,6 +585,7 @@ impl<R: Read> PackReader<R> {
         let limit = match kind {
             REC_HEADER => MAX_HEADER,
             REC_CHUNK => MAX_CHUNK_RECORD,
+            REC_DELTA if self.version >= 4 => MAX_DELTA_RECORD,
             REC_SNAPSHOT => MAX_SNAPSHOT_RECORD,
             REC_TRAILER => TRAILER_LEN,
             other => return Err(corrupt(format!("unknown record type {other}"))),
@@ -598,6 +641,31 @@ impl<R: Read> PackReader<R> {
                     id,
                     codec,
                     len,
+                    payload,
+                })))
+            }
+            REC_DELTA => {
+                let mut d = Dec::new(&payload);
+                let id = d.id("delta chunk id").map_err(corrupt)?;
+                let len = d.u32("delta chunk length").map_err(corrupt)?;
+                let base = d.id("delta base id").map_err(corrupt)?;
+                if len == 0 || len > self.max_chunk_len {
+                    return Err(corrupt(format!(
+                        "delta chunk length {len} outside 1..={}",
+                        self.max_chunk_len
+                    )));
+                }
+                if base == id {
+                    return Err(corrupt("a delta chunk names itself as its base".into()));
+                }
+                let at = payload.len() - d.remaining();
+                let mut payload = payload;
+                payload.drain(..at);
+                self.chunks += 1;
+                Ok(Some(Record::Delta(DeltaRecord {
+                    id,
+                    len,
+                    base,
                     payload,
                 })))
             }

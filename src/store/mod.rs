@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS peer_snapshots (
     hash BLOB NOT NULL,
     PRIMARY KEY (peer, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS features (
+    sf    INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    PRIMARY KEY (sf, chunk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS features_chunk ON features (chunk);
 CREATE TABLE IF NOT EXISTS trusted_keys (
     key      BLOB    PRIMARY KEY,
     comment  TEXT    NOT NULL,
@@ -235,6 +241,19 @@ pub struct Store {
     /// The recipe table has `op` and `out` (schema 2 and later).
     has_ops: bool,
     _lock: Option<File>,
+}
+
+/// True when `dir` holds no initialised store: no index, or an index a
+/// first write never finished setting up (a writer killed at that moment).
+pub fn is_uninitialised(dir: &Path) -> bool {
+    let path = dir.join("index.sqlite");
+    if !path.exists() {
+        return true;
+    }
+    Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)))
+        .map(|v| v == 0)
+        .unwrap_or(false)
 }
 
 /// Where the store lives when neither `--store` nor `$FERRY_STORE` says.
@@ -408,7 +427,8 @@ impl Store {
             let undone = self
                 .conn
                 .execute_batch(&format!(
-                    "BEGIN IMMEDIATE; DELETE FROM chunks WHERE rowid > {last_chunk}; COMMIT;"
+                    "BEGIN IMMEDIATE; DELETE FROM chunks WHERE rowid > {last_chunk};
+                     DELETE FROM features WHERE chunk > {last_chunk}; COMMIT;"
                 ))
                 .map_err(Error::from)
                 .and_then(|()| data.undo_all());
@@ -635,6 +655,37 @@ impl Store {
             .is_some())
     }
 
+    /// A chunk's super-features (empty when none were recorded).
+    pub fn features(&self, chunk: i64) -> Result<Vec<i64>> {
+        if !self.has_table("features")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sf FROM features WHERE chunk = ?1")?;
+        let rows = stmt.query_map([chunk], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Chunks sharing super-feature `sf`.
+    pub fn chunks_with_feature(&self, sf: i64) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT chunk FROM features WHERE sf = ?1 LIMIT 64")?;
+        let rows = stmt.query_map([sf], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A chunk's index entry by row id.
+    pub fn chunk_by_row(&self, rowid: i64) -> Result<Option<ChunkEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, id, file, offset, clen, len, codec FROM chunks WHERE rowid = ?1",
+        )?;
+        Ok(stmt
+            .query_row([rowid], |row| chunk_from_row(row, 1, rowid))
+            .optional()?)
+    }
+
     /// Looks a chunk up by id.
     pub fn chunk(&self, id: &ChunkId) -> Result<Option<ChunkEntry>> {
         let mut stmt = self.conn.prepare_cached(
@@ -787,6 +838,18 @@ impl Txn<'_> {
             codec as u8
         ])?;
         Ok(self.store.conn.last_insert_rowid())
+    }
+
+    /// Records a chunk's super-features (see [`crate::similarity`]).
+    pub fn insert_features(&mut self, chunk: i64, sfs: &[i64]) -> Result<()> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO features (sf, chunk) VALUES (?1, ?2)")?;
+        for sf in sfs {
+            stmt.execute(params![sf, chunk])?;
+        }
+        Ok(())
     }
 
     /// Creates a snapshot row; its recipe follows with [`Txn::push_piece`],

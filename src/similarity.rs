@@ -1,0 +1,144 @@
+//! Similarity deltas: a chunk that the receiver does not have, but that
+//! resembles one it does, ships as a zstd frame using that chunk as its
+//! reference prefix.
+//!
+//! Resemblance is found with super-features: a Gear rolling hash is sampled
+//! at content-defined positions, twelve linear transforms of the sampled
+//! hashes keep their maxima (twelve min-hash-like features), and groups of
+//! four features are hashed into three super-features. Chunks that share a
+//! super-feature very likely share most of their content; the index keeps
+//! every stored content chunk's super-features (`features` table).
+
+use std::io::{Read, Write};
+
+/// Super-features per chunk.
+pub const SUPER_FEATURES: usize = 6;
+const FEATURES_PER_SUPER: usize = 2;
+const FEATURES: usize = SUPER_FEATURES * FEATURES_PER_SUPER;
+/// Chunks smaller than this get no features (too small to be worth a delta).
+pub const MIN_LEN: usize = 256;
+/// A sample is taken where the rolling hash has these bits clear (1 in 16).
+const SAMPLE_MASK: u64 = 0xF << 59;
+/// zstd level of delta frames.
+const LEVEL: i32 = 3;
+
+/// SplitMix64, for the fixed tables.
+const fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+const fn table<const N: usize>(seed: u64) -> [u64; N] {
+    let mut t = [0u64; N];
+    let mut i = 0;
+    while i < N {
+        t[i] = mix(seed + i as u64);
+        i += 1;
+    }
+    t
+}
+
+static GEAR: [u64; 256] = table::<256>(0x6665_7272_7900);
+static MUL: [u64; FEATURES] = table::<FEATURES>(0x6665_7272_7901);
+static ADD: [u64; FEATURES] = table::<FEATURES>(0x6665_7272_7902);
+
+/// The chunk's super-features, or `None` when it is too small (or too
+/// uniform to sample).
+pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
+    if data.len() < MIN_LEN {
+        return None;
+    }
+    let mut max = [0u64; FEATURES];
+    let mut h = 0u64;
+    let mut samples = 0u32;
+    for &b in data {
+        h = (h << 1).wrapping_add(GEAR[b as usize]);
+        if h & SAMPLE_MASK == 0 {
+            samples += 1;
+            for i in 0..FEATURES {
+                let v = MUL[i].wrapping_mul(h).wrapping_add(ADD[i]);
+                if v > max[i] {
+                    max[i] = v;
+                }
+            }
+        }
+    }
+    if samples < 4 {
+        return None;
+    }
+    let mut out = [0i64; SUPER_FEATURES];
+    for (j, sf) in out.iter_mut().enumerate() {
+        let mut hasher = blake3::Hasher::new();
+        for f in &max[j * FEATURES_PER_SUPER..(j + 1) * FEATURES_PER_SUPER] {
+            hasher.update(&f.to_le_bytes());
+        }
+        hasher.update(&[j as u8]);
+        let d = hasher.finalize();
+        *sf = i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"));
+    }
+    Some(out)
+}
+
+/// `data` as a zstd frame that uses `base` as its reference prefix.
+pub fn encode(base: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), LEVEL, base)
+        .expect("zstd context");
+    e.include_checksum(false).expect("zstd parameter");
+    e.include_contentsize(true).expect("zstd parameter");
+    e.set_pledged_src_size(Some(data.len() as u64))
+        .expect("zstd parameter");
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+/// Rebuilds exactly `len` bytes from a frame made by [`encode`] against
+/// the same `base`; anything else is an error.
+pub fn decode(base: &[u8], payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
+    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, base)
+        .map_err(|e| format!("delta frame cannot be read: {e}"))?;
+    d.window_log_max(27)
+        .map_err(|e| format!("delta frame cannot be read: {e}"))?;
+    let mut out = Vec::with_capacity(len.min(1 << 20));
+    (&mut d)
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("delta frame does not decode: {e}"))?;
+    if out.len() != len {
+        return Err(format!(
+            "delta frame decodes to {} bytes, not {len}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_chunks_share_super_features_and_deltas_are_small() {
+        let mut a = vec![0u8; 60_000];
+        crate::demo::Rng::new(1).fill(&mut a);
+        let mut b = a.clone();
+        b[1000..1032].copy_from_slice(&[7u8; 32]); // a .pyc-sized edit
+        let mut c = vec![0u8; 60_000];
+        crate::demo::Rng::new(2).fill(&mut c);
+        let (fa, fb, fc) = (
+            super_features(&a).unwrap(),
+            super_features(&b).unwrap(),
+            super_features(&c).unwrap(),
+        );
+        assert!(fa.iter().zip(&fb).filter(|(x, y)| x == y).count() >= 2);
+        assert!(fa.iter().zip(&fc).all(|(x, y)| x != y));
+        let d = encode(&a, &b);
+        assert!(d.len() < 200, "delta of {} bytes", d.len());
+        assert_eq!(decode(&a, &d, b.len()).unwrap(), b);
+        assert!(decode(&c, &d, b.len()).is_err() || decode(&c, &d, b.len()).unwrap() != b);
+        assert!(decode(&a, &d, b.len() - 1).is_err());
+        assert!(decode(&a, &d[..d.len() - 1], b.len()).is_err());
+        assert!(super_features(&[1u8; 100]).is_none());
+    }
+}
