@@ -20,7 +20,7 @@ pub const MIN_LEN: usize = 256;
 /// A sample is taken where the rolling hash has these bits clear (1 in 16).
 const SAMPLE_MASK: u64 = 0xF << 59;
 /// zstd level of delta frames.
-const LEVEL: i32 = 3;
+const LEVEL: i32 = 9;
 
 /// SplitMix64, for the fixed tables.
 const fn mix(mut z: u64) -> u64 {
@@ -91,6 +91,12 @@ pub fn encode(base: &[u8], data: &[u8]) -> Vec<u8> {
         .expect("zstd parameter");
     e.write_all(data).expect("writing to memory");
     e.finish().expect("writing to memory")
+}
+
+/// `data` as a plain zstd frame at the delta level (for chunks of a delta
+/// pack that go whole).
+pub fn squeeze(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, LEVEL).expect("zstd in memory")
 }
 
 /// Rebuilds exactly `len` bytes from a frame made by [`encode`] against

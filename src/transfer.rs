@@ -74,8 +74,11 @@ struct Plan {
     header: Header,
     /// Chunks to send, in pack-table order.
     sends: Vec<ChunkEntry>,
-    /// For each, a chunk the receiver will hold that it resembles.
-    similar: Vec<Option<ChunkEntry>>,
+    /// For each, chunks the receiver will hold that it likely resembles.
+    similar: Vec<Vec<ChunkEntry>>,
+    /// Row id to place in the pack table / the base table.
+    pack_index: HashMap<i64, u64>,
+    base_index: HashMap<i64, u64>,
     records: Vec<SnapshotRecord>,
     referenced: u64,
     skipped: u64,
@@ -121,7 +124,14 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     // (outside volumes, which may arrive in any order) what this pack
     // sends before it.
     let intra = opts.volume_size.is_none();
-    let mut similar: Vec<Option<ChunkEntry>> = Vec::new();
+    let mut similar: Vec<Vec<ChunkEntry>> = Vec::new();
+    // The bases' chunk table in order: a new chunk that follows chunk X in
+    // the new stream most likely replaces what followed X in the old one.
+    let base_order: Vec<i64> = summaries
+        .iter()
+        .flat_map(|s| s.order.iter().copied())
+        .collect();
+    let mut anchor: Option<i64> = None;
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
         // Each piece and whether it takes its chunk whole.
@@ -129,9 +139,13 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         let mut total = 0u64;
         store.for_each_piece_batch(s.rowid, 4096, |batch| {
             for (p, c) in batch {
-                pieces.push((*p, p.off == 0 && p.len == c.len));
+                let whole = p.off == 0 && p.len == c.len;
+                pieces.push((*p, whole));
                 total += p.output();
                 if !seen.insert(c.rowid) {
+                    if whole && base_index.contains_key(&c.rowid) {
+                        anchor = Some(c.rowid);
+                    }
                     continue;
                 }
                 let known_here = opts.have.as_ref().is_some_and(|h| h.contains(&c.id));
@@ -145,20 +159,53 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                     extra.push(c.id);
                 } else if base_index.contains_key(&c.rowid) {
                     skipped += 1;
+                    if whole {
+                        anchor = Some(c.rowid);
+                    }
                 } else {
-                    let base = if opts.no_deltas {
-                        None
-                    } else {
-                        find_similar(
+                    let mut bases: Vec<ChunkEntry> = Vec::new();
+                    if !opts.no_deltas && c.len as usize >= crate::similarity::MIN_LEN {
+                        let best = find_similar(
                             store,
                             c,
                             &base_index,
                             &pack_index,
                             intra,
                             opts.have.as_ref(),
-                        )?
-                    };
-                    similar.push(base);
+                        )?;
+                        bases.extend(best);
+                        // What followed the last held chunk in the old stream.
+                        let next = anchor
+                            .and_then(|a| base_index.get(&a))
+                            .map(|&i| i as usize + 1);
+                        if let Some(i) = next {
+                            for &row in base_order.iter().skip(i).take(3) {
+                                if bases.len() < 4
+                                    && !bases.iter().any(|b| b.rowid == row)
+                                    && let Some(e) = store.chunk_by_row(row)?
+                                {
+                                    bases.push(e);
+                                }
+                            }
+                        }
+                        // A base known from the inventory or ledger only
+                        // joins the header's extra list.
+                        for b in &bases {
+                            if !base_index.contains_key(&b.rowid)
+                                && !pack_index.contains_key(&b.rowid)
+                            {
+                                base_index.insert(b.rowid, n);
+                                n += 1;
+                                extra.push(b.id);
+                            }
+                        }
+                        anchor = bases
+                            .first()
+                            .map(|b| b.rowid)
+                            .filter(|r| base_index.contains_key(r))
+                            .or_else(|| next.and_then(|i| base_order.get(i).copied()));
+                    }
+                    similar.push(bases);
                     pack_index.insert(c.rowid, sends.len() as u64);
                     sends.push(*c);
                 }
@@ -241,6 +288,8 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         header,
         sends,
         similar,
+        pack_index,
+        base_index,
         records,
         referenced: seen.len() as u64,
         skipped,
@@ -418,6 +467,7 @@ pub fn write_volumes<W: Write>(
         h.finalize().as_bytes()[..16].try_into().unwrap()
     };
     progress.start("packing", Some(plan.logical));
+    let squeeze = !opts.no_deltas && !plan.base_index.is_empty();
     let mut reader = store.data_reader();
     let store_dir = store.dir().to_path_buf();
     let mut totals = PackTotals::default();
@@ -441,9 +491,9 @@ pub fn write_volumes<W: Write>(
             .map(|i| (i, &plan.sends[i..(i + 256).min(end)]))
         {
             let similar = &plan.similar[at..at + batch.len()];
-            for (c, b) in batch.iter().zip(similar) {
+            for (c, bases) in batch.iter().zip(similar) {
                 reader.ensure(c.loc)?;
-                if let Some(b) = b {
+                for b in bases {
                     reader.ensure(b.loc)?;
                 }
             }
@@ -460,10 +510,15 @@ pub fn write_volumes<W: Write>(
                     c.loc.file,
                 ),
             };
-            let deltas: Vec<Option<Vec<u8>>> = batch
+            enum Out {
+                Stored,
+                Squeezed(Vec<u8>),
+                Delta(Vec<u8>),
+            }
+            let outs: Vec<Out> = batch
                 .par_iter()
                 .zip(similar)
-                .map(|(c, b)| -> Result<Option<Vec<u8>>> {
+                .map(|(c, bases)| -> Result<Out> {
                     let decode = |c: &ChunkEntry| -> Result<Vec<u8>> {
                         let payload = reader_ref.get(&c.id, c.loc)?;
                         codec::decode(c.codec, payload, c.len as usize)
@@ -472,17 +527,48 @@ pub fn write_volumes<W: Write>(
                             .ok_or_else(|| damaged(c))
                     };
                     let data = decode(c)?;
-                    let Some(b) = b else { return Ok(None) };
-                    let base = decode(b)?;
-                    let delta = crate::similarity::encode(&base, &data);
                     let clen = c.loc.clen as usize;
-                    Ok((delta.len() + 31 < clen && delta.len() < clen / 10 * 9).then_some(delta))
+                    if !bases.is_empty() {
+                        let mut base = Vec::new();
+                        for b in bases {
+                            base.extend_from_slice(&decode(b)?);
+                        }
+                        let delta = crate::similarity::encode(&base, &data);
+                        if delta.len() + 31 < clen && delta.len() < clen / 10 * 9 {
+                            return Ok(Out::Delta(delta));
+                        }
+                    }
+                    // A delta pack is small: what goes whole is worth a
+                    // stronger zstd level than the store's.
+                    if squeeze && c.codec == codec::Codec::Zstd {
+                        let tight = crate::similarity::squeeze(&data);
+                        if tight.len() < clen {
+                            return Ok(Out::Squeezed(tight));
+                        }
+                    }
+                    Ok(Out::Stored)
                 })
                 .collect::<Result<_>>()?;
-            for ((c, b), delta) in batch.iter().zip(similar).zip(deltas) {
-                match (b, delta) {
-                    (Some(b), Some(delta)) => w.delta(&c.id, c.len, &b.id, &delta),
-                    _ => w.chunk(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?),
+            for ((c, bases), out) in batch.iter().zip(similar).zip(outs) {
+                match out {
+                    Out::Delta(delta) => {
+                        let refs: Vec<recipe::TableRef> = bases
+                            .iter()
+                            .map(|b| match plan.pack_index.get(&b.rowid) {
+                                Some(&index) => recipe::TableRef {
+                                    src: Src::Pack,
+                                    index,
+                                },
+                                None => recipe::TableRef {
+                                    src: Src::Base,
+                                    index: plan.base_index[&b.rowid],
+                                },
+                            })
+                            .collect();
+                        w.delta(&c.id, c.len, &refs, &delta)
+                    }
+                    Out::Squeezed(payload) => w.chunk(&c.id, codec::Codec::Zstd, c.len, &payload),
+                    Out::Stored => w.chunk(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?),
                 }
                 .map_err(io_out)?;
                 progress.advance(c.len as u64);
@@ -756,7 +842,11 @@ pub fn unpack<R: Read>(
                                 let (codec, payload) = match &c {
                                     Incoming::Plain(c) => (c.codec, std::borrow::Cow::Borrowed(&c.payload)),
                                     Incoming::Delta(d) => {
-                                        let bytes = apply_delta(txn, &mut data, d, label)?;
+                                        let tables = Tables {
+                                            pack: if h.volume.is_some() { &[] } else { &pack_rows },
+                                            base: &base_rows,
+                                        };
+                                        let bytes = apply_delta(txn, &mut data, d, &tables, label)?;
                                         report.delta_chunks += 1;
                                         let (codec, payload) = codec::encode(bytes);
                                         (codec, std::borrow::Cow::Owned(payload))
@@ -893,27 +983,45 @@ fn apply_delta(
     txn: &mut crate::store::Txn<'_>,
     data: &mut crate::store::data::DataReader,
     d: &crate::pack::DeltaRecord,
+    tables: &Tables<'_>,
     label: &Path,
 ) -> Result<Vec<u8>> {
-    let Some(base) = txn.store().chunk(&d.base)? else {
-        return Err(Error::pack(
-            label,
-            format!(
-                "pack sends chunk {} as a delta against chunk {}, which neither this store nor the pack holds: unpack the packs it builds on first, or ask for a pack made against what this store has ('ferry inventory')",
-                &crate::hex(&d.id)[..16],
-                &crate::hex(&d.base)[..16]
-            ),
-        ));
-    };
     txn.flush_data()?;
-    data.ensure(base.loc)?;
-    let payload = data.get(&base.id, base.loc)?;
-    let base_bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
-        Error::Integrity(format!(
-            "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
-            crate::hex(&base.id)
-        ))
-    })?;
+    let mut base_bytes = Vec::new();
+    for b in &d.bases {
+        // Pack-table bases must be records before this one (never in a
+        // volume, whose set may arrive in any order); base-table ones come
+        // from the store's copies of the bases.
+        let table = match b.src {
+            Src::Pack => tables.pack,
+            Src::Base => tables.base,
+        };
+        let row = table.get(b.index as usize).copied().filter(|&r| r >= 0);
+        let base = match row {
+            Some(r) => txn.store().chunk_by_row(r)?,
+            None => None,
+        };
+        let Some(base) = base else {
+            return Err(Error::pack(
+                label,
+                format!(
+                    "pack sends chunk {} as a delta against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
+                    &crate::hex(&d.id)[..16],
+                    if b.src == Src::Pack { "pack" } else { "base" },
+                    b.index
+                ),
+            ));
+        };
+        data.ensure(base.loc)?;
+        let payload = data.get(&base.id, base.loc)?;
+        let bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
+            Error::Integrity(format!(
+                "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
+                crate::hex(&base.id)
+            ))
+        })?;
+        base_bytes.extend_from_slice(&bytes);
+    }
     let bytes =
         crate::similarity::decode(&base_bytes, &d.payload, d.len as usize).map_err(|m| {
             Error::pack(

@@ -124,7 +124,7 @@ use ferry::demo::SampleFile;
 
 /// A hand-made pack carrying one delta chunk against `base` and a snapshot
 /// made of that chunk.
-fn delta_pack(data: &[u8], base: &[u8], damage: bool) -> Vec<u8> {
+fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8> {
     use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
     let header = Header {
         algorithm: ferry::chunker::ALGORITHM.into(),
@@ -135,7 +135,13 @@ fn delta_pack(data: &[u8], base: &[u8], damage: bool) -> Vec<u8> {
         snapshots: vec!["d".into()],
         volume: None,
         signer: None,
-        extra: vec![],
+        // The receiver's inventory named the base (or, for the test of a
+        // missing base, nothing did).
+        extra: if name_base {
+            vec![*blake3::hash(base).as_bytes()]
+        } else {
+            vec![]
+        },
     };
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let id = *blake3::hash(data).as_bytes();
@@ -144,13 +150,13 @@ fn delta_pack(data: &[u8], base: &[u8], damage: bool) -> Vec<u8> {
         let n = payload.len();
         payload[n / 2] ^= 0x10;
     }
-    w.delta(
-        &id,
-        data.len() as u32,
-        blake3::hash(base).as_bytes(),
-        &payload,
-    )
-    .unwrap();
+    // The base: the first chunk of the base table (the header's `extra`).
+    let base_ref = ferry::pack::recipe::TableRef {
+        src: ferry::pack::recipe::Src::Base,
+        index: 0,
+    };
+    w.delta(&id, data.len() as u32, &[base_ref], &payload)
+        .unwrap();
     w.snapshot(&SnapshotRecord {
         name: "d".into(),
         size: data.len() as u64,
@@ -175,7 +181,11 @@ fn a_delta_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
         .arg("add")
         .arg(write(t.path(), "other.bin", &random_bytes(32, 5000))));
     let before = state(&s);
-    let p = write(t.path(), "missing.ferry", &delta_pack(&data, &base, false));
+    let p = write(
+        t.path(),
+        "missing.ferry",
+        &delta_pack(&data, &base, false, false),
+    );
     fails(
         ferry(&s).arg("unpack").arg(&p),
         &["delta", "neither this store nor the pack"],
@@ -184,13 +194,17 @@ fn a_delta_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     // With the base present it imports; damaged, it is refused.
     ok(ferry(&s).arg("add").arg(write(t.path(), "base.bin", &base)));
     let before = state(&s);
-    let bad = write(t.path(), "bad.ferry", &delta_pack(&data, &base, true));
+    let bad = write(t.path(), "bad.ferry", &delta_pack(&data, &base, true, true));
     fails(
         ferry(&s).arg("unpack").arg(&bad),
         &["corrupt", "delta chunk"],
     );
     assert_eq!(state(&s), before);
-    let good = write(t.path(), "good.ferry", &delta_pack(&data, &base, false));
+    let good = write(
+        t.path(),
+        "good.ferry",
+        &delta_pack(&data, &base, false, true),
+    );
     ok(ferry(&s).arg("unpack").arg(&good));
     let out = t.path().join("d.out");
     ok(ferry(&s).args(["checkout", "d", "-o"]).arg(&out));

@@ -21,9 +21,11 @@ pub const REC_CHUNK: u8 = 2;
 /// Record type: one chunk as a delta against a chunk the receiver holds
 /// (format 4).
 pub const REC_DELTA: u8 = 4;
-/// Largest delta chunk record accepted (id, length, base id, and a zstd
+/// Most reference chunks one delta names.
+pub const MAX_DELTA_BASES: usize = 4;
+/// Largest delta chunk record accepted (id, length, base ids, and a zstd
 /// frame of at most the chunker's maximum plus zstd's worst-case growth).
-pub const MAX_DELTA_RECORD: u32 = 68 + (256 << 10) + (64 << 10);
+pub const MAX_DELTA_RECORD: u32 = 37 + 10 * MAX_DELTA_BASES as u32 + (256 << 10) + (64 << 10);
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).
@@ -109,6 +111,14 @@ impl<'a> Dec<'a> {
         self.buf.len()
     }
     /// Takes `n` raw bytes.
+    /// Reads a LEB128 varint.
+    pub fn varint(&mut self, what: &str) -> Result<u64, String> {
+        let mut at = 0;
+        let v = super::recipe::get_varint(self.buf, &mut at).map_err(|e| format!("{what}: {e}"))?;
+        self.buf = &self.buf[at..];
+        Ok(v)
+    }
+
     pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
         if self.buf.len() < n {
             return Err(format!("record ends inside its {what}"));

@@ -107,16 +107,17 @@ pub struct ChunkRecord {
 }
 
 /// A chunk carried as a delta: a zstd frame whose reference prefix is the
-/// decoded bytes of chunk `base`, which the receiver holds or an earlier
-/// record of the pack carries.
+/// decoded bytes of the `bases`, concatenated in order, which the receiver
+/// holds or earlier records of the pack carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaRecord {
     /// BLAKE3 of the decoded bytes.
     pub id: ChunkId,
     /// Decoded length.
     pub len: u32,
-    /// The reference chunk.
-    pub base: ChunkId,
+    /// The reference chunks (1 to [`MAX_DELTA_BASES`]), by their place in
+    /// the tables compact recipes use.
+    pub bases: Vec<recipe::TableRef>,
     /// The zstd frame.
     pub payload: Vec<u8>,
 }
@@ -248,18 +249,28 @@ impl<W: Write> PackWriter<W> {
         Ok(())
     }
 
-    /// Writes one chunk as a delta against `base` (format 4).
+    /// Writes one chunk as a delta against `bases` (format 4).
     pub fn delta(
         &mut self,
         id: &ChunkId,
         len: u32,
-        base: &ChunkId,
+        bases: &[recipe::TableRef],
         payload: &[u8],
     ) -> io::Result<()> {
-        let mut head = [0u8; 68];
-        head[..32].copy_from_slice(id);
-        head[32..36].copy_from_slice(&len.to_le_bytes());
-        head[36..].copy_from_slice(base);
+        assert!(
+            (1..=MAX_DELTA_BASES).contains(&bases.len()),
+            "1 to 4 delta bases"
+        );
+        let mut head = Vec::with_capacity(37 + 10 * bases.len());
+        head.extend_from_slice(id);
+        head.extend_from_slice(&len.to_le_bytes());
+        head.push(bases.len() as u8);
+        for b in bases {
+            recipe::put_varint(
+                &mut head,
+                b.index << 1 | (b.src == recipe::Src::Base) as u64,
+            );
+        }
         self.record(REC_DELTA, &[&head, payload])?;
         self.totals.chunks += 1;
         self.totals.chunk_bytes += payload.len() as u64;
@@ -648,15 +659,30 @@ impl<R: Read> PackReader<R> {
                 let mut d = Dec::new(&payload);
                 let id = d.id("delta chunk id").map_err(corrupt)?;
                 let len = d.u32("delta chunk length").map_err(corrupt)?;
-                let base = d.id("delta base id").map_err(corrupt)?;
+                let n = d.u8("delta base count").map_err(corrupt)? as usize;
+                if !(1..=MAX_DELTA_BASES).contains(&n) {
+                    return Err(corrupt(format!("delta chunk names {n} bases")));
+                }
+                let mut bases = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let v = d.varint("delta base").map_err(corrupt)?;
+                    if v >> 1 >= recipe::MAX_INDEX {
+                        return Err(corrupt("delta base index out of range".into()));
+                    }
+                    bases.push(recipe::TableRef {
+                        src: if v & 1 == 1 {
+                            recipe::Src::Base
+                        } else {
+                            recipe::Src::Pack
+                        },
+                        index: v >> 1,
+                    });
+                }
                 if len == 0 || len > self.max_chunk_len {
                     return Err(corrupt(format!(
                         "delta chunk length {len} outside 1..={}",
                         self.max_chunk_len
                     )));
-                }
-                if base == id {
-                    return Err(corrupt("a delta chunk names itself as its base".into()));
                 }
                 let at = payload.len() - d.remaining();
                 let mut payload = payload;
@@ -665,7 +691,7 @@ impl<R: Read> PackReader<R> {
                 Ok(Some(Record::Delta(DeltaRecord {
                     id,
                     len,
-                    base,
+                    bases,
                     payload,
                 })))
             }

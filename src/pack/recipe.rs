@@ -12,12 +12,21 @@ use std::io::Read;
 use crate::store::Op;
 
 /// Where a piece's chunk is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Src {
     /// The n-th chunk record of this pack.
     Pack,
     /// The n-th distinct chunk of the base snapshots, in header order.
     Base,
+}
+
+/// A chunk named by its place in one of the two tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TableRef {
+    /// Which table.
+    pub src: Src,
+    /// Index into it.
+    pub index: u64,
 }
 
 /// One piece of a compact recipe.
@@ -42,7 +51,8 @@ pub const MAX_RAW: u64 = 64 << 20;
 /// zstd level for recipes: they are small and worth squeezing.
 const LEVEL: i32 = 19;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -50,7 +60,8 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+/// Reads a LEB128 varint at `at`, advancing it.
+pub fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*at).ok_or("recipe ends inside a number")?;
