@@ -290,14 +290,7 @@ impl DataWriter {
             }
         }
         if let Some((num, len)) = origin {
-            let path = file_path(&dir, num);
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .ctx(|| format!("opening {}", path.display()))?;
-            f.set_len(len)
-                .and_then(|()| f.sync_all())
-                .ctx(|| format!("truncating {}", path.display()))?;
+            truncate(&dir, num, len)?;
         }
         Ok(())
     }
@@ -324,17 +317,22 @@ impl DataWriter {
             }
         }
         if let Some((num, len)) = resumed {
-            let path = file_path(&dir, num);
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .ctx(|| format!("opening {}", path.display()))?;
-            f.set_len(len)
-                .and_then(|()| f.sync_all())
-                .ctx(|| format!("truncating {}", path.display()))?;
+            truncate(&dir, num, len)?;
         }
         Ok(())
     }
+}
+
+/// Cuts data file `num` back to `len` bytes, durably.
+fn truncate(dir: &Path, num: u32, len: u64) -> Result<()> {
+    let path = file_path(dir, num);
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    f.set_len(len)
+        .and_then(|()| f.sync_all())
+        .ctx(|| format!("truncating {}", path.display()))
 }
 
 /// Reads entries through memory maps of the data files.
