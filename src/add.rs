@@ -284,10 +284,10 @@ fn derive_name(p: &Path) -> Result<String> {
 
 /// A unit after storing: its chunk's row and length, or a headers-stream run.
 enum Stored {
-    Whole(i64, u32, Op),
+    /// A whole chunk: row, length, op, and (for a deflate part) output bytes.
+    Whole(i64, u32, Op, u64),
     Header(i64, u32),
     Meta(u64, Op),
-    Part(i64, u32, u64),
 }
 
 /// Stores the chunks of a batch the store does not have yet (encoding them
@@ -401,9 +401,9 @@ fn store_units(
             },
         };
         out.push(match kind {
-            Kind::Whole(op) => Stored::Whole(row, len, op),
+            Kind::Whole(op) => Stored::Whole(row, len, op, 0),
             Kind::Header => Stored::Header(row, len),
-            Kind::Part(n) => Stored::Part(row, len, n),
+            Kind::Part(n) => Stored::Whole(row, len, Op::Part, n),
         });
     }
     Ok(out)
@@ -456,7 +456,7 @@ impl Recipe {
     fn drain(&mut self, txn: &mut Txn<'_>) -> Result<()> {
         while let Some(front) = self.pending.front() {
             match *front {
-                Stored::Whole(row, len, op) => {
+                Stored::Whole(row, len, op, out) => {
                     self.pending.pop_front();
                     self.piece(
                         txn,
@@ -465,19 +465,6 @@ impl Recipe {
                             off: 0,
                             len,
                             op,
-                            out: 0,
-                        },
-                    )?;
-                }
-                Stored::Part(row, len, out) => {
-                    self.pending.pop_front();
-                    self.piece(
-                        txn,
-                        Piece {
-                            chunk: row,
-                            off: 0,
-                            len,
-                            op: Op::Part,
                             out,
                         },
                     )?;

@@ -395,14 +395,27 @@ fn signed_packs_are_required_once_a_key_is_trusted_and_any_altered_byte_is_refus
     assert!(ok(ferry(&b).args(["trust", "list"])).contains("no trusted keys"));
 }
 
-#[test]
-fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_image_came_from() {
+/// A sending store `a` holding app:1 and app:2 (their archives `v1`, `v2`)
+/// and the path of an empty receiving store `b`.
+fn two_versions() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let v1 = image(t.path(), "v1.tar", "app:1", 1);
     let v2 = image(t.path(), "v2.tar", "app:2", 2);
     ok(ferry(&a).arg("add").arg(&v1));
     ok(ferry(&a).arg("add").arg(&v2));
+    (t, a, b, v1, v2)
+}
+
+#[test]
+fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_image_came_from() {
+    let (t, a, b, v1, v2) = two_versions();
     // The receiver got app:1 some other way, under another name.
     ok(ferry(&b)
         .arg("add")
@@ -460,12 +473,7 @@ fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_ima
 
 #[test]
 fn the_peer_ledger_skips_what_was_shipped_and_a_newer_inventory_replaces_it() {
-    let t = tempfile::tempdir().unwrap();
-    let (a, b) = (t.path().join("a"), t.path().join("b"));
-    let v1 = image(t.path(), "v1.tar", "app:1", 1);
-    let v2 = image(t.path(), "v2.tar", "app:2", 2);
-    ok(ferry(&a).arg("add").arg(&v1));
-    ok(ferry(&a).arg("add").arg(&v2));
+    let (t, a, b, _v1, v2) = two_versions();
     let p1 = t.path().join("p1.ferry");
     let p2 = t.path().join("p2.ferry");
     ok(ferry(&a)

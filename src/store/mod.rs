@@ -240,6 +240,8 @@ pub struct Store {
     params: Params,
     /// The recipe table has `op` and `out` (schema 2 and later).
     has_ops: bool,
+    /// The index has the `features` table (written by this ferry).
+    has_features: bool,
     _lock: Option<File>,
 }
 
@@ -361,11 +363,20 @@ impl Store {
         if lock.is_some() {
             conn.execute_batch(AIRGAP_TABLES)?;
         }
+        let has_features = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'features'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
         Ok(Store {
             dir: dir.to_path_buf(),
             conn,
             params,
             has_ops,
+            has_features,
             _lock: lock,
         })
     }
@@ -657,7 +668,7 @@ impl Store {
 
     /// A chunk's super-features (empty when none were recorded).
     pub fn features(&self, chunk: i64) -> Result<Vec<i64>> {
-        if !self.has_table("features")? {
+        if !self.has_features {
             return Ok(Vec::new());
         }
         let mut stmt = self
