@@ -288,6 +288,8 @@ enum Stored {
     Whole(i64, u32, Op, u64),
     Header(i64, u32),
     Meta(u64, Op),
+    /// The next whole pieces are the contents of this file (path, size).
+    File(Vec<u8>, u64),
 }
 
 /// Stores the chunks of a batch the store does not have yet (encoding them
@@ -302,6 +304,7 @@ fn store_units(
     // (a chunk repeated within the batch is encoded once).
     enum Step {
         Meta(u64, Op),
+        File(Vec<u8>, u64),
         Chunk {
             id: ChunkId,
             len: u32,
@@ -315,6 +318,7 @@ fn store_units(
         Header,
         Part(u64),
     }
+    let t0 = std::time::Instant::now();
     let mut plan: Vec<Step> = Vec::with_capacity(units.len());
     let mut todo: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
@@ -322,6 +326,10 @@ fn store_units(
         let (c, kind) = match u {
             Unit::Meta(n, op) => {
                 plan.push(Step::Meta(n, op));
+                continue;
+            }
+            Unit::File(path, size) => {
+                plan.push(Step::File(path, size));
                 continue;
             }
             Unit::Chunk(c, op) => (c, Kind::Whole(op)),
@@ -342,6 +350,7 @@ fn store_units(
             row,
         });
     }
+    let t1 = t0.elapsed();
     // New content chunks also get their super-features, so later packs can
     // ship similar chunks as deltas against them.
     let whole: Vec<bool> = todo
@@ -373,6 +382,7 @@ fn store_units(
             (i, codec::encode(data), sf)
         })
         .collect();
+    let t2 = t0.elapsed();
     let mut encoded = encoded.into_iter().peekable();
     let mut rows: HashMap<ChunkId, i64> = HashMap::new();
     let mut out = Vec::with_capacity(plan.len());
@@ -380,6 +390,10 @@ fn store_units(
         let (id, len, kind, row) = match step {
             Step::Meta(n, op) => {
                 out.push(Stored::Meta(n, op));
+                continue;
+            }
+            Step::File(path, size) => {
+                out.push(Stored::File(path, size));
                 continue;
             }
             Step::Chunk { id, len, kind, row } => (id, len, kind, row),
@@ -406,6 +420,7 @@ fn store_units(
             Kind::Part(n) => Stored::Whole(row, len, Op::Part, n),
         });
     }
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("lookup {t1:?} encode {:?} insert {:?}", t2 - t1, t0.elapsed() - t2); }
     Ok(out)
 }
 
@@ -456,6 +471,11 @@ impl Recipe {
     fn drain(&mut self, txn: &mut Txn<'_>) -> Result<()> {
         while let Some(front) = self.pending.front() {
             match *front {
+                Stored::File(..) => {
+                    if let Some(Stored::File(path, size)) = self.pending.pop_front() {
+                        txn.push_file(self.snap, self.seq, size, &path)?;
+                    }
+                }
                 Stored::Whole(row, len, op, out) => {
                     self.pending.pop_front();
                     self.piece(

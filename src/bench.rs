@@ -187,6 +187,7 @@ pub fn bench(
     progress.finish();
 
     let mut delta_pack = PathBuf::new();
+    let mut sent: Vec<ChunkId> = Vec::new();
     for (tar_split, deltas) in [(false, false), (true, false), (true, true)] {
         let tag = match (tar_split, deltas) {
             (false, _) => "plain",
@@ -214,7 +215,7 @@ pub fn bench(
             ..PackOptions::default()
         };
         let f = std::fs::File::create(&pack).ctx(|| format!("creating {}", pack.display()))?;
-        write_pack(&store, &opts, BufWriter::new(f), progress)?;
+        let report = write_pack(&store, &opts, BufWriter::new(f), progress)?;
         let made = secs(t);
         let bytes = std::fs::metadata(&pack).ctx(|| "pack".to_string())?.len();
         // The receiving side: holds OLD, unpacks the delta and rebuilds NEW.
@@ -244,6 +245,7 @@ pub fn bench(
         row(method, bytes, made, unpacked);
         if deltas {
             delta_pack = pack;
+            sent = report.1.sent;
         }
     }
 
@@ -263,15 +265,37 @@ pub fn bench(
     let mut by_layer: HashMap<u32, u64> = HashMap::new();
     let mut by_path: HashMap<u32, u64> = HashMap::new();
     let mut chunk_bytes = 0u64;
+    let mut position = 0usize;
     while let Some(rec) = reader
         .next_record()
         .map_err(|e| Error::pack(&delta_pack, e.to_string()))?
     {
-        let (id, n, delta) = match rec {
-            Record::Chunk(c) => (c.id, c.payload.len() as u64, false),
-            Record::Delta(d) => (d.id, d.payload.len() as u64, true),
+        // Each chunk with its share of the record's payload (a group's
+        // frame is shared out by decoded length).
+        let shares: Vec<(ChunkId, u64, bool)> = match rec {
+            Record::Chunk(c) => vec![(c.id, c.payload.len() as u64, false)],
+            Record::Delta(d) => vec![(d.id, d.payload.len() as u64, true)],
+            Record::Group(g) => {
+                let total = g.out_len().max(1);
+                let frame = g.payload.len() as u64;
+                let mut given = 0u64;
+                let mut out = Vec::with_capacity(g.lens.len());
+                for (k, &l) in g.lens.iter().enumerate() {
+                    let n = if k + 1 == g.lens.len() {
+                        frame - given
+                    } else {
+                        frame * l as u64 / total
+                    };
+                    given += n;
+                    let id = sent.get(position + k).copied().unwrap_or([0; 32]);
+                    out.push((id, n, true));
+                }
+                out
+            }
             Record::Snapshot(_) => continue,
         };
+        for (id, n, delta) in shares {
+        position += 1;
         chunk_bytes += n;
         if delta {
             breakdown.deltas += n;
@@ -295,6 +319,7 @@ pub fn bench(
             _ => path,
         };
         *by_path.entry(path).or_default() += n;
+        }
     }
     let pack_bytes = std::fs::metadata(&delta_pack)
         .ctx(|| "pack".to_string())?

@@ -141,6 +141,9 @@ pub enum Unit {
     /// A deflate part record (see [`crate::archive::gzip`]), re-creating
     /// `out` input bytes from the plain text that follows.
     Part(Chunk, u64),
+    /// The chunks that follow are the contents of the file at this path
+    /// (as its tar entry names it), of this size.
+    File(Vec<u8>, u64),
 }
 
 use crate::store::Op;
@@ -202,6 +205,7 @@ enum RawUnit {
     Header(Vec<u8>),
     Meta(u64, Op),
     Part(Vec<u8>, u64),
+    File(Vec<u8>, u64),
 }
 
 impl Batcher<'_> {
@@ -258,6 +262,11 @@ impl Batcher<'_> {
 }
 
 impl Sink for Batcher<'_> {
+    fn path(&mut self, path: &[u8], size: u64) {
+        self.flush_meta();
+        self.emit(RawUnit::File(path.to_vec(), size));
+    }
+
     fn meta(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
@@ -401,6 +410,7 @@ where
                         data,
                     }),
                     RawUnit::Meta(n, op) => Unit::Meta(n, op),
+                    RawUnit::File(path, size) => Unit::File(path, size),
                     RawUnit::Part(data, out) => Unit::Part(
                         Chunk {
                             id: *blake3::hash(&data).as_bytes(),

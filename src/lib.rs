@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod keys;
 pub mod pack;
 pub mod progress;
+pub mod samepath;
 pub mod similarity;
 pub mod store;
 pub mod transfer;

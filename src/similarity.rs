@@ -21,6 +21,8 @@ pub const MIN_LEN: usize = 256;
 const SAMPLE_MASK: u64 = 0xF << 59;
 /// zstd level of delta frames.
 const LEVEL: i32 = 9;
+/// Largest window a delta frame may need (base and output together).
+const WINDOW_LOG_MAX: u32 = 27;
 
 /// SplitMix64, for the fixed tables.
 const fn mix(mut z: u64) -> u64 {
@@ -81,10 +83,16 @@ pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
     Some(out)
 }
 
-/// `data` as a zstd frame that uses `base` as its reference prefix.
+/// `data` as a zstd frame that uses `base` as its reference prefix (which
+/// may be empty). The window covers both, so any part of the base can be
+/// matched.
 pub fn encode(base: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), LEVEL, base)
+    let level = std::env::var("FERRY_DL").ok().and_then(|v| v.parse().ok()).unwrap_or(LEVEL);
+    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, base)
         .expect("zstd context");
+    let span = (base.len() + data.len()).max(1 << 10) as u64;
+    let window = (64 - (span - 1).leading_zeros()).clamp(10, WINDOW_LOG_MAX);
+    e.window_log(window).expect("zstd parameter");
     e.include_checksum(false).expect("zstd parameter");
     e.include_contentsize(true).expect("zstd parameter");
     e.set_pledged_src_size(Some(data.len() as u64))
@@ -104,7 +112,7 @@ pub fn squeeze(data: &[u8]) -> Vec<u8> {
 pub fn decode(base: &[u8], payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
     let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, base)
         .map_err(|e| format!("delta frame cannot be read: {e}"))?;
-    d.window_log_max(27)
+    d.window_log_max(WINDOW_LOG_MAX)
         .map_err(|e| format!("delta frame cannot be read: {e}"))?;
     let mut out = Vec::with_capacity(len.min(1 << 20));
     (&mut d)

@@ -60,6 +60,9 @@ pub struct PackReport {
     /// (what the peer ledger records); not serialized.
     #[serde(skip)]
     pub receiver_chunks: Vec<i64>,
+    /// Ids of the chunks carried, in pack-table order; not serialized.
+    #[serde(skip)]
+    pub sent: Vec<ChunkId>,
     /// Counts and sizes of what was written, all volumes together.
     #[serde(flatten)]
     pub totals: PackTotals,
@@ -76,6 +79,8 @@ struct Plan {
     sends: Vec<ChunkEntry>,
     /// For each, chunks the receiver will hold that it likely resembles.
     similar: Vec<Vec<ChunkEntry>>,
+    /// Runs of sends that go as one group record, by first send index.
+    groups: HashMap<usize, PlanGroup>,
     /// Row id to place in the pack table / the base table.
     pack_index: HashMap<i64, u64>,
     base_index: HashMap<i64, u64>,
@@ -87,6 +92,92 @@ struct Plan {
     receiver: Vec<i64>,
 }
 
+/// How one send, or one group of sends, goes into the pack.
+enum Out {
+    Stored,
+    Squeezed(Vec<u8>),
+    Delta(Vec<u8>),
+    Group {
+        lens: Vec<u32>,
+        digest: [u8; 32],
+        refs: Vec<recipe::TableRef>,
+        frame: Vec<u8>,
+    },
+}
+
+impl Plan {
+    /// Sends in pack order as (first index, count): a group, or one send.
+    fn items(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            if i >= self.sends.len() {
+                return None;
+            }
+            let n = self.groups.get(&i).map_or(1, |g| g.n);
+            let item = (i, n);
+            i += n;
+            Some(item)
+        })
+    }
+
+    /// The bases of the group starting at send `i` (none when it is not one).
+    fn group_bases(&self, i: usize) -> &[ChunkEntry] {
+        self.groups.get(&i).map_or(&[], |g| &g.bases)
+    }
+
+    /// Chunks the receiver will hold, by their place in the pack or base table.
+    fn refs(&self, chunks: &[ChunkEntry]) -> Vec<recipe::TableRef> {
+        chunks
+            .iter()
+            .map(|b| match self.pack_index.get(&b.rowid) {
+                Some(&index) => recipe::TableRef {
+                    src: Src::Pack,
+                    index,
+                },
+                None => recipe::TableRef {
+                    src: Src::Base,
+                    index: self.base_index[&b.rowid],
+                },
+            })
+            .collect()
+    }
+}
+
+/// Consecutive sends (new contents of one file) encoded as one frame
+/// against the old version of the file.
+struct PlanGroup {
+    /// How many sends, from the group's first.
+    n: usize,
+    /// The old file's chunks, in order.
+    bases: Vec<ChunkEntry>,
+}
+
+/// A group being gathered while the new snapshot is walked.
+struct OpenGroup {
+    start: usize,
+    n: usize,
+    out: u64,
+    /// Which new file (its recipe row) and which old file.
+    file: u64,
+    old: usize,
+    /// The new file's bytes covered, and its size.
+    from: u64,
+    to: u64,
+    size: u64,
+}
+
+/// Decoded bytes a group record carries at most when the sender builds it.
+const GROUP_OUT: u64 = 4 << 20;
+
+/// The file the walk of a new snapshot is in.
+struct InFile {
+    seq: u64,
+    size: u64,
+    at: u64,
+    old: Option<usize>,
+}
+
+thread_local! { static T0: std::time::Instant = std::time::Instant::now(); }
 fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     if opts.snapshots.is_empty() {
         return Err(Error::Invalid("name at least one snapshot to pack".into()));
@@ -103,10 +194,26 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .collect::<Result<Vec<_>>>()?;
     // The receiver holds the bases: their chunks are left out, and pieces
     // name them by their index in the bases' chunk tables.
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@196 {:?}", T0.with(|t| t.elapsed())); }
     let summaries = bases
         .iter()
         .map(|b| store.recipe_summary(b.rowid))
         .collect::<Result<Vec<_>>>()?;
+    // Old versions of files, by path, for deltas against the same file.
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@201 {:?}", T0.with(|t| t.elapsed())); }
+    let old_files = if opts.no_deltas {
+        crate::samepath::BaseFiles::default()
+    } else {
+        crate::samepath::BaseFiles::load(store, &bases.iter().map(|b| b.rowid).collect::<Vec<_>>())?
+    };
+    let mut groups: HashMap<usize, PlanGroup> = HashMap::new();
+    let mut open: Option<OpenGroup> = None;
+    let close = |g: OpenGroup, groups: &mut HashMap<usize, PlanGroup>| {
+        let bases = old_files.window(g.old, g.from, g.to, g.size);
+        if !bases.is_empty() {
+            groups.insert(g.start, PlanGroup { n: g.n, bases });
+        }
+    };
     let mut base_index: HashMap<i64, u64> = HashMap::new();
     let mut n = 0u64;
     for sum in &summaries {
@@ -132,16 +239,57 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .flat_map(|s| s.order.iter().copied())
         .collect();
     let mut anchor: Option<i64> = None;
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@239 {:?}", T0.with(|t| t.elapsed())); }
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
         // Each piece and whether it takes its chunk whole.
         let mut pieces: Vec<(Piece, bool)> = Vec::with_capacity(s.entries as usize);
         let mut total = 0u64;
+        let files = if old_files.is_empty() {
+            Vec::new()
+        } else {
+            store.files(s.rowid)?
+        };
+        let mut next_file = 0usize;
+        let mut occurrences: HashMap<&[u8], usize> = HashMap::new();
+        let mut in_file: Option<InFile> = None;
+        let mut seq = 0u64;
         store.for_each_piece_batch(s.rowid, 4096, |batch| {
             for (p, c) in batch {
                 let whole = p.off == 0 && p.len == c.len;
                 pieces.push((*p, whole));
                 total += p.output();
+                if next_file < files.len() && files[next_file].seq == seq {
+                    let f = &files[next_file];
+                    let k = occurrences.entry(&f.path[..]).or_default();
+                    in_file = Some(InFile {
+                        seq,
+                        size: f.size,
+                        at: 0,
+                        old: old_files.find(&f.path, *k, f.size),
+                    });
+                    *k += 1;
+                    next_file += 1;
+                }
+                seq += 1;
+                // Where this piece sits in the current file's contents.
+                let file_at = match in_file.as_mut() {
+                    Some(f) if p.op != Op::Part => {
+                        if !whole {
+                            in_file = None;
+                            None
+                        } else {
+                            let at = f.at;
+                            f.at += p.len as u64;
+                            let here = (f.seq, at, f.size, f.old);
+                            if f.at >= f.size {
+                                in_file = None;
+                            }
+                            Some(here)
+                        }
+                    }
+                    _ => None,
+                };
                 if !seen.insert(c.rowid) {
                     if whole && base_index.contains_key(&c.rowid) {
                         anchor = Some(c.rowid);
@@ -162,6 +310,39 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                     if whole {
                         anchor = Some(c.rowid);
                     }
+                } else if let Some((file, at, size, Some(old))) = file_at {
+                    // New contents of a file whose old version the
+                    // receiver holds: gathered into a group against it.
+                    let len = c.len as u64;
+                    let extend = open.as_ref().is_some_and(|g| {
+                        g.file == file
+                            && g.start + g.n == sends.len()
+                            && g.out + len <= GROUP_OUT
+                            && g.n < crate::pack::format::MAX_GROUP_CHUNKS
+                    });
+                    if extend {
+                        let g = open.as_mut().expect("open group");
+                        g.n += 1;
+                        g.out += len;
+                        g.to = at + len;
+                    } else {
+                        if let Some(g) = open.take() {
+                            close(g, &mut groups);
+                        }
+                        open = Some(OpenGroup {
+                            start: sends.len(),
+                            n: 1,
+                            out: len,
+                            file,
+                            old,
+                            from: at,
+                            to: at + len,
+                            size,
+                        });
+                    }
+                    similar.push(Vec::new());
+                    pack_index.insert(c.rowid, sends.len() as u64);
+                    sends.push(*c);
                 } else {
                     let mut bases: Vec<ChunkEntry> = Vec::new();
                     if !opts.no_deltas && c.len as usize >= crate::similarity::MIN_LEN {
@@ -212,6 +393,9 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
             }
             Ok(())
         })?;
+        if let Some(g) = open.take() {
+            close(g, &mut groups);
+        }
         if total != s.size {
             return Err(Error::BadStore {
                 store: store.dir().to_path_buf(),
@@ -223,6 +407,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         }
         recipes.push(pieces);
     }
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@406 {:?}", T0.with(|t| t.elapsed())); }
     let records = snaps
         .iter()
         .zip(recipes)
@@ -264,6 +449,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     }
     receiver.sort_unstable();
     receiver.dedup();
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@447 {:?}", T0.with(|t| t.elapsed())); }
     let header = Header {
         algorithm: chunker::ALGORITHM.to_string(),
         params: store.params(),
@@ -288,6 +474,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         header,
         sends,
         similar,
+        groups,
         pack_index,
         base_index,
         records,
@@ -407,7 +594,9 @@ pub fn write_volumes<W: Write>(
 ) -> Result<(Vec<W>, PackReport)> {
     // One consistent view of the index for the whole pack.
     let _view = store.read_view()?;
+    let t0 = std::time::Instant::now();
     let plan = plan(store, opts)?;
+    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan {:?}", t0.elapsed()); }
     let signed = opts.sign.is_some();
     // Which chunks go in which volume.
     let snapshot_bytes: u64 = plan
@@ -434,8 +623,13 @@ pub fn write_volumes<W: Write>(
         };
         let mut used = base;
         let mut in_volume = 0u64;
-        for (i, c) in plan.sends.iter().enumerate() {
-            let rec = chunk_record_len(c.loc.clen);
+        // A group is never split across volumes: it goes as one record, or
+        // as plain records that are never larger.
+        for (i, n) in plan.items() {
+            let rec: u64 = plan.sends[i..i + n]
+                .iter()
+                .map(|c| chunk_record_len(c.loc.clen))
+                .sum();
             if base + rec > limit {
                 return Err(too_small(base + rec));
             }
@@ -486,21 +680,37 @@ pub fn write_volumes<W: Write>(
         }
         let out = open(v as u32 + 1, count)?;
         let mut w = PackWriter::new(out, &header).map_err(io_out)?;
-        for (at, batch) in (start..end)
-            .step_by(256)
-            .map(|i| (i, &plan.sends[i..(i + 256).min(end)]))
-        {
-            let similar = &plan.similar[at..at + batch.len()];
-            for (c, bases) in batch.iter().zip(similar) {
-                reader.ensure(c.loc)?;
-                for b in bases {
+        // Items (a send, or a group of sends) in batches encoded in parallel.
+        let items: Vec<(usize, usize)> = plan
+            .items()
+            .filter(|&(i, _)| i >= start && i < end)
+            .collect();
+        let mut batches: Vec<&[(usize, usize)]> = Vec::new();
+        let (mut from, mut chunks, mut bytes) = (0usize, 0usize, 0u64);
+        for (k, &(i, n)) in items.iter().enumerate() {
+            chunks += n;
+            bytes += plan.sends[i..i + n].iter().map(|c| c.len as u64).sum::<u64>();
+            if chunks >= 1024 || bytes >= 64 << 20 || k + 1 == items.len() {
+                batches.push(&items[from..=k]);
+                from = k + 1;
+                chunks = 0;
+                bytes = 0;
+            }
+        }
+        for batch in batches {
+            for &(i, n) in batch {
+                for c in &plan.sends[i..i + n] {
+                    reader.ensure(c.loc)?;
+                }
+                for b in plan.similar[i].iter().chain(plan.group_bases(i)) {
                     reader.ensure(b.loc)?;
                 }
             }
             // Check every chunk against its id before it leaves (in
             // parallel): a damaged store is caught here, not after the
             // air gap. Chunks with a similar base are delta-encoded against
-            // it, and kept as deltas when that is clearly smaller.
+            // it, and kept as deltas when that is clearly smaller; a group
+            // is kept when its record is smaller than its chunks' records.
             let reader_ref = &reader;
             let damaged = |c: &ChunkEntry| Error::BadStore {
                 store: store_dir.clone(),
@@ -510,68 +720,99 @@ pub fn write_volumes<W: Write>(
                     c.loc.file,
                 ),
             };
-            enum Out {
-                Stored,
-                Squeezed(Vec<u8>),
-                Delta(Vec<u8>),
-            }
-            let outs: Vec<Out> = batch
+            let decode = |c: &ChunkEntry| -> Result<Vec<u8>> {
+                let payload = reader_ref.get(&c.id, c.loc)?;
+                codec::decode(c.codec, payload, c.len as usize)
+                    .ok()
+                    .filter(|d| blake3::hash(d).as_bytes() == &c.id)
+                    .ok_or_else(|| damaged(c))
+            };
+            let single = |c: &ChunkEntry, bases: &[ChunkEntry]| -> Result<Out> {
+                let data = decode(c)?;
+                let clen = c.loc.clen as usize;
+                if !bases.is_empty() {
+                    let mut base = Vec::new();
+                    for b in bases {
+                        base.extend_from_slice(&decode(b)?);
+                    }
+                    let delta = crate::similarity::encode(&base, &data);
+                    if delta.len() + 31 < clen && delta.len() < clen / 10 * 9 {
+                        return Ok(Out::Delta(delta));
+                    }
+                }
+                // A delta pack is small: what goes whole is worth a
+                // stronger zstd level than the store's.
+                if squeeze && c.codec == codec::Codec::Zstd {
+                    let tight = crate::similarity::squeeze(&data);
+                    if tight.len() < clen {
+                        return Ok(Out::Squeezed(tight));
+                    }
+                }
+                Ok(Out::Stored)
+            };
+            let outs: Vec<Vec<Out>> = batch
                 .par_iter()
-                .zip(similar)
-                .map(|(c, bases)| -> Result<Out> {
-                    let decode = |c: &ChunkEntry| -> Result<Vec<u8>> {
-                        let payload = reader_ref.get(&c.id, c.loc)?;
-                        codec::decode(c.codec, payload, c.len as usize)
-                            .ok()
-                            .filter(|d| blake3::hash(d).as_bytes() == &c.id)
-                            .ok_or_else(|| damaged(c))
+                .map(|&(i, n)| -> Result<Vec<Out>> {
+                    let members = &plan.sends[i..i + n];
+                    let Some(g) = plan.groups.get(&i) else {
+                        return Ok(vec![single(&members[0], &plan.similar[i])?]);
                     };
-                    let data = decode(c)?;
-                    let clen = c.loc.clen as usize;
-                    if !bases.is_empty() {
-                        let mut base = Vec::new();
-                        for b in bases {
-                            base.extend_from_slice(&decode(b)?);
-                        }
-                        let delta = crate::similarity::encode(&base, &data);
-                        if delta.len() + 31 < clen && delta.len() < clen / 10 * 9 {
-                            return Ok(Out::Delta(delta));
-                        }
+                    let mut data = Vec::new();
+                    for c in members {
+                        data.extend_from_slice(&decode(c)?);
                     }
-                    // A delta pack is small: what goes whole is worth a
-                    // stronger zstd level than the store's.
-                    if squeeze && c.codec == codec::Codec::Zstd {
-                        let tight = crate::similarity::squeeze(&data);
-                        if tight.len() < clen {
-                            return Ok(Out::Squeezed(tight));
-                        }
+                    let mut base = Vec::new();
+                    for b in &g.bases {
+                        base.extend_from_slice(&decode(b)?);
                     }
-                    Ok(Out::Stored)
+                    let frame = crate::similarity::encode(&base, &data);
+                    if std::env::var_os("FERRY_T").is_some() { eprintln!("G {} {} {}", data.len(), base.len(), frame.len()); }
+                    let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
+                    let refs = plan.refs(&g.bases);
+                    let digest = *blake3::hash(&data).as_bytes();
+                    let record = crate::pack::group_record_len(&lens, &refs, frame.len());
+                    let plain: u64 = members.iter().map(|c| chunk_record_len(c.loc.clen)).sum();
+                    if record < plain {
+                        return Ok(vec![Out::Group {
+                            lens,
+                            digest,
+                            refs,
+                            frame,
+                        }]);
+                    }
+                    members.iter().map(|c| single(c, &[])).collect()
                 })
                 .collect::<Result<_>>()?;
-            for ((c, bases), out) in batch.iter().zip(similar).zip(outs) {
-                match out {
-                    Out::Delta(delta) => {
-                        let refs: Vec<recipe::TableRef> = bases
-                            .iter()
-                            .map(|b| match plan.pack_index.get(&b.rowid) {
-                                Some(&index) => recipe::TableRef {
-                                    src: Src::Pack,
-                                    index,
-                                },
-                                None => recipe::TableRef {
-                                    src: Src::Base,
-                                    index: plan.base_index[&b.rowid],
-                                },
-                            })
-                            .collect();
-                        w.delta(&c.id, c.len, &refs, &delta)
-                    }
-                    Out::Squeezed(payload) => w.chunk(&c.id, codec::Codec::Zstd, c.len, &payload),
-                    Out::Stored => w.chunk(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?),
+            for (&(i, n), outs) in batch.iter().zip(outs) {
+                let members = &plan.sends[i..i + n];
+                if let [Out::Group { .. }] = &outs[..] {
+                    let Some(Out::Group {
+                        lens,
+                        digest,
+                        refs,
+                        frame,
+                    }) = outs.into_iter().next()
+                    else {
+                        unreachable!()
+                    };
+                    w.group(&lens, &digest, &refs, &frame).map_err(io_out)?;
+                    progress.advance(lens.iter().map(|&l| l as u64).sum());
+                    continue;
                 }
-                .map_err(io_out)?;
-                progress.advance(c.len as u64);
+                for (c, out) in members.iter().zip(outs) {
+                    match out {
+                        Out::Delta(delta) => {
+                            w.delta(&c.id, c.len, &plan.refs(&plan.similar[i]), &delta)
+                        }
+                        Out::Squeezed(payload) => {
+                            w.chunk(&c.id, codec::Codec::Zstd, c.len, &payload)
+                        }
+                        Out::Stored => w.chunk(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?),
+                        Out::Group { .. } => unreachable!("a group is written whole"),
+                    }
+                    .map_err(io_out)?;
+                    progress.advance(c.len as u64);
+                }
             }
             reader.release();
         }
@@ -595,6 +836,7 @@ pub fn write_volumes<W: Write>(
         totals.pack_bytes += t.pack_bytes;
         totals.delta_chunks += t.delta_chunks;
         totals.delta_bytes += t.delta_bytes;
+        totals.groups += t.groups;
         outs.push(out);
     }
     progress.finish();
@@ -609,6 +851,7 @@ pub fn write_volumes<W: Write>(
             known_chunks: plan.known,
             volumes: count,
             receiver_chunks: plan.receiver,
+            sent: plan.sends.iter().map(|c| c.id).collect(),
             totals,
         },
     ))
@@ -788,6 +1031,7 @@ pub fn unpack<R: Read>(
             let mut records: Vec<SnapshotRecord> = Vec::new();
             let mut end = false;
             loop {
+                let mut group = None;
                 let rec = match reader.next_record().map_err(bad)? {
                     Some(Record::Chunk(c)) => {
                         pending.push(Incoming::Plain(c));
@@ -801,6 +1045,10 @@ pub fn unpack<R: Read>(
                         if pending.len() < VERIFY_BATCH {
                             continue;
                         }
+                        None
+                    }
+                    Some(Record::Group(g)) => {
+                        group = Some(g);
                         None
                     }
                     Some(Record::Snapshot(s)) => Some(s),
@@ -867,6 +1115,39 @@ pub fn unpack<R: Read>(
                     if since_checkpoint >= CHECKPOINT_BYTES && report.added.is_empty() && report.present.is_empty() {
                         txn.checkpoint()?;
                         since_checkpoint = 0;
+                    }
+                }
+                if let Some(g) = group {
+                    // After the records before it, so pack-table bases resolve.
+                    let tables = Tables {
+                        pack: if h.volume.is_some() { &[] } else { &pack_rows },
+                        base: &base_rows,
+                    };
+                    let bytes = apply_group(txn, &mut data, &g, &tables, label)?;
+                    let mut pieces = Vec::with_capacity(g.lens.len());
+                    let mut at = 0usize;
+                    for &l in &g.lens {
+                        pieces.push(&bytes[at..at + l as usize]);
+                        at += l as usize;
+                    }
+                    let ids: Vec<ChunkId> = pieces.par_iter().map(|p| *blake3::hash(p).as_bytes()).collect();
+                    for (p, id) in pieces.into_iter().zip(&ids) {
+                        report.chunks += 1;
+                        report.delta_chunks += 1;
+                        progress.advance(p.len() as u64);
+                        let row = match txn.chunk_rowid(id)? {
+                            Some(row) => row,
+                            None => {
+                                let (codec, payload) = codec::encode(p.to_vec());
+                                let row = txn.insert_chunk(id, codec, p.len() as u32, &payload)?;
+                                stored_here.insert(row, payload.len() as u64);
+                                report.new_chunks += 1;
+                                report.new_bytes += payload.len() as u64;
+                                since_checkpoint += payload.len() as u64;
+                                row
+                            }
+                        };
+                        pack_rows.push(row);
                     }
                 }
                 if let Some(s) = rec {
@@ -1038,6 +1319,74 @@ fn apply_delta(
             format!(
                 "pack is corrupt: delta chunk {} does not rebuild to its BLAKE3: copy it again from the source",
                 &crate::hex(&d.id)[..16]
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Rebuilds a group's chunks (concatenated) from its bases and checks
+/// them against the group's BLAKE3.
+fn apply_group(
+    txn: &mut crate::store::Txn<'_>,
+    data: &mut crate::store::data::DataReader,
+    g: &crate::pack::GroupRecord,
+    tables: &Tables<'_>,
+    label: &Path,
+) -> Result<Vec<u8>> {
+    txn.flush_data()?;
+    let what = || format!("delta group {}", &crate::hex(&g.digest)[..16]);
+    let mut base_bytes = Vec::new();
+    for b in &g.bases {
+        let table = match b.src {
+            Src::Pack => tables.pack,
+            Src::Base => tables.base,
+        };
+        let row = table.get(b.index as usize).copied().filter(|&r| r >= 0);
+        let base = match row {
+            Some(r) => txn.store().chunk_by_row(r)?,
+            None => None,
+        };
+        let Some(base) = base else {
+            return Err(Error::pack(
+                label,
+                format!(
+                    "pack sends {} against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
+                    what(),
+                    if b.src == Src::Pack { "pack" } else { "base" },
+                    b.index
+                ),
+            ));
+        };
+        if base_bytes.len() as u64 + base.len as u64 > crate::pack::format::MAX_GROUP_PREFIX {
+            return Err(Error::pack(
+                label,
+                format!("pack is corrupt: {} names more than 32 MiB of bases", what()),
+            ));
+        }
+        data.ensure(base.loc)?;
+        let payload = data.get(&base.id, base.loc)?;
+        let bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
+            Error::Integrity(format!(
+                "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
+                crate::hex(&base.id)
+            ))
+        })?;
+        base_bytes.extend_from_slice(&bytes);
+    }
+    let bytes = crate::similarity::decode(&base_bytes, &g.payload, g.out_len() as usize)
+        .map_err(|m| {
+            Error::pack(
+                label,
+                format!("pack is corrupt: {}: {m}: copy it again from the source", what()),
+            )
+        })?;
+    if blake3::hash(&bytes).as_bytes() != &g.digest {
+        return Err(Error::pack(
+            label,
+            format!(
+                "pack is corrupt: {} does not rebuild to its BLAKE3: copy it again from the source",
+                what()
             ),
         ));
     }

@@ -402,6 +402,10 @@ impl Sink for PartSink<'_> {
         self.flush();
         self.inner.meta(bytes);
     }
+    fn path(&mut self, path: &[u8], size: u64) {
+        self.flush();
+        self.inner.path(path, size);
+    }
     fn begin(&mut self, kind: Kind) {
         self.flush();
         self.inner.begin(kind);
@@ -435,6 +439,17 @@ pub(super) fn entry(
         Ok(h) => h,
         Err(read) => return whole(sink, Kind::Content, &[&read], r).map(|_| ()),
     };
+    // Only tars are worth re-creating, and analysing a deflate stream is
+    // slow: look at the first plain bytes (cheaply) before anything else.
+    let mut peek = vec![0u8; 64 << 10];
+    let got = split::read_full(r, &mut peek)?;
+    peek.truncate(got);
+    let mut probe = [0u8; 512];
+    let n = split::read_full(&mut flate2::read::DeflateDecoder::new(&peek[..]), &mut probe)
+        .unwrap_or(0);
+    if n < 512 || !split::is_tar_header(&probe) {
+        return whole(sink, Kind::Content, &[&head, &peek], r).map(|_| ());
+    }
     let config = PreflateConfig {
         max_chain_length: 4096,
         plain_text_limit: MAX_PLAIN,
@@ -443,7 +458,7 @@ pub(super) fn entry(
     let queue: Queue = Rc::default();
     let mut inf = Inflater {
         input: r,
-        pending: Vec::new(),
+        pending: peek,
         consumed: 0,
         eof: false,
         proc: PreflateStreamProcessor::new(&config),
@@ -456,7 +471,6 @@ pub(super) fn entry(
         queue: queue.clone(),
         probing: true,
     };
-    // Only tars are worth re-creating: look at the first part's plain text.
     let got = inf.next_part()?;
     if !got {
         // preflate cannot take it from the start. Still a tar? Then it is a

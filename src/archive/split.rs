@@ -23,6 +23,9 @@ pub enum Kind {
 pub trait Sink {
     /// Tar structure bytes (they go to the headers stream).
     fn meta(&mut self, bytes: &[u8]);
+    /// The next [`Kind::Content`] run is the file at `path` (as its tar
+    /// entry names it, inside whatever tar it was found) of `size` bytes.
+    fn path(&mut self, _path: &[u8], _size: u64) {}
     /// A file's contents (or a plain stream) begin.
     fn begin(&mut self, kind: Kind);
     /// Bytes of the current file or plain stream.
@@ -102,6 +105,12 @@ fn entry_size(block: &[u8]) -> Option<u64> {
 
 /// Parses a PAX extended header's records for `size`.
 fn pax_size(records: &[u8]) -> Option<u64> {
+    std::str::from_utf8(pax_field(records, b"size=")?).ok()?.parse().ok()
+}
+
+/// The value of the last PAX record starting with `key` (which ends in `=`).
+fn pax_field<'a>(records: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut found = None;
     let mut rest = records;
     while !rest.is_empty() {
         let space = rest.iter().position(|&b| b == b' ')?;
@@ -111,12 +120,12 @@ fn pax_size(records: &[u8]) -> Option<u64> {
         }
         let record = &rest[space + 1..len];
         let record = record.strip_suffix(b"\n").unwrap_or(record);
-        if let Some(v) = record.strip_prefix(b"size=") {
-            return std::str::from_utf8(v).ok()?.parse().ok();
+        if let Some(v) = record.strip_prefix(key) {
+            found = Some(v);
         }
         rest = &rest[len..];
     }
-    None
+    found
 }
 
 /// Splits `input` into `sink`: tar-aware when `tar_aware` and the input
@@ -190,6 +199,7 @@ fn tar_entries(
     inflated: bool,
 ) -> io::Result<()> {
     let mut next_size: Option<u64> = None;
+    let mut next_path: Option<Vec<u8>> = None;
     let mut block = [0u8; BLOCK];
     loop {
         let n = read_full(r, &mut block)?;
@@ -249,10 +259,19 @@ fn tar_entries(
                 })?;
                 if kind == b'x' || kind == b'X' {
                     next_size = pax_size(&records);
+                    next_path = pax_field(&records, b"path=").map(<[u8]>::to_vec);
+                } else if kind == b'L' {
+                    let end = records.iter().position(|&b| b == 0).unwrap_or(records.len());
+                    next_path = Some(records[..end].to_vec());
                 }
                 got
             }
-            _ => file(r, size, sink, depth, inflated)?,
+            _ => {
+                let path = next_path.take().unwrap_or_else(|| {
+                    tar::Header::from_byte_slice(&block).path_bytes().into_owned()
+                });
+                file(r, size, sink, depth, inflated, &path)?
+            }
         };
         if got < size {
             return Ok(()); // the input ended inside this entry
@@ -273,6 +292,7 @@ fn file(
     sink: &mut dyn Sink,
     depth: u32,
     inflated: bool,
+    path: &[u8],
 ) -> io::Result<u64> {
     if size == 0 {
         return Ok(0);
@@ -290,8 +310,10 @@ fn file(
         return Ok(counted.n);
     }
     // Compressed layers (OCI archives from skopeo, containerd's store):
-    // decompressed, split, and re-created from preflate data.
-    if depth < MAX_DEPTH && !inflated && n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
+    // decompressed, split, and re-created from preflate data. Only entries
+    // of the outer archive: a .tar.gz inside a layer is an image's file,
+    // rarely worth the (slow) deflate analysis.
+    if depth == 0 && !inflated && n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
         let mut counted = Counted {
             inner: (&head[..n]).chain(r.take(size - n as u64)),
             n: 0,
@@ -299,6 +321,7 @@ fn file(
         super::gzip::entry(&mut counted, sink, depth, size)?;
         return Ok(counted.n);
     }
+    sink.path(path, size);
     sink.begin(Kind::Content);
     sink.data(&head[..n]);
     let mut got = n as u64;

@@ -9,8 +9,8 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// (snapshot records with an encoding byte) and base recipe digests;
 /// version 3 added recipe ops (deflate re-creation of gzip'd layers),
 /// volumes, signatures and extra base chunks; version 4 added delta chunk
-/// records.
-pub const VERSION: u32 = 4;
+/// records; version 5 added delta group records.
+pub const VERSION: u32 = 5;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -26,6 +26,28 @@ pub const MAX_DELTA_BASES: usize = 4;
 /// Largest delta chunk record accepted (id, length, base ids, and a zstd
 /// frame of at most the chunker's maximum plus zstd's worst-case growth).
 pub const MAX_DELTA_RECORD: u32 = 37 + 10 * MAX_DELTA_BASES as u32 + (256 << 10) + (64 << 10);
+/// Record type: consecutive chunks (one file's new contents) as one zstd
+/// frame against a run of chunks the receiver holds (format 5).
+pub const REC_GROUP: u8 = 5;
+/// Most chunks one group carries.
+pub const MAX_GROUP_CHUNKS: usize = 4096;
+/// Most decoded bytes one group carries.
+pub const MAX_GROUP_OUT: u64 = 8 << 20;
+/// Most base runs one group names.
+pub const MAX_GROUP_RUNS: usize = 4096;
+/// Most reference chunks one group names (all runs together).
+pub const MAX_GROUP_BASES: u64 = 8192;
+/// Most reference bytes one group may use (checked by the receiver, which
+/// knows the bases' lengths).
+pub const MAX_GROUP_PREFIX: u64 = 32 << 20;
+/// Largest group record accepted: its lists, and a frame of at most
+/// [`MAX_GROUP_OUT`] plus zstd's worst-case growth.
+pub const MAX_GROUP_RECORD: u32 = (MAX_GROUP_CHUNKS as u32) * 5
+    + 32
+    + 10
+    + (MAX_GROUP_RUNS as u32) * 20
+    + (MAX_GROUP_OUT as u32)
+    + (256 << 10);
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).

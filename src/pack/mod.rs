@@ -122,6 +122,27 @@ pub struct DeltaRecord {
     pub payload: Vec<u8>,
 }
 
+/// Consecutive chunks carried as one zstd frame (format 5): the new
+/// contents of one file, compressed against the old version's chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Decoded length of each chunk, in order.
+    pub lens: Vec<u32>,
+    /// BLAKE3 of all of them, concatenated.
+    pub digest: [u8; 32],
+    /// The reference chunks, in order (possibly none).
+    pub bases: Vec<recipe::TableRef>,
+    /// The zstd frame.
+    pub payload: Vec<u8>,
+}
+
+impl GroupRecord {
+    /// Decoded bytes of all its chunks.
+    pub fn out_len(&self) -> u64 {
+        self.lens.iter().map(|&l| l as u64).sum()
+    }
+}
+
 /// A snapshot as carried in a pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
@@ -163,6 +184,8 @@ pub enum Record {
     Chunk(ChunkRecord),
     /// A chunk as a delta against another chunk (format 4).
     Delta(DeltaRecord),
+    /// Several chunks as one frame (format 5).
+    Group(GroupRecord),
     /// A snapshot.
     Snapshot(SnapshotRecord),
 }
@@ -184,6 +207,8 @@ pub struct PackTotals {
     pub delta_chunks: u64,
     /// Their payload bytes (counted in `chunk_bytes` too).
     pub delta_bytes: u64,
+    /// Group records (each carries several of the delta chunks).
+    pub groups: u64,
 }
 
 /// Writes a pack record by record; call [`PackWriter::finish`] to write the trailer.
@@ -277,6 +302,30 @@ impl<W: Write> PackWriter<W> {
         self.totals.raw_bytes += len as u64;
         self.totals.delta_chunks += 1;
         self.totals.delta_bytes += payload.len() as u64;
+        Ok(())
+    }
+
+    /// Writes consecutive chunks as one group record (format 5): `payload`
+    /// is a zstd frame of their bytes, concatenated, with the `bases`'
+    /// bytes as reference prefix (none: a plain frame).
+    pub fn group(
+        &mut self,
+        lens: &[u32],
+        digest: &[u8; 32],
+        bases: &[recipe::TableRef],
+        payload: &[u8],
+    ) -> io::Result<()> {
+        assert!((1..=MAX_GROUP_CHUNKS).contains(&lens.len()), "group size");
+        let head = group_head(lens, digest, bases);
+        self.record(REC_GROUP, &[&head, payload])?;
+        let n = lens.len() as u64;
+        let raw: u64 = lens.iter().map(|&l| l as u64).sum();
+        self.totals.chunks += n;
+        self.totals.chunk_bytes += payload.len() as u64;
+        self.totals.raw_bytes += raw;
+        self.totals.delta_chunks += n;
+        self.totals.delta_bytes += payload.len() as u64;
+        self.totals.groups += 1;
         Ok(())
     }
 
@@ -597,6 +646,7 @@ impl<R: Read> PackReader<R> {
             REC_HEADER => MAX_HEADER,
             REC_CHUNK => MAX_CHUNK_RECORD,
             REC_DELTA if self.version >= 4 => MAX_DELTA_RECORD,
+            REC_GROUP if self.version >= 5 => MAX_GROUP_RECORD,
             REC_SNAPSHOT => MAX_SNAPSHOT_RECORD,
             REC_TRAILER => TRAILER_LEN,
             other => return Err(corrupt(format!("unknown record type {other}"))),
@@ -695,6 +745,11 @@ impl<R: Read> PackReader<R> {
                     payload,
                 })))
             }
+            REC_GROUP => {
+                let g = decode_group(&payload, self.max_chunk_len).map_err(corrupt)?;
+                self.chunks += g.lens.len() as u64;
+                Ok(Some(Record::Group(g)))
+            }
             REC_SNAPSHOT => {
                 let s = decode_snapshot(&payload, self.version).map_err(corrupt)?;
                 self.snapshots += 1;
@@ -740,6 +795,95 @@ impl<R: Read> PackReader<R> {
             _ => Err(corrupt("a second header record".into())),
         }
     }
+}
+
+/// A group record's fields before its frame.
+fn group_head(lens: &[u32], digest: &[u8; 32], bases: &[recipe::TableRef]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(48 + 5 * lens.len() + 4 * bases.len());
+    recipe::put_varint(&mut head, lens.len() as u64);
+    for &l in lens {
+        recipe::put_varint(&mut head, l as u64);
+    }
+    head.extend_from_slice(digest);
+    // Bases as runs of consecutive indices in one table.
+    let mut runs: Vec<(recipe::TableRef, u64)> = Vec::new();
+    for b in bases {
+        match runs.last_mut() {
+            Some((start, n)) if start.src == b.src && start.index + *n == b.index => *n += 1,
+            _ => runs.push((*b, 1)),
+        }
+    }
+    assert!(runs.len() <= MAX_GROUP_RUNS, "group base runs");
+    recipe::put_varint(&mut head, runs.len() as u64);
+    for (start, n) in &runs {
+        recipe::put_varint(
+            &mut head,
+            start.index << 1 | (start.src == recipe::Src::Base) as u64,
+        );
+        recipe::put_varint(&mut head, *n);
+    }
+    head
+}
+
+/// Bytes of a group record (framing included) with a frame of `frame` bytes.
+pub fn group_record_len(lens: &[u32], bases: &[recipe::TableRef], frame: usize) -> u64 {
+    5 + group_head(lens, &[0; 32], bases).len() as u64 + frame as u64
+}
+
+/// Decodes a group record's payload, checking every count and length.
+pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, String> {
+    let mut d = Dec::new(buf);
+    let n = d.varint("group chunk count")?;
+    if n == 0 || n > MAX_GROUP_CHUNKS as u64 {
+        return Err(format!("group of {n} chunks"));
+    }
+    let mut lens = Vec::with_capacity(n as usize);
+    let mut out = 0u64;
+    for _ in 0..n {
+        let l = d.varint("group chunk length")?;
+        if l == 0 || l > max_chunk_len as u64 {
+            return Err(format!("group chunk length {l} outside 1..={max_chunk_len}"));
+        }
+        out += l;
+        lens.push(l as u32);
+    }
+    if out > MAX_GROUP_OUT {
+        return Err(format!("group of {out} bytes (at most {MAX_GROUP_OUT})"));
+    }
+    let digest = d.id("group digest")?;
+    let runs = d.varint("group base runs")?;
+    if runs > MAX_GROUP_RUNS as u64 {
+        return Err(format!("group names {runs} base runs"));
+    }
+    let mut bases = Vec::new();
+    for _ in 0..runs {
+        let v = d.varint("group base")?;
+        let count = d.varint("group base run")?;
+        if v >> 1 >= recipe::MAX_INDEX || count == 0 || count > MAX_GROUP_BASES {
+            return Err("group base run out of range".into());
+        }
+        if bases.len() as u64 + count > MAX_GROUP_BASES {
+            return Err(format!("group names more than {MAX_GROUP_BASES} bases"));
+        }
+        let src = if v & 1 == 1 {
+            recipe::Src::Base
+        } else {
+            recipe::Src::Pack
+        };
+        for i in 0..count {
+            bases.push(recipe::TableRef {
+                src,
+                index: (v >> 1) + i,
+            });
+        }
+    }
+    let at = buf.len() - d.remaining();
+    Ok(GroupRecord {
+        lens,
+        digest,
+        bases,
+        payload: buf[at..].to_vec(),
+    })
 }
 
 fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {

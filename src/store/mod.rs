@@ -118,7 +118,25 @@ CREATE TABLE IF NOT EXISTS trusted_keys (
     comment  TEXT    NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    snapshot INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    path     BLOB    NOT NULL,
+    PRIMARY KEY (snapshot, seq)
+) WITHOUT ROWID;
 ";
+
+/// A file split out of a snapshot's tars (see [`Store::files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Recipe row where its contents start.
+    pub seq: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its path, as its tar entry names it.
+    pub path: Vec<u8>,
+}
 
 /// A snapshot as listed by `ferry ls`.
 #[derive(Debug, Clone, Serialize)]
@@ -242,6 +260,7 @@ pub struct Store {
     has_ops: bool,
     /// The index has the `features` table (written by this ferry).
     has_features: bool,
+    has_files: bool,
     _lock: Option<File>,
 }
 
@@ -371,7 +390,16 @@ impl Store {
             )
             .optional()?
             .is_some();
+        let has_files = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
         Ok(Store {
+            has_files,
             dir: dir.to_path_buf(),
             conn,
             params,
@@ -687,6 +715,26 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The files of a snapshot that `add` split out of tars, in recipe
+    /// order: the recipe row where each one's contents start, its size and
+    /// its path (empty for a snapshot that came in a pack).
+    pub fn files(&self, snapshot: i64) -> Result<Vec<FileEntry>> {
+        if !self.has_files {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, size, path FROM files WHERE snapshot = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([snapshot], |r| {
+            Ok(FileEntry {
+                seq: r.get(0)?,
+                size: r.get(1)?,
+                path: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// A chunk's index entry by row id.
     pub fn chunk_by_row(&self, rowid: i64) -> Result<Option<ChunkEntry>> {
         let mut stmt = self.conn.prepare_cached(
@@ -874,6 +922,16 @@ impl Txn<'_> {
         Ok(self.store.conn.last_insert_rowid())
     }
 
+    /// Records that the file at `path`, `size` bytes, starts at recipe row
+    /// `seq` of the snapshot.
+    pub fn push_file(&mut self, snapshot: i64, seq: u64, size: u64, path: &[u8]) -> Result<()> {
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT OR REPLACE INTO files (snapshot, seq, size, path) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        stmt.execute(params![snapshot, seq, size, path])?;
+        Ok(())
+    }
+
     /// Appends one recipe row.
     pub fn push_piece(&mut self, snapshot: i64, seq: u64, piece: Piece) -> Result<()> {
         let mut stmt = self.store.conn.prepare_cached(
@@ -928,6 +986,9 @@ impl Txn<'_> {
         self.store
             .conn
             .execute("DELETE FROM recipe WHERE snapshot = ?1", [snapshot])?;
+        self.store
+            .conn
+            .execute("DELETE FROM files WHERE snapshot = ?1", [snapshot])?;
         self.store
             .conn
             .execute("DELETE FROM snapshots WHERE rowid = ?1", [snapshot])?;

@@ -1,0 +1,186 @@
+//! Same-path bases: the old version of a file, found by its path in the
+//! base snapshots. A bumped package rewrites its files in place (often
+//! under a directory whose name carries the version, such as
+//! `numpy-2.1.0.dist-info` -> `numpy-2.1.1.dist-info`), so the file at the
+//! same path, modulo version numbers, is the best reference for a delta.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::store::{ChunkEntry, Op, Store};
+
+/// A file's contents in a base snapshot: its chunks in order.
+#[derive(Debug, Clone)]
+pub struct OldFile {
+    /// Its size.
+    pub size: u64,
+    /// Its content chunks, in order.
+    pub chunks: Vec<ChunkEntry>,
+}
+
+/// The files of the base snapshots, by path.
+#[derive(Default)]
+pub struct BaseFiles {
+    files: Vec<OldFile>,
+    /// Exact path -> files with it, in stream order (a path may appear in
+    /// several layers).
+    exact: HashMap<Vec<u8>, Vec<usize>>,
+    /// Path with version numbers blanked -> files.
+    loose: HashMap<Vec<u8>, Vec<usize>>,
+}
+
+/// Reference bytes a group may use at most; a larger old file contributes
+/// the window around the part that changed.
+pub const PREFIX_CAP: u64 = 16 << 20;
+
+impl BaseFiles {
+    /// Reads the files of the snapshots (row ids) from the index. Snapshots
+    /// that came in a pack carry no file list and contribute nothing.
+    pub fn load(store: &Store, snapshots: &[i64]) -> Result<BaseFiles> {
+        let mut out = BaseFiles::default();
+        for &snap in snapshots {
+            let files = store.files(snap)?;
+            if files.is_empty() {
+                continue;
+            }
+            let first = out.files.len();
+            let mut next = 0usize;
+            let mut open: Option<(usize, u64)> = None; // file index, bytes left
+            let mut seq = 0u64;
+            store.for_each_piece_batch(snap, 4096, |batch| {
+                for (p, c) in batch {
+                    if next < files.len() && files[next].seq == seq {
+                        out.files.push(OldFile {
+                            size: files[next].size,
+                            chunks: Vec::new(),
+                        });
+                        open = Some((out.files.len() - 1, files[next].size));
+                        next += 1;
+                    }
+                    seq += 1;
+                    let Some((f, left)) = open.as_mut() else {
+                        continue;
+                    };
+                    if p.op == Op::Part {
+                        continue;
+                    }
+                    if p.off != 0 || p.len != c.len {
+                        // A header slice: the file ended early (not expected).
+                        open = None;
+                        continue;
+                    }
+                    out.files[*f].chunks.push(*c);
+                    *left = left.saturating_sub(p.len as u64);
+                    if *left == 0 {
+                        open = None;
+                    }
+                }
+                Ok(())
+            })?;
+            for (i, f) in files.iter().enumerate().take(out.files.len() - first) {
+                let idx = first + i;
+                out.exact.entry(f.path.clone()).or_default().push(idx);
+                out.loose.entry(loosen(&f.path)).or_default().push(idx);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when no base has a file list.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The old version of the `occurrence`-th file at `path` in the new
+    /// snapshot: the same occurrence of the same path, else of the path
+    /// with version numbers blanked (the one closest in size when several
+    /// match and occurrences do not line up).
+    pub fn find(&self, path: &[u8], occurrence: usize, size: u64) -> Option<usize> {
+        let pick = |list: &Vec<usize>| -> Option<usize> {
+            if let Some(&i) = list.get(occurrence) {
+                return Some(i);
+            }
+            list.iter()
+                .copied()
+                .min_by_key(|&i| self.files[i].size.abs_diff(size))
+        };
+        let found = match self.exact.get(path) {
+            Some(list) => pick(list),
+            None => self.loose.get(&loosen(path)).and_then(pick),
+        };
+        found.filter(|&i| !self.files[i].chunks.is_empty())
+    }
+
+    /// The old file's chunks to use as reference for the new bytes
+    /// `from..to` of a file of `new_size` bytes: all of them when the old
+    /// file fits in [`PREFIX_CAP`], else those around the same relative
+    /// position.
+    pub fn window(&self, file: usize, from: u64, to: u64, new_size: u64) -> Vec<ChunkEntry> {
+        let old = &self.files[file];
+        if old.size <= PREFIX_CAP {
+            return old.chunks.clone();
+        }
+        let mid = (from + to) / 2;
+        let centre = (mid as u128 * old.size as u128 / new_size.max(1) as u128) as u64;
+        let lo = centre
+            .saturating_sub(PREFIX_CAP / 2)
+            .min(old.size - PREFIX_CAP);
+        let hi = lo + PREFIX_CAP;
+        let (mut at, mut taken) = (0u64, 0u64);
+        let mut out = Vec::new();
+        for c in &old.chunks {
+            let end = at + c.len as u64;
+            if end > lo && at < hi {
+                if taken + c.len as u64 > PREFIX_CAP {
+                    break;
+                }
+                taken += c.len as u64;
+                out.push(*c);
+            }
+            at = end;
+        }
+        out
+    }
+}
+
+/// `path` with every run of digits (and the dots between them) replaced by
+/// `#`: `numpy-2.1.0.dist-info/RECORD` -> `numpy-#.dist-info/RECORD`.
+pub fn loosen(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i].is_ascii_digit() {
+            while i < path.len()
+                && (path[i].is_ascii_digit()
+                    || (path[i] == b'.' && path.get(i + 1).is_some_and(u8::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            out.push(b'#');
+        } else {
+            out.push(path[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loosen;
+
+    #[test]
+    fn version_numbers_are_blanked() {
+        assert_eq!(
+            loosen(b"site/numpy-2.1.0.dist-info/RECORD"),
+            b"site/numpy-#.dist-info/RECORD"
+        );
+        assert_eq!(
+            loosen(b"site/numpy-2.1.1.dist-info/RECORD"),
+            loosen(b"site/numpy-2.1.0.dist-info/RECORD")
+        );
+        assert_eq!(loosen(b"lib/libssl.so.3"), b"lib/libssl.so.#");
+        assert_ne!(loosen(b"a/x.py"), loosen(b"a/y.py"));
+        assert_eq!(loosen(b"v10.2.tar"), b"v#.tar");
+    }
+}
