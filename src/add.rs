@@ -318,7 +318,6 @@ fn store_units(
         Header,
         Part(u64),
     }
-    let t0 = std::time::Instant::now();
     let mut plan: Vec<Step> = Vec::with_capacity(units.len());
     let mut todo: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
@@ -350,7 +349,6 @@ fn store_units(
             row,
         });
     }
-    let t1 = t0.elapsed();
     // New content chunks also get their super-features, so later packs can
     // ship similar chunks as deltas against them.
     let whole: Vec<bool> = todo
@@ -382,7 +380,6 @@ fn store_units(
             (i, codec::encode(data), sf)
         })
         .collect();
-    let t2 = t0.elapsed();
     let mut encoded = encoded.into_iter().peekable();
     let mut rows: HashMap<ChunkId, i64> = HashMap::new();
     let mut out = Vec::with_capacity(plan.len());
@@ -420,7 +417,6 @@ fn store_units(
             Kind::Part(n) => Stored::Whole(row, len, Op::Part, n),
         });
     }
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("lookup {t1:?} encode {:?} insert {:?}", t2 - t1, t0.elapsed() - t2); }
     Ok(out)
 }
 

@@ -295,30 +295,30 @@ pub fn bench(
             Record::Snapshot(_) => continue,
         };
         for (id, n, delta) in shares {
-        position += 1;
-        chunk_bytes += n;
-        if delta {
-            breakdown.deltas += n;
-            breakdown.delta_chunks += 1;
-        }
-        let Some(&(class, layer, path)) = classes.map.get(&id) else {
-            breakdown.raw += n;
-            continue;
-        };
-        match class {
-            _ if delta => {}
-            Class::Content => breakdown.contents += n,
-            Class::Raw => breakdown.raw += n,
-            Class::Header => breakdown.headers += n,
-            Class::Part => breakdown.deflate += n,
-        }
-        *by_layer.entry(layer).or_default() += n;
-        let path = match class {
-            Class::Header => classes.intern("(tar headers)"),
-            Class::Part => classes.intern("(deflate re-creation data)"),
-            _ => path,
-        };
-        *by_path.entry(path).or_default() += n;
+            position += 1;
+            chunk_bytes += n;
+            if delta {
+                breakdown.deltas += n;
+                breakdown.delta_chunks += 1;
+            }
+            let Some(&(class, layer, path)) = classes.map.get(&id) else {
+                breakdown.raw += n;
+                continue;
+            };
+            match class {
+                _ if delta => {}
+                Class::Content => breakdown.contents += n,
+                Class::Raw => breakdown.raw += n,
+                Class::Header => breakdown.headers += n,
+                Class::Part => breakdown.deflate += n,
+            }
+            *by_layer.entry(layer).or_default() += n;
+            let path = match class {
+                Class::Header => classes.intern("(tar headers)"),
+                Class::Part => classes.intern("(deflate re-creation data)"),
+                _ => path,
+            };
+            *by_path.entry(path).or_default() += n;
         }
     }
     let pack_bytes = std::fs::metadata(&delta_pack)

@@ -393,40 +393,52 @@ where
             drop(tx);
             (source, stats, result)
         });
+        // Hashing runs on its own stage, so the next batch is hashed while
+        // the consumer stores this one.
+        let (htx, hrx) = mpsc::sync_channel::<Vec<Unit>>(1);
+        let hasher = scope.spawn(move || {
+            for batch in rx.iter() {
+                let units: Vec<Unit> = batch
+                    .into_par_iter()
+                    .map(|u| match u {
+                        RawUnit::Chunk(data, op) => Unit::Chunk(
+                            Chunk {
+                                id: *blake3::hash(&data).as_bytes(),
+                                data,
+                            },
+                            op,
+                        ),
+                        RawUnit::Header(data) => Unit::Header(Chunk {
+                            id: *blake3::hash(&data).as_bytes(),
+                            data,
+                        }),
+                        RawUnit::Meta(n, op) => Unit::Meta(n, op),
+                        RawUnit::File(path, size) => Unit::File(path, size),
+                        RawUnit::Part(data, out) => Unit::Part(
+                            Chunk {
+                                id: *blake3::hash(&data).as_bytes(),
+                                data,
+                            },
+                            out,
+                        ),
+                    })
+                    .collect();
+                if htx.send(units).is_err() {
+                    // The consumer stopped; dropping `rx` stops the reader.
+                    break;
+                }
+            }
+        });
         let mut outcome = Ok(());
-        for batch in rx.iter() {
-            let units: Vec<Unit> = batch
-                .into_par_iter()
-                .map(|u| match u {
-                    RawUnit::Chunk(data, op) => Unit::Chunk(
-                        Chunk {
-                            id: *blake3::hash(&data).as_bytes(),
-                            data,
-                        },
-                        op,
-                    ),
-                    RawUnit::Header(data) => Unit::Header(Chunk {
-                        id: *blake3::hash(&data).as_bytes(),
-                        data,
-                    }),
-                    RawUnit::Meta(n, op) => Unit::Meta(n, op),
-                    RawUnit::File(path, size) => Unit::File(path, size),
-                    RawUnit::Part(data, out) => Unit::Part(
-                        Chunk {
-                            id: *blake3::hash(&data).as_bytes(),
-                            data,
-                        },
-                        out,
-                    ),
-                })
-                .collect();
+        for units in hrx.iter() {
             if let Err(e) = each(units) {
                 outcome = Err(e);
                 break;
             }
         }
-        // Dropping the receiver unblocks a reader still trying to send.
-        drop(rx);
+        // Dropping the receiver unblocks the stages still trying to send.
+        drop(hrx);
+        hasher.join().expect("hashing thread panicked");
         let (source, stats, read) = reader.join().expect("chunker thread panicked");
         outcome?;
         read.map_err(|e| Error::io("reading input", e))?;

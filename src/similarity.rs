@@ -17,9 +17,11 @@ const FEATURES_PER_SUPER: usize = 2;
 const FEATURES: usize = SUPER_FEATURES * FEATURES_PER_SUPER;
 /// Chunks smaller than this get no features (too small to be worth a delta).
 pub const MIN_LEN: usize = 256;
-/// A sample is taken where the rolling hash has these bits clear (1 in 16).
-const SAMPLE_MASK: u64 = 0xF << 59;
-/// zstd level of delta frames.
+/// A sample is taken where the rolling hash has these bits clear (1 in 64).
+const SAMPLE_MASK: u64 = 0x3F << 58;
+/// zstd level of delta frames (with the double-fast strategy).
+const DELTA_LEVEL: i32 = 6;
+/// zstd level of whole chunks in delta packs.
 const LEVEL: i32 = 9;
 /// Largest window a delta frame may need (base and output together).
 const WINDOW_LOG_MAX: u32 = 27;
@@ -87,12 +89,18 @@ pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
 /// may be empty). The window covers both, so any part of the base can be
 /// matched.
 pub fn encode(base: &[u8], data: &[u8]) -> Vec<u8> {
-    let level = std::env::var("FERRY_DL").ok().and_then(|v| v.parse().ok()).unwrap_or(LEVEL);
-    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, base)
+    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), DELTA_LEVEL, base)
         .expect("zstd context");
     let span = (base.len() + data.len()).max(1 << 10) as u64;
     let window = (64 - (span - 1).leading_zeros()).clamp(10, WINDOW_LOG_MAX);
     e.window_log(window).expect("zstd parameter");
+    // Double-fast matching with level-6 tables: the prefix is indexed
+    // much faster than by the lazy strategies level 6 would pick, for
+    // nearly the same size.
+    e.set_parameter(zstd::stream::raw::CParameter::Strategy(
+        zstd::zstd_safe::Strategy::ZSTD_dfast,
+    ))
+    .expect("zstd parameter");
     e.include_checksum(false).expect("zstd parameter");
     e.include_contentsize(true).expect("zstd parameter");
     e.set_pledged_src_size(Some(data.len() as u64))

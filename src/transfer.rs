@@ -177,7 +177,6 @@ struct InFile {
     old: Option<usize>,
 }
 
-thread_local! { static T0: std::time::Instant = std::time::Instant::now(); }
 fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     if opts.snapshots.is_empty() {
         return Err(Error::Invalid("name at least one snapshot to pack".into()));
@@ -194,13 +193,11 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .collect::<Result<Vec<_>>>()?;
     // The receiver holds the bases: their chunks are left out, and pieces
     // name them by their index in the bases' chunk tables.
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@196 {:?}", T0.with(|t| t.elapsed())); }
     let summaries = bases
         .iter()
         .map(|b| store.recipe_summary(b.rowid))
         .collect::<Result<Vec<_>>>()?;
     // Old versions of files, by path, for deltas against the same file.
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@201 {:?}", T0.with(|t| t.elapsed())); }
     let old_files = if opts.no_deltas {
         crate::samepath::BaseFiles::default()
     } else {
@@ -239,7 +236,6 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .flat_map(|s| s.order.iter().copied())
         .collect();
     let mut anchor: Option<i64> = None;
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@239 {:?}", T0.with(|t| t.elapsed())); }
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
         // Each piece and whether it takes its chunk whole.
@@ -407,7 +403,6 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         }
         recipes.push(pieces);
     }
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@406 {:?}", T0.with(|t| t.elapsed())); }
     let records = snaps
         .iter()
         .zip(recipes)
@@ -449,7 +444,6 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     }
     receiver.sort_unstable();
     receiver.dedup();
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan@447 {:?}", T0.with(|t| t.elapsed())); }
     let header = Header {
         algorithm: chunker::ALGORITHM.to_string(),
         params: store.params(),
@@ -594,9 +588,7 @@ pub fn write_volumes<W: Write>(
 ) -> Result<(Vec<W>, PackReport)> {
     // One consistent view of the index for the whole pack.
     let _view = store.read_view()?;
-    let t0 = std::time::Instant::now();
     let plan = plan(store, opts)?;
-    if std::env::var_os("FERRY_T").is_some() { eprintln!("plan {:?}", t0.elapsed()); }
     let signed = opts.sign.is_some();
     // Which chunks go in which volume.
     let snapshot_bytes: u64 = plan
@@ -689,7 +681,10 @@ pub fn write_volumes<W: Write>(
         let (mut from, mut chunks, mut bytes) = (0usize, 0usize, 0u64);
         for (k, &(i, n)) in items.iter().enumerate() {
             chunks += n;
-            bytes += plan.sends[i..i + n].iter().map(|c| c.len as u64).sum::<u64>();
+            bytes += plan.sends[i..i + n]
+                .iter()
+                .map(|c| c.len as u64)
+                .sum::<u64>();
             if chunks >= 1024 || bytes >= 64 << 20 || k + 1 == items.len() {
                 batches.push(&items[from..=k]);
                 from = k + 1;
@@ -750,39 +745,57 @@ pub fn write_volumes<W: Write>(
                 }
                 Ok(Out::Stored)
             };
-            let outs: Vec<Vec<Out>> = batch
+            // Costliest items first, one task each, so no core idles at
+            // the end of the batch behind one large group.
+            let cost = |&(i, n): &(usize, usize)| -> u64 {
+                let own: u64 = plan.sends[i..i + n].iter().map(|c| c.len as u64).sum();
+                let base: u64 = plan.similar[i]
+                    .iter()
+                    .chain(plan.group_bases(i))
+                    .map(|c| c.len as u64)
+                    .sum();
+                own + base
+            };
+            let mut order: Vec<usize> = (0..batch.len()).collect();
+            order.sort_by_key(|&k| std::cmp::Reverse(cost(&batch[k])));
+            let encode_item = |(i, n): (usize, usize)| -> Result<Vec<Out>> {
+                let members = &plan.sends[i..i + n];
+                let Some(g) = plan.groups.get(&i) else {
+                    return Ok(vec![single(&members[0], &plan.similar[i])?]);
+                };
+                let mut data = Vec::new();
+                for c in members {
+                    data.extend_from_slice(&decode(c)?);
+                }
+                let mut base = Vec::new();
+                for b in &g.bases {
+                    base.extend_from_slice(&decode(b)?);
+                }
+                let frame = crate::similarity::encode(&base, &data);
+                let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
+                let refs = plan.refs(&g.bases);
+                let digest = *blake3::hash(&data).as_bytes();
+                let record = crate::pack::group_record_len(&lens, &refs, frame.len());
+                let plain: u64 = members.iter().map(|c| chunk_record_len(c.loc.clen)).sum();
+                if record < plain {
+                    return Ok(vec![Out::Group {
+                        lens,
+                        digest,
+                        refs,
+                        frame,
+                    }]);
+                }
+                members.iter().map(|c| single(c, &[])).collect()
+            };
+            let encoded: Vec<(usize, Vec<Out>)> = order
                 .par_iter()
-                .map(|&(i, n)| -> Result<Vec<Out>> {
-                    let members = &plan.sends[i..i + n];
-                    let Some(g) = plan.groups.get(&i) else {
-                        return Ok(vec![single(&members[0], &plan.similar[i])?]);
-                    };
-                    let mut data = Vec::new();
-                    for c in members {
-                        data.extend_from_slice(&decode(c)?);
-                    }
-                    let mut base = Vec::new();
-                    for b in &g.bases {
-                        base.extend_from_slice(&decode(b)?);
-                    }
-                    let frame = crate::similarity::encode(&base, &data);
-                    if std::env::var_os("FERRY_T").is_some() { eprintln!("G {} {} {}", data.len(), base.len(), frame.len()); }
-                    let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
-                    let refs = plan.refs(&g.bases);
-                    let digest = *blake3::hash(&data).as_bytes();
-                    let record = crate::pack::group_record_len(&lens, &refs, frame.len());
-                    let plain: u64 = members.iter().map(|c| chunk_record_len(c.loc.clen)).sum();
-                    if record < plain {
-                        return Ok(vec![Out::Group {
-                            lens,
-                            digest,
-                            refs,
-                            frame,
-                        }]);
-                    }
-                    members.iter().map(|c| single(c, &[])).collect()
-                })
+                .with_max_len(1)
+                .map(|&k| encode_item(batch[k]).map(|outs| (k, outs)))
                 .collect::<Result<_>>()?;
+            let mut outs: Vec<Vec<Out>> = (0..batch.len()).map(|_| Vec::new()).collect();
+            for (k, o) in encoded {
+                outs[k] = o;
+            }
             for (&(i, n), outs) in batch.iter().zip(outs) {
                 let members = &plan.sends[i..i + n];
                 if let [Out::Group { .. }] = &outs[..] {
@@ -1361,7 +1374,10 @@ fn apply_group(
         if base_bytes.len() as u64 + base.len as u64 > crate::pack::format::MAX_GROUP_PREFIX {
             return Err(Error::pack(
                 label,
-                format!("pack is corrupt: {} names more than 32 MiB of bases", what()),
+                format!(
+                    "pack is corrupt: {} names more than 32 MiB of bases",
+                    what()
+                ),
             ));
         }
         data.ensure(base.loc)?;
@@ -1374,11 +1390,14 @@ fn apply_group(
         })?;
         base_bytes.extend_from_slice(&bytes);
     }
-    let bytes = crate::similarity::decode(&base_bytes, &g.payload, g.out_len() as usize)
-        .map_err(|m| {
+    let bytes =
+        crate::similarity::decode(&base_bytes, &g.payload, g.out_len() as usize).map_err(|m| {
             Error::pack(
                 label,
-                format!("pack is corrupt: {}: {m}: copy it again from the source", what()),
+                format!(
+                    "pack is corrupt: {}: {m}: copy it again from the source",
+                    what()
+                ),
             )
         })?;
     if blake3::hash(&bytes).as_bytes() != &g.digest {

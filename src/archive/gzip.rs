@@ -445,8 +445,11 @@ pub(super) fn entry(
     let got = split::read_full(r, &mut peek)?;
     peek.truncate(got);
     let mut probe = [0u8; 512];
-    let n = split::read_full(&mut flate2::read::DeflateDecoder::new(&peek[..]), &mut probe)
-        .unwrap_or(0);
+    let n = split::read_full(
+        &mut flate2::read::DeflateDecoder::new(&peek[..]),
+        &mut probe,
+    )
+    .unwrap_or(0);
     if n < 512 || !split::is_tar_header(&probe) {
         return whole(sink, Kind::Content, &[&head, &peek], r).map(|_| ());
     }

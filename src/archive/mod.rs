@@ -140,11 +140,69 @@ enum State {
     Done,
 }
 
+/// Hashes a stream on its own thread, so hashing does not slow the
+/// thread that reads (and splits) it: bytes are staged in 1 MiB buffers.
+struct StreamHash {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<blake3::Hasher>>,
+}
+
+const STAGE: usize = 1 << 20;
+
+impl StreamHash {
+    fn new() -> StreamHash {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for buf in rx {
+                hasher.update(&buf);
+            }
+            hasher
+        });
+        StreamHash {
+            buf: Vec::with_capacity(STAGE),
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = (STAGE - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == STAGE {
+                self.send();
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(STAGE));
+        if let Some(tx) = &self.tx {
+            tx.send(full).expect("hashing thread alive");
+        }
+    }
+
+    fn finalize(mut self) -> blake3::Hash {
+        self.send();
+        drop(self.tx.take());
+        let hasher = self
+            .thread
+            .take()
+            .expect("hashing thread")
+            .join()
+            .expect("hashing thread panicked");
+        hasher.finalize()
+    }
+}
+
 /// A reader that passes bytes through unchanged, hashing the stream and
 /// following tar headers as they go by.
 pub struct Watch<R> {
     inner: R,
-    hasher: blake3::Hasher,
+    hasher: StreamHash,
     size: u64,
     state: State,
     facts: TarFacts,
@@ -156,7 +214,7 @@ impl<R: Read> Watch<R> {
     pub fn new(inner: R) -> Self {
         Watch {
             inner,
-            hasher: blake3::Hasher::new(),
+            hasher: StreamHash::new(),
             size: 0,
             state: State::Header {
                 buf: Box::new([0; 512]),

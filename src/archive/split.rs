@@ -105,7 +105,10 @@ fn entry_size(block: &[u8]) -> Option<u64> {
 
 /// Parses a PAX extended header's records for `size`.
 fn pax_size(records: &[u8]) -> Option<u64> {
-    std::str::from_utf8(pax_field(records, b"size=")?).ok()?.parse().ok()
+    std::str::from_utf8(pax_field(records, b"size=")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The value of the last PAX record starting with `key` (which ends in `=`).
@@ -261,14 +264,19 @@ fn tar_entries(
                     next_size = pax_size(&records);
                     next_path = pax_field(&records, b"path=").map(<[u8]>::to_vec);
                 } else if kind == b'L' {
-                    let end = records.iter().position(|&b| b == 0).unwrap_or(records.len());
+                    let end = records
+                        .iter()
+                        .position(|&b| b == 0)
+                        .unwrap_or(records.len());
                     next_path = Some(records[..end].to_vec());
                 }
                 got
             }
             _ => {
                 let path = next_path.take().unwrap_or_else(|| {
-                    tar::Header::from_byte_slice(&block).path_bytes().into_owned()
+                    tar::Header::from_byte_slice(&block)
+                        .path_bytes()
+                        .into_owned()
                 });
                 file(r, size, sink, depth, inflated, &path)?
             }

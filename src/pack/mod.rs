@@ -842,7 +842,9 @@ pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, Strin
     for _ in 0..n {
         let l = d.varint("group chunk length")?;
         if l == 0 || l > max_chunk_len as u64 {
-            return Err(format!("group chunk length {l} outside 1..={max_chunk_len}"));
+            return Err(format!(
+                "group chunk length {l} outside 1..={max_chunk_len}"
+            ));
         }
         out += l;
         lens.push(l as u32);

@@ -722,9 +722,9 @@ impl Store {
         if !self.has_files {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, size, path FROM files WHERE snapshot = ?1 ORDER BY seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, size, path FROM files WHERE snapshot = ?1 ORDER BY seq")?;
         let rows = stmt.query_map([snapshot], |r| {
             Ok(FileEntry {
                 seq: r.get(0)?,
