@@ -17,8 +17,10 @@ const FEATURES_PER_SUPER: usize = 2;
 const FEATURES: usize = SUPER_FEATURES * FEATURES_PER_SUPER;
 /// Chunks smaller than this get no features (too small to be worth a delta).
 pub const MIN_LEN: usize = 256;
-/// A sample is taken where the rolling hash has these bits clear (1 in 64).
-const SAMPLE_MASK: u64 = 0x3F << 58;
+/// A sample is taken where the rolling hash has these bits clear (1 in 16).
+/// Part of what stores hold (the `features` table): changing it would make
+/// new chunks unlike every chunk stored before.
+const SAMPLE_MASK: u64 = 0xF << 59;
 /// zstd level of delta frames (with the double-fast strategy).
 const DELTA_LEVEL: i32 = 6;
 /// zstd level of whole chunks in delta packs.

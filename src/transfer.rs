@@ -887,6 +887,8 @@ pub struct UnpackReport {
     pub pack_bytes: u64,
     /// Chunks that arrived as similarity deltas and were rebuilt here.
     pub delta_chunks: u64,
+    /// Bytes of the pack that carried them (delta frames).
+    pub delta_bytes: u64,
     /// For a volume: which one, and what its set still needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeStatus>,
@@ -1109,6 +1111,7 @@ pub fn unpack<R: Read>(
                                         };
                                         let bytes = apply_delta(txn, &mut data, d, &tables, label)?;
                                         report.delta_chunks += 1;
+                                        report.delta_bytes += d.payload.len() as u64;
                                         let (codec, payload) = codec::encode(bytes);
                                         (codec, std::borrow::Cow::Owned(payload))
                                     }
@@ -1137,6 +1140,7 @@ pub fn unpack<R: Read>(
                         base: &base_rows,
                     };
                     let bytes = apply_group(txn, &mut data, &g, &tables, label)?;
+                    report.delta_bytes += g.payload.len() as u64;
                     let mut pieces = Vec::with_capacity(g.lens.len());
                     let mut at = 0usize;
                     for &l in &g.lens {
@@ -1578,7 +1582,23 @@ fn import_snapshot(
             &crate::hex(&s.hash)[..16]
         )));
     }
-    let meta: serde_json::Value = serde_json::from_str(&s.meta).unwrap_or(serde_json::Value::Null);
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&s.meta).unwrap_or(serde_json::Value::Null);
+    // How it arrived (for `ls --json`): the pack, and, when this unpack
+    // read every chunk of the pack table (not so for the last volume of a
+    // set), how many of them and how many bytes came as deltas.
+    if let serde_json::Value::Object(m) = &mut meta {
+        let mut received = serde_json::json!({
+            "pack": label.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "at": crate::store::now(),
+        });
+        if tables.pack.len() as u64 == report.chunks {
+            received["chunks"] = report.chunks.into();
+            received["delta_chunks"] = report.delta_chunks.into();
+            received["delta_bytes"] = report.delta_bytes.into();
+        }
+        m.insert("received".into(), received);
+    }
     let snap = txn.create_snapshot(&NewSnapshot {
         name: &s.name,
         size: s.size,

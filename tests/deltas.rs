@@ -1,7 +1,9 @@
 //! Similarity deltas on the real binary: changed files ship as small
-//! deltas against what the receiver holds, rebuild byte-exact (also when a
-//! delta's base arrived as a delta itself), and a pack whose delta base is
-//! missing, or whose delta is damaged, is refused with the store unchanged.
+//! deltas (delta groups against the file at the same path, or delta chunks
+//! against a resembling chunk) against what the receiver holds, rebuild
+//! byte-exact (also when a delta's base arrived as a delta itself, and when
+//! the receiver relays them on), and a pack whose delta base is missing, or
+//! whose delta is damaged, is refused with the store unchanged.
 
 mod common;
 
@@ -209,4 +211,213 @@ fn a_delta_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     let out = t.path().join("d.out");
     ok(ferry(&s).args(["checkout", "d", "-o"]).arg(&out));
     assert!(std::fs::read(&out).unwrap() == data);
+}
+
+/// A site-packages layer: package `pkg` at `version`, its module files
+/// edited in a few places per `version`, its dist-info directory named
+/// after the version (as pip lays it out), and a large shared library that
+/// changes throughout (every chunk new, as a rebuilt binary does).
+fn site_layer(version: &str, seed: u8, mtime: u64) -> Vec<u8> {
+    let mut files = sample_files(40, "usr/lib/python3/site-packages/pkg", 40, 96 << 10);
+    for (k, f) in files.iter_mut().enumerate() {
+        if k % 3 == 0 {
+            let at = f.data.len() / 3;
+            let end = (at + 24).min(f.data.len());
+            f.data[at..end].fill(seed);
+        }
+    }
+    let mut lib = random_bytes(41, 3 << 20);
+    // A rebuild: small edits every 32 KiB, so no chunk survives.
+    for at in (1000..lib.len()).step_by(32 << 10) {
+        lib[at..at + 16].fill(seed);
+    }
+    files.push(SampleFile {
+        path: "usr/lib/python3/site-packages/pkg/_core.so".into(),
+        data: lib,
+    });
+    let record: String = files
+        .iter()
+        .map(|f| format!("{},sha256={},{}\n", f.path, seed, f.data.len()))
+        .collect();
+    files.push(SampleFile {
+        path: format!("usr/lib/python3/site-packages/pkg-{version}.dist-info/RECORD"),
+        data: record.into_bytes(),
+    });
+    layer_tar(&files, mtime)
+}
+
+#[test]
+fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let base_layer = layer_tar(&sample_files(42, "usr/bin", 20, 64 << 10), 1);
+    let v1 = t.path().join("v1.tar");
+    let v2 = t.path().join("v2.tar");
+    write_docker_archive(
+        &v1,
+        "svc:1",
+        &[base_layer.clone(), site_layer("1.4.2", 1, 1_700_000_000)],
+    )
+    .unwrap();
+    // v2: the package bumped one release, the layer rebuilt (new mtimes).
+    write_docker_archive(
+        &v2,
+        "svc:2",
+        &[base_layer, site_layer("1.4.3", 2, 1_710_000_000)],
+    )
+    .unwrap();
+    for v in [&v1, &v2] {
+        ok(ferry(&a).arg("add").arg(v));
+    }
+    let full = t.path().join("full.ferry");
+    ok(ferry(&a).args(["pack", "svc:1", "-o"]).arg(&full));
+    let p = t.path().join("update.ferry");
+    let with = pack_json(&a, &["svc:2", "--base", "svc:1"], &p);
+    let plain = pack_json(
+        &a,
+        &["svc:2", "--base", "svc:1", "--no-deltas", "--dry-run"],
+        &t.path().join("x"),
+    );
+    assert!(with["groups"].as_u64().unwrap() >= 10, "{with}");
+    assert_eq!(plain["groups"], 0);
+    // The 3 MiB library alone is 3 MiB of new chunks without deltas.
+    assert!(
+        plain["pack_bytes"].as_u64().unwrap() > 3 << 20,
+        "without deltas {plain}"
+    );
+    assert!(
+        with["pack_bytes"].as_u64().unwrap() < 200_000,
+        "with deltas {with}"
+    );
+    ok(ferry(&b).arg("unpack").arg(&full));
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&b).arg("unpack").arg(&p).arg("--json"))).unwrap();
+    assert_eq!(r["added"][0], "svc:2", "{r}");
+    assert_eq!(r["delta_chunks"], with["delta_chunks"], "{r}");
+    // `ls --json` keeps how it arrived.
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
+    let got = ls["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "svc:2")
+        .unwrap()["meta"]["received"]
+        .clone();
+    assert_eq!(got["pack"], "update.ferry", "{got}");
+    assert_eq!(got["delta_chunks"], with["delta_chunks"], "{got}");
+    assert_eq!(got["delta_bytes"], r["delta_bytes"], "{got}");
+    assert!(got["delta_bytes"].as_u64().unwrap() > 0, "{got}");
+    let out = t.path().join("out.tar");
+    ok(ferry(&b).args(["checkout", "svc:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
+    ok(ferry(&b).args(["verify", "--full"]));
+    // The receiver stored plain chunks: it can pack v2 on (as a relay) to
+    // a third store that holds v1, and that rebuilds too.
+    let c = t.path().join("c");
+    ok(ferry(&c).arg("unpack").arg(&full));
+    let relay = t.path().join("relay.ferry");
+    ok(ferry(&b)
+        .args(["pack", "svc:2", "--base", "svc:1", "-o"])
+        .arg(&relay));
+    ok(ferry(&c).arg("unpack").arg(&relay));
+    ok(ferry(&c).args(["checkout", "svc:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
+}
+
+/// A hand-made pack carrying `parts` (consecutive chunks) as one group
+/// against `base` (named by the header's `extra`, or not at all), and a
+/// snapshot made of them.
+fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bool) -> Vec<u8> {
+    use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
+    let header = Header {
+        algorithm: ferry::chunker::ALGORITHM.into(),
+        params: ferry::chunker::PARAMS,
+        created: 0,
+        writer: "test".into(),
+        bases: vec![],
+        snapshots: vec!["g".into()],
+        volume: None,
+        signer: None,
+        extra: if name_base {
+            vec![*blake3::hash(base).as_bytes()]
+        } else {
+            vec![]
+        },
+    };
+    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    let all: Vec<u8> = parts.concat();
+    let mut frame = ferry::similarity::encode(base, &all);
+    if let Some(at) = damage {
+        frame[at] ^= 0x10;
+    }
+    let lens: Vec<u32> = parts.iter().map(|p| p.len() as u32).collect();
+    let base_ref = ferry::pack::recipe::TableRef {
+        src: ferry::pack::recipe::Src::Base,
+        index: 0,
+    };
+    w.group(&lens, blake3::hash(&all).as_bytes(), &[base_ref], &frame)
+        .unwrap();
+    w.snapshot(&SnapshotRecord {
+        name: "g".into(),
+        size: all.len() as u64,
+        hash: *blake3::hash(&all).as_bytes(),
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Ids(
+            parts
+                .iter()
+                .map(|p| PieceRef::Whole(*blake3::hash(p).as_bytes()))
+                .collect(),
+        ),
+    })
+    .unwrap();
+    w.finish().unwrap().0
+}
+
+#[test]
+fn a_group_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    // One chunk of base (as the other delta test's), two chunks of new.
+    let base = random_bytes(31, 60_000);
+    let mut new = base.clone();
+    new[10_000..10_030].fill(3);
+    new[50_000..50_030].fill(4);
+    let parts: Vec<&[u8]> = vec![&new[..30_000], &new[30_000..]];
+    ok(ferry(&s)
+        .arg("add")
+        .arg(write(t.path(), "other.bin", &random_bytes(52, 5000))));
+    let before = state(&s);
+    let p = write(t.path(), "m.ferry", &group_pack(&parts, &base, None, false));
+    fails(
+        ferry(&s).arg("unpack").arg(&p),
+        &["delta group", "neither this store nor the pack"],
+    );
+    assert_eq!(state(&s), before);
+    ok(ferry(&s).arg("add").arg(write(t.path(), "base.bin", &base)));
+    let before = state(&s);
+    let good = group_pack(&parts, &base, None, true);
+    // A flipped bit anywhere in the frame: it does not decode, or it
+    // decodes to other bytes, which the group's BLAKE3 catches.
+    let frame_len = ferry::similarity::encode(&base, &parts.concat()).len();
+    for at in [0, frame_len / 2, frame_len - 1] {
+        let bad = write(
+            t.path(),
+            "bad.ferry",
+            &group_pack(&parts, &base, Some(at), true),
+        );
+        fails(
+            ferry(&s).arg("unpack").arg(&bad),
+            &["corrupt", "delta group"],
+        );
+        assert_eq!(state(&s), before, "damage at {at}");
+    }
+    let p = write(t.path(), "good.ferry", &good);
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&s).arg("unpack").arg(&p).arg("--json"))).unwrap();
+    assert_eq!(r["delta_chunks"], 2, "{r}");
+    let out = t.path().join("g.out");
+    ok(ferry(&s).args(["checkout", "g", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == new);
 }

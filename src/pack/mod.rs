@@ -1039,3 +1039,74 @@ pub fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, Strin
         pieces,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recipe::{Src, TableRef};
+
+    fn header() -> Header {
+        Header {
+            algorithm: crate::chunker::ALGORITHM.into(),
+            params: crate::chunker::PARAMS,
+            created: 0,
+            writer: "test".into(),
+            bases: vec![],
+            snapshots: vec![],
+            volume: None,
+            signer: None,
+            extra: vec![],
+        }
+    }
+
+    #[test]
+    fn group_records_read_back_with_their_base_runs_and_bad_ones_are_refused() {
+        let bases: Vec<TableRef> = [
+            (Src::Base, 7),
+            (Src::Base, 8),
+            (Src::Base, 9),
+            (Src::Pack, 2),
+            (Src::Base, 3),
+        ]
+        .into_iter()
+        .map(|(src, index)| TableRef { src, index })
+        .collect();
+        let mut w = PackWriter::new(Vec::new(), &header()).unwrap();
+        w.group(&[100, 2000, 5], &[9; 32], &bases, b"frame")
+            .unwrap();
+        let (bytes, totals) = w.finish().unwrap();
+        assert_eq!(
+            (totals.chunks, totals.groups, totals.delta_chunks),
+            (3, 1, 3)
+        );
+        let mut r = PackReader::new(&bytes[..]).unwrap();
+        let Some(Record::Group(g)) = r.next_record().unwrap() else {
+            panic!("a group record");
+        };
+        assert_eq!(g.lens, vec![100, 2000, 5]);
+        assert_eq!(g.digest, [9; 32]);
+        assert_eq!(g.bases, bases);
+        assert_eq!(g.payload, b"frame");
+        assert!(r.next_record().unwrap().is_none());
+        // Bytes after the record framing: count, lens, digest, runs.
+        let head = group_head(&[100, 2000, 5], &[9; 32], &bases);
+        assert_eq!(
+            head.len() as u64 + 5 + 5,
+            group_record_len(&[100, 2000, 5], &bases, 5)
+        );
+        let max = crate::chunker::PARAMS.max;
+        assert!(decode_group(&head, max).is_ok());
+        for bad in [
+            vec![0u8],                       // no chunks
+            vec![1, 0],                      // a chunk of length 0
+            vec![1, 0x81, 0x80, 0x80, 0x01], // longer than the chunker's maximum
+            head[..head.len() - 1].to_vec(), // cut inside the runs
+        ] {
+            assert!(decode_group(&bad, max).is_err(), "{bad:?}");
+        }
+        let mut zero_run = group_head(&[1], &[0; 32], &[]);
+        zero_run.pop();
+        zero_run.extend_from_slice(&[1, 1, 0]); // one run of length 0
+        assert!(decode_group(&zero_run, max).is_err());
+    }
+}
