@@ -771,7 +771,7 @@ pub fn write_volumes<W: Write>(
                 for b in &g.bases {
                     base.extend_from_slice(&decode(b)?);
                 }
-                let frame = crate::similarity::encode(&base, &data);
+                let frame = crate::similarity::encode_group(&base, &data);
                 let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
                 let refs = plan.refs(&g.bases);
                 let digest = *blake3::hash(&data).as_bytes();

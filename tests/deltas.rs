@@ -347,7 +347,7 @@ fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bo
     };
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let all: Vec<u8> = parts.concat();
-    let mut frame = ferry::similarity::encode(base, &all);
+    let mut frame = ferry::similarity::encode_group(base, &all);
     if let Some(at) = damage {
         frame[at] ^= 0x10;
     }
@@ -400,7 +400,7 @@ fn a_group_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     let good = group_pack(&parts, &base, None, true);
     // A flipped bit anywhere in the frame: it does not decode, or it
     // decodes to other bytes, which the group's BLAKE3 catches.
-    let frame_len = ferry::similarity::encode(&base, &parts.concat()).len();
+    let frame_len = ferry::similarity::encode_group(&base, &parts.concat()).len();
     for at in [0, frame_len / 2, frame_len - 1] {
         let bad = write(
             t.path(),
