@@ -34,56 +34,49 @@ pub struct BaseFiles {
 pub const PREFIX_CAP: u64 = 16 << 20;
 
 impl BaseFiles {
-    /// Reads the files of the snapshots (row ids) from the index. Snapshots
-    /// that came in a pack carry no file list and contribute nothing.
-    pub fn load(store: &Store, snapshots: &[i64]) -> Result<BaseFiles> {
-        let mut out = BaseFiles::default();
-        for &snap in snapshots {
-            let files = store.files(snap)?;
-            if files.is_empty() {
-                continue;
+    /// Reads the files of a base snapshot and its recipe summary (one walk
+    /// of its recipe for both). A snapshot that came in a pack carries no
+    /// file list and contributes no files.
+    pub fn load(&mut self, store: &Store, snap: i64) -> Result<crate::store::RecipeSummary> {
+        let files = store.files(snap)?;
+        let first = self.files.len();
+        let mut next = 0usize;
+        let mut open: Option<(usize, u64)> = None; // file index, bytes left
+        let mut seq = 0u64;
+        let out = &mut self.files;
+        let sum = store.recipe_summary_with(snap, |p, c| {
+            if next < files.len() && files[next].seq == seq {
+                out.push(OldFile {
+                    size: files[next].size,
+                    chunks: Vec::new(),
+                });
+                open = Some((out.len() - 1, files[next].size));
+                next += 1;
             }
-            let first = out.files.len();
-            let mut next = 0usize;
-            let mut open: Option<(usize, u64)> = None; // file index, bytes left
-            let mut seq = 0u64;
-            store.for_each_piece_batch(snap, 4096, |batch| {
-                for (p, c) in batch {
-                    if next < files.len() && files[next].seq == seq {
-                        out.files.push(OldFile {
-                            size: files[next].size,
-                            chunks: Vec::new(),
-                        });
-                        open = Some((out.files.len() - 1, files[next].size));
-                        next += 1;
-                    }
-                    seq += 1;
-                    let Some((f, left)) = open.as_mut() else {
-                        continue;
-                    };
-                    if p.op == Op::Part {
-                        continue;
-                    }
-                    if p.off != 0 || p.len != c.len {
-                        // A header slice: the file ended early (not expected).
-                        open = None;
-                        continue;
-                    }
-                    out.files[*f].chunks.push(*c);
-                    *left = left.saturating_sub(p.len as u64);
-                    if *left == 0 {
-                        open = None;
-                    }
-                }
-                Ok(())
-            })?;
-            for (i, f) in files.iter().enumerate().take(out.files.len() - first) {
-                let idx = first + i;
-                out.exact.entry(f.path.clone()).or_default().push(idx);
-                out.loose.entry(loosen(&f.path)).or_default().push(idx);
+            seq += 1;
+            let Some((f, left)) = open.as_mut() else {
+                return;
+            };
+            if p.op == Op::Part {
+                return;
             }
+            if p.off != 0 || p.len != c.len {
+                // A header slice: the file ended early (not expected).
+                open = None;
+                return;
+            }
+            out[*f].chunks.push(*c);
+            *left = left.saturating_sub(p.len as u64);
+            if *left == 0 {
+                open = None;
+            }
+        })?;
+        for (i, f) in files.iter().enumerate().take(self.files.len() - first) {
+            let idx = first + i;
+            self.exact.entry(f.path.clone()).or_default().push(idx);
+            self.loose.entry(loosen(&f.path)).or_default().push(idx);
         }
-        Ok(out)
+        Ok(sum)
     }
 
     /// True when no base has a file list.

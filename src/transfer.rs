@@ -193,16 +193,19 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .collect::<Result<Vec<_>>>()?;
     // The receiver holds the bases: their chunks are left out, and pieces
     // name them by their index in the bases' chunk tables.
+    // One walk of each base's recipe gives its chunk table and (for deltas
+    // against the same file) the old versions of its files, by path.
+    let mut old_files = crate::samepath::BaseFiles::default();
     let summaries = bases
         .iter()
-        .map(|b| store.recipe_summary(b.rowid))
+        .map(|b| {
+            if opts.no_deltas {
+                store.recipe_summary(b.rowid)
+            } else {
+                old_files.load(store, b.rowid)
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
-    // Old versions of files, by path, for deltas against the same file.
-    let old_files = if opts.no_deltas {
-        crate::samepath::BaseFiles::default()
-    } else {
-        crate::samepath::BaseFiles::load(store, &bases.iter().map(|b| b.rowid).collect::<Vec<_>>())?
-    };
     let mut groups: HashMap<usize, PlanGroup> = HashMap::new();
     let mut open: Option<OpenGroup> = None;
     let close = |g: OpenGroup, groups: &mut HashMap<usize, PlanGroup>| {
@@ -402,6 +405,12 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
             });
         }
         recipes.push(pieces);
+    }
+    // Chunks of an old file that the new snapshots still use unchanged are
+    // rarely what its changed chunks resemble: they leave the prefix (a
+    // group may end up with none, and is then one plain frame).
+    for g in groups.values_mut() {
+        g.bases.retain(|b| !seen.contains(&b.rowid));
     }
     let records = snaps
         .iter()

@@ -617,11 +617,21 @@ impl Store {
     /// its recipe (chunk id, offset and length of every piece). Compact pack
     /// recipes index into this order, so both sides compute it the same way.
     pub fn recipe_summary(&self, snapshot: i64) -> Result<RecipeSummary> {
+        self.recipe_summary_with(snapshot, |_, _| {})
+    }
+
+    /// [`Store::recipe_summary`], showing every piece to `visit` on the way.
+    pub fn recipe_summary_with(
+        &self,
+        snapshot: i64,
+        mut visit: impl FnMut(&Piece, &ChunkEntry),
+    ) -> Result<RecipeSummary> {
         let mut hasher = blake3::Hasher::new();
         let mut seen = std::collections::HashSet::new();
         let mut order = Vec::new();
         self.for_each_piece_batch(snapshot, 4096, |batch| {
             for (p, c) in batch {
+                visit(p, c);
                 hasher.update(&c.id);
                 hasher.update(&p.off.to_le_bytes());
                 hasher.update(&p.len.to_le_bytes());
