@@ -27,6 +27,9 @@ pub struct BaseFiles {
     exact: HashMap<Vec<u8>, Vec<usize>>,
     /// Path with version numbers blanked -> files.
     loose: HashMap<Vec<u8>, Vec<usize>>,
+    /// The bases' headers streams (tar headers and padding, cut into
+    /// chunks): each chunk with its offset, in stream order.
+    headers: Vec<(u64, ChunkEntry)>,
 }
 
 /// Reference bytes a group may use at most; a larger old file contributes
@@ -44,7 +47,16 @@ impl BaseFiles {
         let mut open: Option<(usize, u64)> = None; // file index, bytes left
         let mut seq = 0u64;
         let out = &mut self.files;
+        let headers = &mut self.headers;
+        let mut header_seen = std::collections::HashSet::new();
+        let mut header_end = headers
+            .last()
+            .map_or(0, |(at, c): &(u64, ChunkEntry)| at + c.len as u64);
         let sum = store.recipe_summary_with(snap, |p, c| {
+            if p.op != Op::Part && (p.off != 0 || p.len != c.len) && header_seen.insert(c.rowid) {
+                headers.push((header_end, *c));
+                header_end += c.len as u64;
+            }
             if next < files.len() && files[next].seq == seq {
                 out.push(OldFile {
                     size: files[next].size,
@@ -77,6 +89,31 @@ impl BaseFiles {
             self.loose.entry(loosen(&f.path)).or_default().push(idx);
         }
         Ok(sum)
+    }
+
+    /// Chunks of the bases' headers streams around offset `at` (the new
+    /// headers stream's chunk of `len` bytes there most likely replaces
+    /// them: the same files in the same order, with new times): at most 4
+    /// chunks and 1 MiB.
+    pub fn headers_around(&self, at: u64, len: u32) -> Vec<ChunkEntry> {
+        let lo = at.saturating_sub(64 << 10);
+        let hi = at + len as u64 + (64 << 10);
+        let first = self
+            .headers
+            .partition_point(|(o, c)| o + c.len as u64 <= lo);
+        let mut taken = 0u64;
+        let mut out = Vec::new();
+        for (o, c) in &self.headers[first..] {
+            if *o >= hi
+                || taken + c.len as u64 > 1 << 20
+                || out.len() == crate::pack::format::MAX_DELTA_BASES
+            {
+                break;
+            }
+            taken += c.len as u64;
+            out.push(*c);
+        }
+        out
     }
 
     /// True when no base has a file list.

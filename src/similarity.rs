@@ -212,7 +212,11 @@ mod tests {
             rng.fill(&mut d);
             assert_eq!(super_features(&d), reference(&d), "{len} random bytes");
             let text = crate::demo::file_content(&mut rng, len, true);
-            assert_eq!(super_features(&text), reference(&text), "{len} bytes of text");
+            assert_eq!(
+                super_features(&text),
+                reference(&text),
+                "{len} bytes of text"
+            );
         }
         assert_eq!(super_features(&[7u8; 5000]), reference(&[7u8; 5000]));
     }

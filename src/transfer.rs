@@ -253,6 +253,9 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         let mut occurrences: HashMap<&[u8], usize> = HashMap::new();
         let mut in_file: Option<InFile> = None;
         let mut seq = 0u64;
+        // Where each headers-stream chunk starts in this snapshot's stream.
+        let mut header_seen: HashSet<i64> = HashSet::new();
+        let mut header_end = 0u64;
         store.for_each_piece_batch(s.rowid, 4096, |batch| {
             for (p, c) in batch {
                 let whole = p.off == 0 && p.len == c.len;
@@ -289,6 +292,11 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                     }
                     _ => None,
                 };
+                let header_at =
+                    (p.op != Op::Part && !whole && header_seen.insert(c.rowid)).then(|| {
+                        header_end += c.len as u64;
+                        header_end - c.len as u64
+                    });
                 if !seen.insert(c.rowid) {
                     if whole && base_index.contains_key(&c.rowid) {
                         anchor = Some(c.rowid);
@@ -344,7 +352,14 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                     sends.push(*c);
                 } else {
                     let mut bases: Vec<ChunkEntry> = Vec::new();
-                    if !opts.no_deltas && c.len as usize >= crate::similarity::MIN_LEN {
+                    let old_headers = header_at
+                        .map(|at| old_files.headers_around(at, c.len))
+                        .unwrap_or_default();
+                    if !old_headers.is_empty() {
+                        // Tar headers against the old headers at the same
+                        // place in the stream.
+                        bases = old_headers;
+                    } else if !opts.no_deltas && c.len as usize >= crate::similarity::MIN_LEN {
                         let best = find_similar(
                             store,
                             c,
