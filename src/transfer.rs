@@ -455,7 +455,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                 meta: s.meta.to_string(),
                 pieces: Pieces::Compact {
                     count: indexed.len() as u64,
-                    ops: true,
+                    encoding: crate::pack::format::RECIPE_COMPACT_REL,
                     data: recipe::encode(&indexed),
                 },
             }
@@ -1709,8 +1709,12 @@ fn import_snapshot(
                 place(txn, row, slice, Op::Out, 0)?;
             }
         }
-        Pieces::Compact { count, ops, data } => {
-            recipe::decode_each(data, *count, *ops, corrupt, |p| {
+        Pieces::Compact {
+            count,
+            encoding,
+            data,
+        } => {
+            recipe::decode_each(data, *count, *encoding, corrupt, |p| {
                 let table = match p.src {
                     Src::Pack => tables.pack,
                     Src::Base => tables.base,

@@ -538,7 +538,7 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
         meta: "{}".into(),
         pieces: Pieces::Compact {
             count: 64 << 20,
-            ops: true,
+            encoding: ferry::pack::format::RECIPE_COMPACT_REL,
             data,
         },
     })

@@ -79,6 +79,9 @@ pub const RECIPE_IDS: u8 = 0;
 pub const RECIPE_COMPACT: u8 = 1;
 /// Snapshot recipe encoding (v3): compact, with an op per piece.
 pub const RECIPE_COMPACT_OPS: u8 = 2;
+/// Snapshot recipe encoding (v5): as 2, with each slice's offset relative
+/// to where the previous slice ended when both read the same chunk.
+pub const RECIPE_COMPACT_REL: u8 = 3;
 
 /// A little-endian encoder into a byte vector.
 #[derive(Default)]

@@ -170,8 +170,9 @@ pub enum Pieces {
     Compact {
         /// Number of pieces.
         count: u64,
-        /// Pieces carry ops (encoding [`RECIPE_COMPACT_OPS`], format 3).
-        ops: bool,
+        /// [`RECIPE_COMPACT`], [`RECIPE_COMPACT_OPS`] (format 3) or
+        /// [`RECIPE_COMPACT_REL`] (format 5).
+        encoding: u8,
         /// zstd-compressed piece list.
         data: Vec<u8>,
     },
@@ -462,13 +463,12 @@ pub fn encode_snapshot(s: &SnapshotRecord) -> io::Result<Vec<u8>> {
                 }
             }
         }
-        Pieces::Compact { count, ops, data } => {
-            let encoding = if *ops {
-                RECIPE_COMPACT_OPS
-            } else {
-                RECIPE_COMPACT
-            };
-            e.u8(encoding).u64(*count).bytes(data);
+        Pieces::Compact {
+            count,
+            encoding,
+            data,
+        } => {
+            e.u8(*encoding).u64(*count).bytes(data);
         }
     }
     if e.0.len() > MAX_SNAPSHOT_RECORD as usize {
@@ -1019,11 +1019,16 @@ pub fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, Strin
             }
             Pieces::Ids(pieces)
         }
-        RECIPE_COMPACT | RECIPE_COMPACT_OPS => {
+        RECIPE_COMPACT | RECIPE_COMPACT_OPS | RECIPE_COMPACT_REL => {
+            if encoding == RECIPE_COMPACT_REL && version < 5 {
+                return Err(format!(
+                    "recipe encoding {encoding} in a version {version} pack"
+                ));
+            }
             let rest = d.remaining();
             Pieces::Compact {
                 count: n,
-                ops: encoding == RECIPE_COMPACT_OPS,
+                encoding,
                 data: d.take(rest, "recipe")?.to_vec(),
             }
         }
@@ -1057,6 +1062,25 @@ mod tests {
             signer: None,
             extra: vec![],
         }
+    }
+
+    #[test]
+    fn relative_slice_recipes_are_refused_in_packs_older_than_version_5() {
+        let s = SnapshotRecord {
+            name: "x".into(),
+            size: 0,
+            hash: [0; 32],
+            added_at: 0,
+            meta: "{}".into(),
+            pieces: Pieces::Compact {
+                count: 0,
+                encoding: RECIPE_COMPACT_REL,
+                data: recipe::encode(&[]),
+            },
+        };
+        let buf = encode_snapshot(&s).unwrap();
+        assert_eq!(decode_snapshot(&buf, 5).unwrap(), s);
+        assert!(decode_snapshot(&buf, 4).unwrap_err().contains("encoding 3"));
     }
 
     #[test]

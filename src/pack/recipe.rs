@@ -82,10 +82,12 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Encodes and compresses pieces, with ops (encoding 2 of format 3).
+/// Encodes and compresses pieces, with ops and relative slice offsets
+/// (encoding 3 of format 5).
 pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(pieces.len() * 2);
     let mut prev = [0i64; 2];
+    let mut last_slice: Option<(usize, u64, u32)> = None;
     for p in pieces {
         let k = p.src as usize;
         let delta = p.index as i64 - prev[k];
@@ -96,8 +98,13 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
             | p.slice.is_some() as u64;
         put_varint(&mut raw, token);
         if let Some((off, len)) = p.slice {
-            put_varint(&mut raw, off as u64);
+            let expected = match last_slice {
+                Some((kk, index, end)) if kk == k && index == p.index => end,
+                _ => 0,
+            };
+            put_varint(&mut raw, zigzag(off as i64 - expected as i64));
             put_varint(&mut raw, len as u64);
+            last_slice = Some((k, p.index, off.wrapping_add(len)));
         }
         if p.op == Op::Part {
             put_varint(&mut raw, p.out);
@@ -106,14 +113,14 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
     zstd::bulk::compress(&raw, LEVEL).expect("zstd in memory")
 }
 
-/// Decompresses and decodes `count` pieces into a vector (for tests and
-/// small recipes; [`decode_each`] streams).
-pub fn decode(data: &[u8], count: u64, ops: bool) -> Result<Vec<IndexedPiece>, String> {
+/// Decompresses and decodes `count` pieces of `encoding` into a vector
+/// (for tests and small recipes; [`decode_each`] streams).
+pub fn decode(data: &[u8], count: u64, encoding: u8) -> Result<Vec<IndexedPiece>, String> {
     let mut out = Vec::new();
     decode_each(
         data,
         count,
-        ops,
+        encoding,
         |m| m,
         |p| {
             out.push(p);
@@ -123,15 +130,15 @@ pub fn decode(data: &[u8], count: u64, ops: bool) -> Result<Vec<IndexedPiece>, S
     Ok(out)
 }
 
-/// Decompresses `count` pieces (with ops when `ops`: encoding 2) and hands
-/// each to `each` as it is decoded,
+/// Decompresses `count` pieces of `encoding` (1 plain, 2 with ops, 3 with
+/// ops and relative slice offsets) and hands each to `each` as it is decoded,
 /// so memory stays bounded by the compressed frame's content (at most
 /// [`MAX_RAW`]) whatever `count` claims. Every field is range-checked;
 /// `bad` turns a decoding problem into the caller's error type.
 pub fn decode_each<E>(
     data: &[u8],
     count: u64,
-    ops: bool,
+    encoding: u8,
     bad: impl Fn(String) -> E,
     mut each: impl FnMut(IndexedPiece) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -148,8 +155,11 @@ pub fn decode_each<E>(
     if count > raw.len() as u64 {
         return Err(bad(format!("recipe claims {count} pieces but holds fewer")));
     }
+    let ops = encoding >= 2;
+    let rel = encoding >= 3;
     let mut at = 0;
     let mut prev = [0i64; 2];
+    let mut last_slice: Option<(usize, i64, u64)> = None;
     for _ in 0..count {
         let mut token = get_varint(&raw, &mut at).map_err(&bad)?;
         let mut op = Op::Out;
@@ -165,11 +175,21 @@ pub fn decode_each<E>(
             .ok_or_else(|| bad("recipe index out of range".into()))?;
         prev[k] = index;
         let slice = if token & 1 == 1 {
-            let off = get_varint(&raw, &mut at).map_err(&bad)?;
+            let field = get_varint(&raw, &mut at).map_err(&bad)?;
             let len = get_varint(&raw, &mut at).map_err(&bad)?;
-            if off > u32::MAX as u64 || len > u32::MAX as u64 {
+            let off = if rel {
+                let expected = match last_slice {
+                    Some((kk, i, end)) if kk == k && i == index => end as i64,
+                    _ => 0,
+                };
+                expected.checked_add(unzigzag(field)).unwrap_or(-1)
+            } else {
+                i64::try_from(field).unwrap_or(-1)
+            };
+            if !(0..=u32::MAX as i64).contains(&off) || len > u32::MAX as u64 {
                 return Err(bad("recipe slice out of range".into()));
             }
+            last_slice = Some((k, index, (off as u32).wrapping_add(len as u32) as u64));
             Some((off as u32, len as u32))
         } else {
             None
@@ -227,11 +247,12 @@ mod tests {
         }
         let data = encode(&pieces);
         let n = pieces.len() as u64;
-        assert_eq!(decode(&data, n, true).unwrap(), pieces);
+        assert_eq!(decode(&data, n, 3).unwrap(), pieces);
         assert!(data.len() < 2500, "10050 pieces took {} bytes", data.len());
-        assert!(decode(&data, n + 1, true).is_err());
-        assert!(decode(&data[..data.len() - 1], n, true).is_err());
-        // Read without ops, the same bytes mean other pieces.
-        assert_ne!(decode(&data, n, false).ok(), Some(pieces));
+        assert!(decode(&data, n + 1, 3).is_err());
+        assert!(decode(&data[..data.len() - 1], n, 3).is_err());
+        // Read as an older encoding, the same bytes mean other pieces.
+        assert_ne!(decode(&data, n, 2).ok(), Some(pieces.clone()));
+        assert_ne!(decode(&data, n, 1).ok(), Some(pieces));
     }
 }
