@@ -3,7 +3,7 @@
 //! snapshot's recipe, all in one write operation that commits or leaves the
 //! store untouched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,9 @@ pub fn add(
         let mut recipe = Recipe::new(snap);
         let mut new_chunks = 0u64;
         let mut new_bytes = 0u64;
+        let mut in_flight: Option<InFlight> = None;
+        let mut in_flight_ids: HashSet<ChunkId> = HashSet::new();
+        let mut rows: HashMap<ChunkId, i64> = HashMap::new();
         let (watch, split) = chunker::for_each_batch(Watch::new(reader), params, opts.tar_split, |units| {
             // Progress counts input bytes (not deflate plain text).
             let bytes: u64 = units
@@ -151,14 +154,27 @@ pub fn add(
                     _ => 0,
                 })
                 .sum();
-            let stored = store_units(txn, units, &mut new_chunks, &mut new_bytes)?;
-            for s in stored {
-                recipe.push(s);
+            // This batch's chunks encode on the pool while the previous
+            // batch is written.
+            let (next, fresh) = start_batch(txn, units, &in_flight_ids, bytes)?;
+            if let Some(prev) = in_flight.replace(next) {
+                let done = prev.bytes;
+                for s in finish_batch(txn, prev, &mut rows, &mut new_chunks, &mut new_bytes)? {
+                    recipe.push(s);
+                }
+                recipe.drain(txn)?;
+                progress.advance(done);
             }
-            recipe.drain(txn)?;
-            progress.advance(bytes);
+            in_flight_ids = fresh;
             Ok(())
         })?;
+        if let Some(last) = in_flight.take() {
+            let done = last.bytes;
+            for s in finish_batch(txn, last, &mut rows, &mut new_chunks, &mut new_bytes)? {
+                recipe.push(s);
+            }
+            progress.advance(done);
+        }
         recipe.finish(txn)?;
         let seq = recipe.seq;
         let (size, hash, facts) = watch.finish();
@@ -292,43 +308,63 @@ enum Stored {
     File(Vec<u8>, u64),
 }
 
-/// Stores the chunks of a batch the store does not have yet (encoding them
-/// in parallel) and returns every unit with its chunk's row id.
-fn store_units(
+/// What a unit of a batch is, once looked up in the index.
+enum Step {
+    Meta(u64, Op),
+    File(Vec<u8>, u64),
+    Chunk {
+        id: ChunkId,
+        len: u32,
+        kind: Kind,
+        /// Its row, when the index had it at lookup time.
+        row: Option<i64>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Whole(Op),
+    Header,
+    Part(u64),
+}
+
+/// A new chunk encoded for the store: its step, payload, and (for content
+/// chunks) super-features.
+type Encoded = (
+    usize,
+    (codec::Codec, Vec<u8>),
+    Option<[i64; crate::similarity::SUPER_FEATURES]>,
+);
+
+/// A batch whose new chunks are being encoded on the rayon pool while the
+/// next batch is looked up and the previous one written.
+struct InFlight {
+    steps: Vec<Step>,
+    encoded: std::sync::mpsc::Receiver<Vec<Encoded>>,
+    /// Input bytes it covers (for progress).
+    bytes: u64,
+}
+
+/// Looks a batch's chunks up and starts encoding the new ones (a chunk
+/// repeated within the batch, or new in the batch still in flight, is
+/// encoded once).
+fn start_batch(
     txn: &mut Txn<'_>,
     units: Vec<Unit>,
-    new_chunks: &mut u64,
-    new_bytes: &mut u64,
-) -> Result<Vec<Stored>> {
-    // First pass, in order: what each unit is, and which chunks are new
-    // (a chunk repeated within the batch is encoded once).
-    enum Step {
-        Meta(u64, Op),
-        File(Vec<u8>, u64),
-        Chunk {
-            id: ChunkId,
-            len: u32,
-            kind: Kind,
-            row: Option<i64>,
-        },
-    }
-    #[derive(Clone, Copy)]
-    enum Kind {
-        Whole(Op),
-        Header,
-        Part(u64),
-    }
-    let mut plan: Vec<Step> = Vec::with_capacity(units.len());
-    let mut todo: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut fresh: HashMap<ChunkId, usize> = HashMap::new();
+    in_flight: &HashSet<ChunkId>,
+    bytes: u64,
+) -> Result<(InFlight, HashSet<ChunkId>)> {
+    let mut steps: Vec<Step> = Vec::with_capacity(units.len());
+    let mut todo: Vec<(usize, Vec<u8>, bool)> = Vec::new();
+    let mut fresh: HashSet<ChunkId> = HashSet::new();
     for u in units {
         let (c, kind) = match u {
             Unit::Meta(n, op) => {
-                plan.push(Step::Meta(n, op));
+                steps.push(Step::Meta(n, op));
                 continue;
             }
             Unit::File(path, size) => {
-                plan.push(Step::File(path, size));
+                steps.push(Step::File(path, size));
                 continue;
             }
             Unit::Chunk(c, op) => (c, Kind::Whole(op)),
@@ -336,54 +372,69 @@ fn store_units(
             Unit::Part(c, out) => (c, Kind::Part(out)),
         };
         let len = c.data.len() as u32;
-        let seen = fresh.contains_key(&c.id);
-        let row = if seen { None } else { txn.chunk_rowid(&c.id)? };
-        if row.is_none() && !seen {
-            fresh.insert(c.id, plan.len());
-            todo.push((plan.len(), c.data));
+        let pending = fresh.contains(&c.id) || in_flight.contains(&c.id);
+        let row = if pending {
+            None
+        } else {
+            txn.chunk_rowid(&c.id)?
+        };
+        if row.is_none() && !pending {
+            fresh.insert(c.id);
+            // New content chunks also get their super-features, so later
+            // packs can ship similar chunks as deltas against them.
+            todo.push((steps.len(), c.data, matches!(kind, Kind::Whole(_))));
         }
-        plan.push(Step::Chunk {
+        steps.push(Step::Chunk {
             id: c.id,
             len,
             kind,
             row,
         });
     }
-    // New content chunks also get their super-features, so later packs can
-    // ship similar chunks as deltas against them.
-    let whole: Vec<bool> = todo
-        .iter()
-        .map(|(i, _)| {
-            matches!(
-                plan[*i],
-                Step::Chunk {
-                    kind: Kind::Whole(_),
-                    ..
-                }
-            )
-        })
-        .collect();
-    type Encoded = (
-        usize,
-        (codec::Codec, Vec<u8>),
-        Option<[i64; crate::similarity::SUPER_FEATURES]>,
-    );
-    let encoded: Vec<Encoded> = todo
-        .into_par_iter()
-        .zip(whole)
-        .map(|((i, data), whole)| {
-            let sf = if whole {
-                crate::similarity::super_features(&data)
-            } else {
-                None
-            };
-            (i, codec::encode(data), sf)
-        })
-        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rayon::spawn(move || {
+        let encoded: Vec<Encoded> = todo
+            .into_par_iter()
+            .map(|(i, data, whole)| {
+                let sf = if whole {
+                    crate::similarity::super_features(&data)
+                } else {
+                    None
+                };
+                (i, codec::encode(data), sf)
+            })
+            .collect();
+        // The receiver is gone only when the add already failed.
+        let _ = tx.send(encoded);
+    });
+    Ok((
+        InFlight {
+            steps,
+            encoded: rx,
+            bytes,
+        },
+        fresh,
+    ))
+}
+
+/// Writes a batch's new chunks (once encoded) and returns every unit with
+/// its chunk's row id. `rows` holds the rows of chunks new in the batch
+/// written before, and gets this batch's.
+fn finish_batch(
+    txn: &mut Txn<'_>,
+    batch: InFlight,
+    rows: &mut HashMap<ChunkId, i64>,
+    new_chunks: &mut u64,
+    new_bytes: &mut u64,
+) -> Result<Vec<Stored>> {
+    let encoded = batch
+        .encoded
+        .recv()
+        .map_err(|_| Error::Invalid("encoding chunks failed (a ferry bug)".into()))?;
     let mut encoded = encoded.into_iter().peekable();
-    let mut rows: HashMap<ChunkId, i64> = HashMap::new();
-    let mut out = Vec::with_capacity(plan.len());
-    for (i, step) in plan.into_iter().enumerate() {
+    let previous = std::mem::take(rows);
+    let mut out = Vec::with_capacity(batch.steps.len());
+    for (i, step) in batch.steps.into_iter().enumerate() {
         let (id, len, kind, row) = match step {
             Step::Meta(n, op) => {
                 out.push(Stored::Meta(n, op));
@@ -408,7 +459,14 @@ fn store_units(
                     rows.insert(id, r);
                     r
                 }
-                None => rows[&id],
+                None => match rows.get(&id).or_else(|| previous.get(&id)) {
+                    Some(&r) => r,
+                    None => {
+                        return Err(Error::Integrity(
+                            "a chunk of this batch was neither stored nor new (a ferry bug)".into(),
+                        ));
+                    }
+                },
             },
         };
         out.push(match kind {

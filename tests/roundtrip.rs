@@ -57,6 +57,30 @@ fn round_trips_sizes_around_chunk_boundaries() {
 }
 
 #[test]
+fn round_trips_content_repeated_across_batches_stored_once() {
+    // 3 MiB of new chunks, repeated: each copy lands in another batch of
+    // the add pipeline, while the batch that first held them is still
+    // being encoded or written.
+    let block = random_bytes(77, 3 << 20);
+    let mut data = Vec::new();
+    for i in 0..8u8 {
+        data.extend_from_slice(&block);
+        data.extend_from_slice(&[i; 1000]);
+    }
+    round_trip(&data, "repeated");
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    ok(ferry(&s).arg("add").arg(write(t.path(), "r.bin", &data)));
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&s).args(["ls", "--json"]))).unwrap();
+    let stored = ls["snapshots"][0]["stored"].as_u64().unwrap();
+    // Random data does not compress: 24 MiB stored once is about 3 MiB,
+    // plus the chunks around each separator (cut where the copy starts).
+    assert!(stored < 6 << 20, "stored {stored} bytes");
+    ok(ferry(&s).args(["verify", "--full"]));
+}
+
+#[test]
 fn round_trips_tar_with_many_small_files() {
     let mut rng = Rng::new(7);
     let files: Vec<_> = (0..3000)
