@@ -231,6 +231,9 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     // (outside volumes, which may arrive in any order) what this pack
     // sends before it.
     let intra = opts.volume_size.is_none();
+    // A group goes whole into one volume: volumes plan with the plain size
+    // of its chunks, so a group holds at most half a volume of new bytes.
+    let group_cap = opts.volume_size.map_or(GROUP_OUT, |v| GROUP_OUT.min(v / 2));
     let mut similar: Vec<Vec<ChunkEntry>> = Vec::new();
     // The bases' chunk table in order: a new chunk that follows chunk X in
     // the new stream most likely replaces what followed X in the old one.
@@ -324,7 +327,7 @@ fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
                     let extend = open.as_ref().is_some_and(|g| {
                         g.file == file
                             && g.start + g.n == sends.len()
-                            && g.out + len <= GROUP_OUT
+                            && g.out + len <= group_cap
                             && g.n < crate::pack::format::MAX_GROUP_CHUNKS
                     });
                     if extend {

@@ -312,6 +312,40 @@ fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
     ok(ferry(&b).args(["checkout", "svc:2", "-o"]).arg(&out));
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
     ok(ferry(&b).args(["verify", "--full"]));
+    // In volumes of 400 KiB (groups then hold at most half a volume), in
+    // any order, to a store holding v1: the same bytes.
+    let v = t.path().join("v");
+    ok(ferry(&v).arg("unpack").arg(&full));
+    ok(ferry(&a)
+        .args([
+            "pack",
+            "svc:2",
+            "--base",
+            "svc:1",
+            "--volume-size",
+            "400K",
+            "-o",
+        ])
+        .arg(t.path().join("vol.ferry")));
+    let mut vols: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vol.ferry.")
+        })
+        .collect();
+    vols.sort();
+    vols.reverse();
+    assert!(vols.len() >= 2, "{vols:?}");
+    for p in &vols {
+        assert!(std::fs::metadata(p).unwrap().len() <= 400 << 10);
+        ok(ferry(&v).arg("unpack").arg(p));
+    }
+    ok(ferry(&v).args(["checkout", "svc:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
     // The receiver stored plain chunks: it can pack v2 on (as a relay) to
     // a third store that holds v1, and that rebuilds too.
     let c = t.path().join("c");
