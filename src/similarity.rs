@@ -78,9 +78,11 @@ pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
             }
         }
     }
-    if samples < 4 {
-        return None;
-    }
+    (samples >= 4).then(|| super_of(&max))
+}
+
+/// Each group of features' maxima hashed into one super-feature.
+fn super_of(max: &[u64; FEATURES]) -> [i64; SUPER_FEATURES] {
     let mut out = [0i64; SUPER_FEATURES];
     for (j, sf) in out.iter_mut().enumerate() {
         let mut hasher = blake3::Hasher::new();
@@ -91,7 +93,7 @@ pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
         let d = hasher.finalize();
         *sf = i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"));
     }
-    Some(out)
+    out
 }
 
 /// `data` as a zstd frame that uses `base` as its reference prefix (which
@@ -188,20 +190,7 @@ mod tests {
                 }
             }
         }
-        if samples < 4 {
-            return None;
-        }
-        let mut out = [0i64; SUPER_FEATURES];
-        for (j, sf) in out.iter_mut().enumerate() {
-            let mut hasher = blake3::Hasher::new();
-            for f in &max[j * FEATURES_PER_SUPER..(j + 1) * FEATURES_PER_SUPER] {
-                hasher.update(&f.to_le_bytes());
-            }
-            hasher.update(&[j as u8]);
-            let d = hasher.finalize();
-            *sf = i64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap());
-        }
-        Some(out)
+        (samples >= 4).then(|| super_of(&max))
     }
 
     #[test]

@@ -1302,8 +1302,7 @@ impl Incoming {
     }
 }
 
-/// Rebuilds a delta chunk from its base (in the store, possibly written
-/// earlier in this transaction) and checks it against its BLAKE3.
+/// Rebuilds a delta chunk from its bases and checks it against its BLAKE3.
 fn apply_delta(
     txn: &mut crate::store::Txn<'_>,
     data: &mut crate::store::data::DataReader,
@@ -1311,9 +1310,54 @@ fn apply_delta(
     tables: &Tables<'_>,
     label: &Path,
 ) -> Result<Vec<u8>> {
+    let what = format!("delta chunk {}", &crate::hex(&d.id)[..16]);
+    rebuild(
+        txn,
+        data,
+        &d.bases,
+        &d.payload,
+        d.len as usize,
+        &d.id,
+        &what,
+        tables,
+        label,
+    )
+}
+
+/// Rebuilds a group's chunks (concatenated) from its bases and checks
+/// them against the group's BLAKE3.
+fn apply_group(
+    txn: &mut crate::store::Txn<'_>,
+    data: &mut crate::store::data::DataReader,
+    g: &crate::pack::GroupRecord,
+    tables: &Tables<'_>,
+    label: &Path,
+) -> Result<Vec<u8>> {
+    let what = format!("delta group {}", &crate::hex(&g.digest)[..16]);
+    let len = g.out_len() as usize;
+    rebuild(
+        txn, data, &g.bases, &g.payload, len, &g.digest, &what, tables, label,
+    )
+}
+
+/// Decodes `len` bytes from a delta frame against `bases` (chunks in the
+/// store, possibly written earlier in this transaction) and checks them
+/// against `digest`; `what` names the record in errors.
+#[allow(clippy::too_many_arguments)]
+fn rebuild(
+    txn: &mut crate::store::Txn<'_>,
+    data: &mut crate::store::data::DataReader,
+    bases: &[recipe::TableRef],
+    payload: &[u8],
+    len: usize,
+    digest: &[u8; 32],
+    what: &str,
+    tables: &Tables<'_>,
+    label: &Path,
+) -> Result<Vec<u8>> {
     txn.flush_data()?;
     let mut base_bytes = Vec::new();
-    for b in &d.bases {
+    for b in bases {
         // Pack-table bases must be records before this one (never in a
         // volume, whose set may arrive in any order); base-table ones come
         // from the store's copies of the bases.
@@ -1330,73 +1374,7 @@ fn apply_delta(
             return Err(Error::pack(
                 label,
                 format!(
-                    "pack sends chunk {} as a delta against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
-                    &crate::hex(&d.id)[..16],
-                    if b.src == Src::Pack { "pack" } else { "base" },
-                    b.index
-                ),
-            ));
-        };
-        data.ensure(base.loc)?;
-        let payload = data.get(&base.id, base.loc)?;
-        let bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
-            Error::Integrity(format!(
-                "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
-                crate::hex(&base.id)
-            ))
-        })?;
-        base_bytes.extend_from_slice(&bytes);
-    }
-    let bytes =
-        crate::similarity::decode(&base_bytes, &d.payload, d.len as usize).map_err(|m| {
-            Error::pack(
-                label,
-                format!(
-                    "pack is corrupt: delta chunk {}: {m}: copy it again from the source",
-                    &crate::hex(&d.id)[..16]
-                ),
-            )
-        })?;
-    if blake3::hash(&bytes).as_bytes() != &d.id {
-        return Err(Error::pack(
-            label,
-            format!(
-                "pack is corrupt: delta chunk {} does not rebuild to its BLAKE3: copy it again from the source",
-                &crate::hex(&d.id)[..16]
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Rebuilds a group's chunks (concatenated) from its bases and checks
-/// them against the group's BLAKE3.
-fn apply_group(
-    txn: &mut crate::store::Txn<'_>,
-    data: &mut crate::store::data::DataReader,
-    g: &crate::pack::GroupRecord,
-    tables: &Tables<'_>,
-    label: &Path,
-) -> Result<Vec<u8>> {
-    txn.flush_data()?;
-    let what = || format!("delta group {}", &crate::hex(&g.digest)[..16]);
-    let mut base_bytes = Vec::new();
-    for b in &g.bases {
-        let table = match b.src {
-            Src::Pack => tables.pack,
-            Src::Base => tables.base,
-        };
-        let row = table.get(b.index as usize).copied().filter(|&r| r >= 0);
-        let base = match row {
-            Some(r) => txn.store().chunk_by_row(r)?,
-            None => None,
-        };
-        let Some(base) = base else {
-            return Err(Error::pack(
-                label,
-                format!(
-                    "pack sends {} against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
-                    what(),
+                    "pack sends {what} against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
                     if b.src == Src::Pack { "pack" } else { "base" },
                     b.index
                 ),
@@ -1405,15 +1383,12 @@ fn apply_group(
         if base_bytes.len() as u64 + base.len as u64 > crate::pack::format::MAX_GROUP_PREFIX {
             return Err(Error::pack(
                 label,
-                format!(
-                    "pack is corrupt: {} names more than 32 MiB of bases",
-                    what()
-                ),
+                format!("pack is corrupt: {what} names more than 32 MiB of bases"),
             ));
         }
         data.ensure(base.loc)?;
-        let payload = data.get(&base.id, base.loc)?;
-        let bytes = codec::decode(base.codec, payload, base.len as usize).map_err(|e| {
+        let stored = data.get(&base.id, base.loc)?;
+        let bytes = codec::decode(base.codec, stored, base.len as usize).map_err(|e| {
             Error::Integrity(format!(
                 "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
                 crate::hex(&base.id)
@@ -1421,22 +1396,17 @@ fn apply_group(
         })?;
         base_bytes.extend_from_slice(&bytes);
     }
-    let bytes =
-        crate::similarity::decode(&base_bytes, &g.payload, g.out_len() as usize).map_err(|m| {
-            Error::pack(
-                label,
-                format!(
-                    "pack is corrupt: {}: {m}: copy it again from the source",
-                    what()
-                ),
-            )
-        })?;
-    if blake3::hash(&bytes).as_bytes() != &g.digest {
+    let bytes = crate::similarity::decode(&base_bytes, payload, len).map_err(|m| {
+        Error::pack(
+            label,
+            format!("pack is corrupt: {what}: {m}: copy it again from the source"),
+        )
+    })?;
+    if blake3::hash(&bytes).as_bytes() != digest {
         return Err(Error::pack(
             label,
             format!(
-                "pack is corrupt: {} does not rebuild to its BLAKE3: copy it again from the source",
-                what()
+                "pack is corrupt: {what} does not rebuild to its BLAKE3: copy it again from the source"
             ),
         ));
     }

@@ -124,27 +124,32 @@ fn within_one_pack_a_delta_may_build_on_a_chunk_sent_earlier() {
 
 use ferry::demo::SampleFile;
 
-/// A hand-made pack carrying one delta chunk against `base` and a snapshot
-/// made of that chunk.
-fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8> {
-    use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
-    let header = Header {
+/// The header of a hand-made pack carrying `snapshot`, whose first
+/// base-table chunk is `base` when the receiver's inventory named it (or,
+/// for the tests of a missing base, nothing when it did not).
+fn hand_made_header(snapshot: &str, base: &[u8], name_base: bool) -> ferry::pack::Header {
+    ferry::pack::Header {
         algorithm: ferry::chunker::ALGORITHM.into(),
         params: ferry::chunker::PARAMS,
         created: 0,
         writer: "test".into(),
         bases: vec![],
-        snapshots: vec!["d".into()],
+        snapshots: vec![snapshot.into()],
         volume: None,
         signer: None,
-        // The receiver's inventory named the base (or, for the test of a
-        // missing base, nothing did).
         extra: if name_base {
             vec![*blake3::hash(base).as_bytes()]
         } else {
             vec![]
         },
-    };
+    }
+}
+
+/// A hand-made pack carrying one delta chunk against `base` and a snapshot
+/// made of that chunk.
+fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8> {
+    use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
+    let header = hand_made_header("d", base, name_base);
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let id = *blake3::hash(data).as_bytes();
     let mut payload = ferry::similarity::encode(base, data);
@@ -363,22 +368,8 @@ fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
 /// against `base` (named by the header's `extra`, or not at all), and a
 /// snapshot made of them.
 fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bool) -> Vec<u8> {
-    use ferry::pack::{Header, PackWriter, PieceRef, Pieces, SnapshotRecord};
-    let header = Header {
-        algorithm: ferry::chunker::ALGORITHM.into(),
-        params: ferry::chunker::PARAMS,
-        created: 0,
-        writer: "test".into(),
-        bases: vec![],
-        snapshots: vec!["g".into()],
-        volume: None,
-        signer: None,
-        extra: if name_base {
-            vec![*blake3::hash(base).as_bytes()]
-        } else {
-            vec![]
-        },
-    };
+    use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
+    let header = hand_made_header("g", base, name_base);
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let all: Vec<u8> = parts.concat();
     let mut frame = ferry::similarity::encode_group(base, &all);

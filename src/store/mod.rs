@@ -382,22 +382,8 @@ impl Store {
         if lock.is_some() {
             conn.execute_batch(AIRGAP_TABLES)?;
         }
-        let has_features = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'features'",
-                [],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        let has_files = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'",
-                [],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+        let has_features = table_exists(&conn, "features")?;
+        let has_files = table_exists(&conn, "files")?;
         Ok(Store {
             has_files,
             dir: dir.to_path_buf(),
@@ -693,15 +679,7 @@ impl Store {
     /// True when the index has `table` (the air-gap tables appear with the
     /// first write by a ferry that knows them).
     pub fn has_table(&self, table: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        table_exists(&self.conn, table)
     }
 
     /// A chunk's super-features (empty when none were recorded).
@@ -1004,6 +982,18 @@ impl Txn<'_> {
             .execute("DELETE FROM snapshots WHERE rowid = ?1", [snapshot])?;
         Ok(())
     }
+}
+
+/// True when the index has `table`.
+fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// Seconds since the Unix epoch.
