@@ -37,6 +37,15 @@ pub struct Params {
 /// Identifies the cutting algorithm in stores and packs.
 pub const ALGORITHM: &str = "fastcdc-v2020-level1-seed0";
 
+/// The crate that defines where chunks are cut, at the exact version pinned
+/// in Cargo.toml (`fastcdc = "=5.0.0"`). Its v2020 algorithm (Gear table,
+/// masks of normalization level 1) decides every cut, so another version
+/// could cut the same stream differently and give chunks other ids: it is
+/// part of the store and pack formats, and changing it needs a new
+/// [`ALGORITHM`] id. The golden tests (`tests/golden.rs` and this module's)
+/// pin its cut points.
+pub const FASTCDC_CRATE: &str = "fastcdc =5.0.0 (v2020 algorithm, normalization level 1)";
+
 /// The one set of parameters this version of ferry uses: 16 KiB / 64 KiB / 256 KiB.
 pub const PARAMS: Params = Params {
     min: 16 * 1024,

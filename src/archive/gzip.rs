@@ -31,6 +31,13 @@ pub const MAX_PLAIN: usize = 32 << 20;
 pub const MAX_PART: usize = 256 << 10;
 /// Version byte of part records.
 const PART_VERSION: u8 = 1;
+/// The crate whose correction data a part record holds, at the exact
+/// version pinned in Cargo.toml (`preflate-rs = "=0.7.6"`). Corrections are
+/// only meaningful to the predictor that wrote them: another version could
+/// re-create different bytes from the same record, so this crate is part of
+/// the store and pack formats, and changing it needs a new part record
+/// version. The golden packs in `tests/data/golden` hold parts written by it.
+pub const PREFLATE_CRATE: &str = "preflate-rs =0.7.6";
 /// Part flag: the first part of a deflate stream (starts a new re-creator).
 const FIRST: u8 = 1;
 
