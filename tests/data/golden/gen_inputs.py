@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Writes the golden fixtures' inputs: two versions of a small docker-save-like
+archive (a.tar, b.tar) in OUTDIR, deterministically.
+
+    gen_inputs.py OUTDIR plain   # three plain tar layers
+    gen_inputs.py OUTDIR gz      # the middle layer gzip'd by GNU gzip (gzip -n -6)
+
+b.tar edits a few bytes in the middle of app/data.txt (a file of several
+chunks), changes one small file of the middle layer, and adds a file; every
+other byte of every file is the same. Text is drawn from a small vocabulary
+by a fixed xorshift64 stream, so zstd packs it small while FastCDC still
+finds content-defined cut points in it.
+"""
+import io
+import json
+import subprocess
+import sys
+import tarfile
+
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
+    "mike november oscar papa quebec romeo sierra tango uniform victor whiskey "
+    "xray yankee zulu layer chunk stream recipe header store pack volume "
+    "offline ferry image config deflate gzip tar"
+).split()
+
+
+class Rng:
+    def __init__(self, seed):
+        self.s = seed & 0xFFFFFFFFFFFFFFFF or 1
+
+    def next(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 7
+        x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
+        self.s = x
+        return x
+
+    def below(self, n):
+        return self.next() % n
+
+
+def text(seed, size):
+    rng = Rng(seed)
+    out = bytearray()
+    line = 0
+    while len(out) < size:
+        n = 4 + rng.below(9)
+        words = " ".join(WORDS[rng.below(len(WORDS))] for _ in range(n))
+        out += b"%06d %s\n" % (line, words.encode())
+        line += 1
+    return bytes(out[:size])
+
+
+def tar_bytes(files):
+    """A ustar archive of (path, bytes) with fixed owners and times."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for path, data in files:
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mtime = 1700000000
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def gzip_bytes(data):
+    return subprocess.run(
+        ["gzip", "-n", "-6", "-c"], input=data, stdout=subprocess.PIPE, check=True
+    ).stdout
+
+
+def layers(version):
+    os_files = [("etc/os-release", b"NAME=golden\nVERSION_ID=1\n")] + [
+        ("usr/share/doc/pkg%02d/README" % i, text(100 + i, 1500 + 97 * i))
+        for i in range(8)
+    ]
+    lib_files = [
+        ("usr/lib/golden/words.txt", text(200, 40000)),
+        ("usr/lib/golden/version", b"lib 1.0\n" if version == "a" else b"lib 1.1\n"),
+    ]
+    data = bytearray(text(300, 70000))
+    if version == "b":
+        data[35000:35012] = b"EDITED-BYTES"
+    app_files = [
+        ("app/data.txt", bytes(data)),
+        ("app/main.cfg", b"threads = 4\nmode = golden\n"),
+    ]
+    if version == "b":
+        app_files.append(("app/NEW", b"added in b\n"))
+    return [tar_bytes(os_files), tar_bytes(lib_files), tar_bytes(app_files)]
+
+
+def archive(version, variant):
+    names = []
+    members = []
+    for i, layer in enumerate(layers(version)):
+        if variant == "gz" and i == 1:
+            name = "layer%d/layer.tar.gz" % i
+            layer = gzip_bytes(layer)
+        else:
+            name = "layer%d/layer.tar" % i
+        names.append(name)
+        members.append((name, layer))
+    config = json.dumps({"golden": version, "variant": variant}, sort_keys=True).encode()
+    manifest = json.dumps(
+        [{"Config": "config.json", "RepoTags": ["golden:" + version], "Layers": names}]
+    ).encode()
+    return tar_bytes([("config.json", config)] + members + [("manifest.json", manifest)])
+
+
+def main():
+    out, variant = sys.argv[1], sys.argv[2]
+    assert variant in ("plain", "gz")
+    for version in ("a", "b"):
+        with open("%s/%s.tar" % (out, version), "wb") as f:
+            f.write(archive(version, variant))
+
+
+main()
