@@ -193,8 +193,65 @@ mod tests {
         (samples >= 4).then(|| super_of(&max))
     }
 
+    /// Fixed inputs, independent of the crate's other generators: xorshift64
+    /// bytes, or lines of words drawn by it.
+    fn golden_input(seed: u64, len: usize, text: bool) -> Vec<u8> {
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            if text {
+                let w = ["store ", "chunk ", "layer ", "pack\n"][(next() % 4) as usize];
+                out.extend_from_slice(w.as_bytes());
+            } else {
+                out.extend_from_slice(&next().to_le_bytes());
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    const GOLDEN_CASES: [(u64, usize, bool); 8] = [
+        (1, 255, false),
+        (2, 256, false),
+        (3, 4097, false),
+        (4, 70_000, false),
+        (5, 262_144, false),
+        (6, 300, true),
+        (7, 10_000, true),
+        (8, 100_000, true),
+    ];
+
     #[test]
     fn super_features_are_what_stores_recorded_before() {
+        // Stores hold these values (`features` table): a change to the
+        // sampling, the tables or the hashing would make every new chunk
+        // unlike every stored one. The values were recorded once.
+        let got: Vec<_> = GOLDEN_CASES
+            .iter()
+            .map(|&(seed, len, text)| super_features(&golden_input(seed, len, text)))
+            .collect();
+        assert_eq!(got, GOLDEN);
+        // A run of one byte value: the rolling hash settles on one value
+        // after 64 bytes.
+        let run = Some([
+            -1843556802146636516,
+            8516895641472266862,
+            -2496527607934130352,
+            3659260046100154010,
+            6581721253777224520,
+            -4077237407318115684,
+        ]);
+        assert_eq!(super_features(&[7u8; 5000]), run, "a run of 7s");
+    }
+
+    #[test]
+    fn super_features_match_the_one_pass_definition() {
         let mut rng = crate::demo::Rng::new(9);
         for len in [0, 255, 256, 300, 4095, 4096, 4097, 10_000, 70_000, 262_144] {
             let mut d = vec![0u8; len];
@@ -209,6 +266,67 @@ mod tests {
         }
         assert_eq!(super_features(&[7u8; 5000]), reference(&[7u8; 5000]));
     }
+
+    /// Super-features of [`GOLDEN_CASES`], recorded once.
+    const GOLDEN: [Option<[i64; SUPER_FEATURES]>; 8] = [
+        None,
+        Some([
+            1226567812440257361,
+            4264319815951280449,
+            4364636907740249800,
+            2042736834880775190,
+            6304294523923563689,
+            -1524872268124744268,
+        ]),
+        Some([
+            -488560115188572510,
+            -4619012397150861468,
+            7965153446215199855,
+            4874143431186629176,
+            6021094849933041232,
+            -4519169003406532600,
+        ]),
+        Some([
+            -738863955953117768,
+            -856090368535552170,
+            -6398895469122658207,
+            4019612174954714207,
+            4763150920793448012,
+            9033420233503745211,
+        ]),
+        Some([
+            -5992682958904792185,
+            6138078781876120718,
+            -5480663635608310599,
+            15287388393731797,
+            -6417360246199148419,
+            3314067506061322815,
+        ]),
+        Some([
+            1191477176148686530,
+            7910550085183678010,
+            -6162185385433811313,
+            -6824005622192161057,
+            -5677196489724885433,
+            5960531767597437860,
+        ]),
+        Some([
+            -4742394207994781423,
+            -7137862003542958756,
+            6059071678327532838,
+            1174224825265850892,
+            6651641398367144772,
+            -6194888042213075821,
+        ]),
+        Some([
+            5040463357868118103,
+            -6575762799282296512,
+            1550719719237263474,
+            -4897121841983813331,
+            6087475743941598811,
+            -6867829647293833765,
+        ]),
+    ];
 
     #[test]
     fn similar_chunks_share_super_features_and_deltas_are_small() {
