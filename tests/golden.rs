@@ -117,6 +117,29 @@ fn cut_points_ids_and_super_features_are_golden() {
     assert_eq!(features, GOLDEN_FEATURES, "super-features of some chunks");
 }
 
+#[test]
+fn format_defining_crates_are_pinned_to_the_recorded_versions() {
+    let toml = include_str!("../Cargo.toml");
+    let lock = include_str!("../Cargo.lock");
+    for (name, recorded) in [
+        ("fastcdc", ferry::chunker::FASTCDC_CRATE),
+        ("preflate-rs", ferry::archive::gzip::PREFLATE_CRATE),
+    ] {
+        let version = recorded
+            .strip_prefix(name)
+            .and_then(|r| r.trim_start().strip_prefix('='))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{recorded:?} does not name {name} =VERSION"));
+        let pin = format!("{name} = \"={version}\"");
+        assert!(toml.contains(&pin), "Cargo.toml lacks {pin}");
+        let locked = format!("name = \"{name}\"\nversion = \"{version}\"");
+        assert!(
+            lock.contains(&locked),
+            "Cargo.lock does not lock {name} {version}"
+        );
+    }
+}
+
 /// The records of a pack, per docs/FORMAT.md: (type, frame start, payload).
 fn records(pack: &[u8]) -> Vec<(u8, usize, &[u8])> {
     let mut out = Vec::new();

@@ -3,7 +3,8 @@
 # that wrote a pack format version. Tests never run this script: its output
 # is committed and read by tests/golden.rs forever after. When the pack
 # format version goes up, add a line for the new version to VERSIONS below,
-# run the script and commit the new files; never delete the old ones.
+# run the script and commit the new files (`git add -f`: *.ferry is in
+# .gitignore); never delete the old ones.
 # Packs carry creation times, so a rerun would write other bytes: files that
 # exist are kept (and only checked) unless FORCE=1.
 #
