@@ -1,8 +1,8 @@
 //! Receiving: [`unpack`] verifies a pack and imports it as one
-//! all-or-nothing write. Its header is checked first ([`accept`]); chunk
+//! all-or-nothing write. Its header is checked first (`accept`); chunk
 //! records are verified in batches and delta records rebuilt
-//! ([`rebuild`]); snapshot records are imported ([`import`]) once every
-//! chunk is in, for a volume once its whole set is ([`volumes`]).
+//! (`rebuild`); snapshot records are imported (`import`) once every
+//! chunk is in, for a volume once its whole set is (`volumes`).
 
 mod accept;
 mod import;

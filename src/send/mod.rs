@@ -1,8 +1,8 @@
 //! Sending: a pack of snapshots holding only the chunks a receiver lacks.
 //! [`write_pack`] writes one pack, [`write_volumes`] splits it into
 //! self-contained volumes. The pack is planned from the index alone
-//! ([`plan`]), split into volumes ([`volumes`]), and its chunk records
-//! encoded in parallel ([`encode`]).
+//! (`plan`), split into volumes (`volumes`), and its chunk records
+//! encoded in parallel (`encode`).
 
 mod encode;
 mod plan;
