@@ -61,7 +61,7 @@ pub fn waiting_sets(store: &Store) -> Result<Vec<WaitingSet>> {
             Some(s) => s.received.push(v.index),
             None => sets.push(WaitingSet {
                 set,
-                snapshots: serde_json::from_str(&v.snapshots).unwrap_or_default(),
+                snapshots: v.snapshots,
                 count: v.count,
                 received: vec![v.index],
                 missing: Vec::new(),
@@ -103,7 +103,7 @@ pub(super) fn record_volume(
         count: v.count,
         first: v.first,
         chunks: v.chunks,
-        snapshots: &serde_json::to_string(&h.snapshots).expect("names serialize"),
+        snapshots: &h.snapshots,
         rows,
         records: &records,
     })?;

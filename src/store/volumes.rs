@@ -22,8 +22,8 @@ pub struct NewVolume<'a> {
     pub first: u64,
     /// Chunk records this volume holds.
     pub chunks: u64,
-    /// The names of the snapshots the set adds, as JSON.
-    pub snapshots: &'a str,
+    /// The names of the snapshots the set adds.
+    pub snapshots: &'a [String],
     /// Row ids of this volume's chunks, in pack-table order.
     pub rows: &'a [i64],
     /// The snapshot records it carried (name and encoded record), in order.
@@ -38,8 +38,8 @@ pub struct WaitingVolume {
     pub index: u32,
     /// Volumes in the set.
     pub count: u32,
-    /// The names of the snapshots the set adds, as JSON.
-    pub snapshots: String,
+    /// The names of the snapshots the set adds.
+    pub snapshots: Vec<String>,
 }
 
 impl Store {
@@ -119,7 +119,7 @@ impl Store {
                     set: r.get(0)?,
                     index: r.get(1)?,
                     count: r.get(2)?,
-                    snapshots: r.get(3)?,
+                    snapshots: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -155,7 +155,7 @@ impl Txn<'_> {
                 v.count,
                 v.first,
                 v.chunks,
-                v.snapshots,
+                serde_json::to_string(v.snapshots).expect("names serialize"),
                 super::now()
             ],
         )?;
