@@ -8,8 +8,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ferry::add::{AddOptions, Source, add};
 use ferry::progress::Quiet;
+use ferry::receive::unpack;
+use ferry::send::{PackOptions, write_pack};
 use ferry::store::Store;
-use ferry::transfer::{PackOptions, unpack, write_pack};
 
 const SIZE: usize = 64 << 20;
 

@@ -19,8 +19,8 @@ use crate::demo::CountingSink;
 use crate::error::{Error, IoContext, Result};
 use crate::pack::{PackReader, Record};
 use crate::progress::Progress;
+use crate::send::{PackOptions, write_pack};
 use crate::store::Store;
-use crate::transfer::{PackOptions, write_pack};
 
 /// One way of shipping NEW.
 #[derive(Debug, Clone, Serialize)]
@@ -231,10 +231,10 @@ pub fn bench(
             &work.join(format!("receiver-{tag}")),
             std::time::Duration::ZERO,
         )?;
-        crate::transfer::unpack(&mut receiver, open(&full_pack)?, &full_pack, progress)?;
+        crate::receive::unpack(&mut receiver, open(&full_pack)?, &full_pack, progress)?;
         std::fs::remove_file(&full_pack).ctx(|| "cleaning up".to_string())?;
         let t = Instant::now();
-        crate::transfer::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
+        crate::receive::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
         crate::checkout::checkout(&receiver, "new", &mut std::io::sink(), progress)?;
         let unpacked = secs(t);
         let method = match tag {

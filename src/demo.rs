@@ -14,8 +14,9 @@ use crate::add::{AddOptions, Source, add};
 use crate::checkout::checkout_to_path;
 use crate::error::{IoContext, Result};
 use crate::progress::Quiet;
+use crate::receive::unpack;
+use crate::send::{PackOptions, write_pack};
 use crate::store::Store;
-use crate::transfer::{PackOptions, unpack, write_pack};
 
 /// A small deterministic generator (SplitMix64), so samples are the same everywhere.
 pub struct Rng(u64);

@@ -10,7 +10,8 @@
 //! - [`archive`]: compression detection and tar/docker-archive awareness.
 //! - [`add`], [`checkout`]: streams into and out of the store.
 //! - [`pack`]: the pack file format (reader and writer).
-//! - [`transfer`]: building packs from a store and importing them.
+//! - [`send`]: planning and writing packs (and volumes) from a store.
+//! - [`receive`]: verifying packs and importing them into a store.
 //! - [`docker`]: save, load and list images through the Docker Engine API.
 //! - [`demo`]: sample image-like archives and the end-to-end demo.
 
@@ -27,10 +28,11 @@ pub mod inventory;
 pub mod keys;
 pub mod pack;
 pub mod progress;
+pub mod receive;
 pub mod samepath;
+pub mod send;
 pub mod similarity;
 pub mod store;
-pub mod transfer;
 pub mod verify;
 
 pub use error::{Error, Result};

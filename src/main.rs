@@ -11,8 +11,8 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use ferry::add::{AddOptions, Source};
 use ferry::progress::Progress;
+use ferry::send::PackOptions;
 use ferry::store::{self, Store};
-use ferry::transfer::PackOptions;
 use ferry::{Error, Result};
 
 /// Move Docker images and large files across an air gap with the fewest bytes.
@@ -394,7 +394,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let volume_size = volume_size
                 .as_deref()
-                .map(ferry::transfer::parse_size)
+                .map(ferry::send::parse_size)
                 .transpose()?;
             if volume_size.is_some() && output.as_deref().is_some_and(is_dash) {
                 return Err(Error::Invalid(
@@ -429,12 +429,12 @@ fn run(cli: Cli) -> Result<()> {
             let t = Instant::now();
             let mut written: Vec<PathBuf> = Vec::new();
             let report = if *dry_run {
-                ferry::transfer::write_pack(&store, &opts, std::io::sink(), &bar)?.1
+                ferry::send::write_pack(&store, &opts, std::io::sink(), &bar)?.1
             } else {
                 let out = output.as_ref().expect("clap requires -o");
                 if is_dash(out) {
                     let stdout = std::io::stdout().lock();
-                    ferry::transfer::write_pack(
+                    ferry::send::write_pack(
                         &store,
                         &opts,
                         BufWriter::with_capacity(1 << 20, stdout),
@@ -503,7 +503,7 @@ fn run(cli: Cli) -> Result<()> {
             let r = if is_dash(pack) {
                 store = Store::open_writer(&dir, wait)?;
                 let stdin = std::io::stdin().lock();
-                ferry::transfer::unpack(
+                ferry::receive::unpack(
                     &mut store,
                     BufReader::with_capacity(1 << 20, stdin),
                     pack,
@@ -512,7 +512,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let f = ferry::add::open_input(pack)?;
                 store = Store::open_writer(&dir, wait)?;
-                ferry::transfer::unpack(
+                ferry::receive::unpack(
                     &mut store,
                     BufReader::with_capacity(1 << 20, f),
                     pack,
@@ -762,7 +762,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Status { json } => {
             let store = Store::open(&dir)?;
-            let sets = ferry::transfer::waiting_sets(&store)?;
+            let sets = ferry::receive::waiting_sets(&store)?;
             if *json {
                 print_json(&serde_json::json!({ "waiting": sets }));
             } else if sets.is_empty() {
@@ -1067,7 +1067,7 @@ fn write_pack_files(
     opts: &PackOptions,
     path: &Path,
     bar: &Bar,
-) -> Result<(Vec<PathBuf>, ferry::transfer::PackReport)> {
+) -> Result<(Vec<PathBuf>, ferry::send::PackReport)> {
     let volumes = opts.volume_size.is_some();
     let name = |i: u32, n: u32| -> PathBuf {
         if !volumes {
@@ -1084,7 +1084,7 @@ fn write_pack_files(
         PathBuf::from(s)
     };
     let mut opened: Vec<PathBuf> = Vec::new();
-    let result = ferry::transfer::write_volumes(
+    let result = ferry::send::write_volumes(
         store,
         opts,
         &mut |i, n| {

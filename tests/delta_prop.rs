@@ -4,8 +4,8 @@
 
 use ferry::add::{AddOptions, Source, add};
 use ferry::progress::Quiet;
+use ferry::send::{PackOptions, write_pack};
 use ferry::store::Store;
-use ferry::transfer::{PackOptions, write_pack};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ferry::add::{AddOptions, Source, add};
 use ferry::progress::Quiet;
+use ferry::send::{PackOptions, write_pack};
 use ferry::store::Store;
-use ferry::transfer::{PackOptions, write_pack};
 use proptest::prelude::*;
 
 fn checkout(store: &Store, name: &str) -> Vec<u8> {

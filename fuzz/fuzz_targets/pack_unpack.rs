@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile_dir();
     let mut store = Store::open_writer(&dir, std::time::Duration::ZERO).expect("store");
-    let result = ferry::transfer::unpack(&mut store, data, std::path::Path::new("fuzz.ferry"), &Quiet);
+    let result = ferry::receive::unpack(&mut store, data, std::path::Path::new("fuzz.ferry"), &Quiet);
     let snaps = store.snapshots().expect("index readable after unpack");
     if result.is_err() {
         assert!(snaps.is_empty(), "a failed unpack left snapshots behind");

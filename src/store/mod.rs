@@ -8,6 +8,7 @@
 //! truncated back to where they were.
 
 pub mod data;
+pub mod volumes;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};

@@ -1,0 +1,129 @@
+//! What a pack's header must satisfy before anything is imported: the
+//! store's chunker, the bases and inventory chunks it relies on, and the
+//! store's trust list.
+
+use std::path::Path;
+
+use crate::chunker;
+use crate::error::{Error, Result};
+use crate::pack::{BaseRef, Header};
+use crate::store::Store;
+
+/// Refuses a pack cut with another chunker or other parameters.
+pub(super) fn check_chunker(store: &Store, h: &Header, label: &Path) -> Result<()> {
+    if h.algorithm != chunker::ALGORITHM || h.params != store.params() {
+        return Err(Error::pack(
+            label,
+            format!(
+                "pack was cut with chunker {} min={} avg={} max={}, this store uses {}: it came from an incompatible ferry",
+                h.algorithm,
+                h.params.min,
+                h.params.avg,
+                h.params.max,
+                store.params()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a pack whose bases this store lacks (by stream hash).
+pub(super) fn check_bases(store: &Store, h: &Header, label: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    for b in &h.bases {
+        if store.snapshots_by_hash(&b.hash)?.is_empty() {
+            missing.push(b);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = |f: &dyn Fn(&BaseRef) -> String| {
+        missing.iter().map(|b| f(b)).collect::<Vec<_>>().join(", ")
+    };
+    Err(Error::MissingBase {
+        path: label.to_path_buf(),
+        missing: list(&|b| format!("{} (blake3 {})", b.name, &crate::hex(&b.hash)[..16])),
+        names: list(&|b| b.name.clone()),
+    })
+}
+
+/// The receiver's chunk table for compact recipes: the bases' chunk
+/// tables, in the same order the sender indexed (which needs the same
+/// recipe on both sides), then the chunks the sender knew this store
+/// holds (from its inventory). `version` is the pack's format version.
+pub(super) fn base_table(
+    store: &Store,
+    h: &Header,
+    version: u32,
+    label: &Path,
+) -> Result<Vec<i64>> {
+    let mut base_rows: Vec<i64> = Vec::new();
+    // Only version-1 packs come without base recipe digests.
+    let any_recipe = version == 1;
+    for b in &h.bases {
+        // Several snapshots may hold the same bytes; any stored the way the
+        // sender stored its base will do.
+        let mut found = None;
+        let mut first = None;
+        for snap in store.snapshots_by_hash(&b.hash)? {
+            let sum = store.recipe_summary(snap.rowid)?;
+            if (any_recipe && b.recipe == [0; 32]) || sum.digest == b.recipe {
+                found = Some(sum);
+                break;
+            }
+            first.get_or_insert(snap);
+        }
+        let Some(sum) = found else {
+            let snap = first.expect("checked above");
+            return Err(Error::pack(
+                label,
+                format!(
+                    "this store's copy of {} holds the same bytes but was split differently (for example with --no-tar-split), so this delta cannot refer to it: ask for a pack without --base {}, or add {} here the way the sender did",
+                    snap.name, b.name, snap.name
+                ),
+            ));
+        };
+        base_rows.extend(sum.order);
+    }
+    for id in &h.extra {
+        match store.chunk(id)? {
+            Some(c) => base_rows.push(c.rowid),
+            None => {
+                return Err(Error::pack(
+                    label,
+                    format!(
+                        "pack relies on chunk {} from this store's inventory, but the store does not hold it: the inventory came from another store; ask for a pack made with a fresh 'ferry inventory' of this one",
+                        &crate::hex(id)[..16]
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(base_rows)
+}
+
+/// Refuses a pack the store's trust list does not accept; returns the
+/// signer's key (hex) when a trusted key signed it. The signature itself is
+/// checked by the reader when it reaches the trailer.
+pub(super) fn check_trust(store: &Store, h: &Header, label: &Path) -> Result<Option<String>> {
+    let trusted = crate::keys::trusted(store)?;
+    let signer = h.signer.map(|k| crate::hex(&k));
+    if trusted.is_empty() {
+        return Ok(None);
+    }
+    match &h.signer {
+        None => Err(Error::pack(
+            label,
+            "pack is not signed, and this store accepts only packs signed by a trusted key (see 'ferry trust list'): ask the sender for a pack made with --sign",
+        )),
+        Some(k) if !trusted.iter().any(|t| t.key == *k) => Err(Error::pack(
+            label,
+            format!(
+                "pack is signed by key {}, which this store does not trust: if it is the sender's, add its .pub file with 'ferry trust add'",
+                &crate::hex(k)[..16]
+            ),
+        )),
+        Some(_) => Ok(signer),
+    }
+}

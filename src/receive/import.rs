@@ -1,0 +1,201 @@
+//! Importing a snapshot record: its name checked, its recipe resolved to
+//! stored chunks piece by piece and written, and its arrival noted in its
+//! metadata.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::chunker::ChunkId;
+use crate::error::{Error, Result};
+use crate::pack::recipe;
+use crate::pack::{PieceRef, Pieces, SnapshotRecord};
+use crate::store::{NewSnapshot, Op, Piece, Txn};
+
+use super::UnpackReport;
+use super::rebuild::Tables;
+
+/// Imports snapshot record `s`: added (to `report.added`), or already here
+/// with the same content (`report.present`). `stored_here` holds the
+/// encoded sizes of chunks this unpack stored; the snapshot claims those
+/// it uses as its new bytes.
+pub(super) fn import_snapshot(
+    txn: &mut Txn<'_>,
+    s: SnapshotRecord,
+    label: &Path,
+    tables: &Tables,
+    stored_here: &mut HashMap<i64, u64>,
+    report: &mut UnpackReport,
+) -> Result<()> {
+    let corrupt =
+        |m: String| Error::pack(label, format!("pack is corrupt: snapshot {}: {m}", s.name));
+    crate::add::validate_name(&s.name)
+        .map_err(|e| Error::pack(label, format!("pack is corrupt: {e}")))?;
+    if let Some(old) = txn.store().snapshot(&s.name)? {
+        if old.blake3 == crate::hex(&s.hash) {
+            report.present.push(s.name);
+            return Ok(());
+        }
+        return Err(Error::NameConflict(format!(
+            "this store already has a snapshot named '{}' with other content (blake3 {}); the pack's is {}: nothing was imported",
+            s.name,
+            &old.blake3[..16],
+            &crate::hex(&s.hash)[..16]
+        )));
+    }
+    let meta = received_meta(&s.meta, label, tables, report);
+    let snap = txn.create_snapshot(&NewSnapshot {
+        name: &s.name,
+        size: s.size,
+        hash: &s.hash,
+        new_bytes: 0,
+        added_at: crate::store::now(),
+        meta: &meta,
+    })?;
+    let mut placer = Placer {
+        snap,
+        size: s.size,
+        stored_here,
+        lens: HashMap::new(),
+        new_bytes: 0,
+        seq: 0,
+        total: 0,
+    };
+    match &s.pieces {
+        Pieces::Ids(pieces) => {
+            let mut lookup: HashMap<ChunkId, i64> = HashMap::new();
+            for p in pieces {
+                let id = p.id();
+                let row = match lookup.get(id) {
+                    Some(&r) => r,
+                    None => {
+                        let Some(c) = txn.store().chunk(id)? else {
+                            return Err(Error::pack(
+                                label,
+                                format!(
+                                    "snapshot {} needs chunk {} which neither this pack nor the store holds: unpack the pack it is a delta against first",
+                                    s.name,
+                                    &crate::hex(id)[..16]
+                                ),
+                            ));
+                        };
+                        lookup.insert(*id, c.rowid);
+                        c.rowid
+                    }
+                };
+                let slice = match *p {
+                    PieceRef::Whole(_) => None,
+                    PieceRef::Slice { off, len, .. } => Some((off, len)),
+                };
+                placer.place(txn, row, slice, Op::Out, 0, &corrupt)?;
+            }
+        }
+        Pieces::Compact {
+            count,
+            encoding,
+            data,
+        } => {
+            recipe::decode_each(data, *count, *encoding, corrupt, |p| {
+                let table = tables.table(p.src);
+                let row = *table.get(p.index as usize).ok_or_else(|| {
+                    corrupt(format!("recipe names chunk {} of {}", p.index, table.len()))
+                })?;
+                placer.place(txn, row, p.slice, p.op, p.out, &corrupt)
+            })?;
+        }
+    }
+    txn.set_new_bytes(snap, placer.new_bytes)?;
+    txn.finish_snapshot(snap)
+        .map_err(|e| corrupt(e.to_string()))?;
+    report.added.push(s.name);
+    Ok(())
+}
+
+/// The record's metadata with how it arrived (for `ls --json`): the pack,
+/// and, when this unpack read every chunk of the pack table (not so for
+/// the last volume of a set), how many of them and how many bytes came as
+/// deltas.
+fn received_meta(
+    meta: &str,
+    label: &Path,
+    tables: &Tables,
+    report: &UnpackReport,
+) -> serde_json::Value {
+    let mut meta: serde_json::Value = serde_json::from_str(meta).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut meta {
+        let mut received = serde_json::json!({
+            "pack": label.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "at": crate::store::now(),
+        });
+        if tables.pack.len() as u64 == report.chunks {
+            received["chunks"] = report.chunks.into();
+            received["delta_chunks"] = report.delta_chunks.into();
+            received["delta_bytes"] = report.delta_bytes.into();
+        }
+        m.insert("received".into(), received);
+    }
+    meta
+}
+
+/// Writes a snapshot's recipe as each piece is decoded: memory stays
+/// bounded whatever the record claims, and a recipe that runs past the
+/// snapshot's size is stopped at once.
+struct Placer<'a> {
+    snap: i64,
+    size: u64,
+    stored_here: &'a mut HashMap<i64, u64>,
+    /// Decoded lengths of the chunks met so far.
+    lens: HashMap<i64, u32>,
+    new_bytes: u64,
+    seq: u64,
+    total: u64,
+}
+
+impl Placer<'_> {
+    /// Resolves and writes one piece: chunk row `row`, the whole chunk or
+    /// `slice` (offset, length) of it.
+    fn place(
+        &mut self,
+        txn: &mut Txn<'_>,
+        row: i64,
+        slice: Option<(u32, u32)>,
+        op: Op,
+        out: u64,
+        corrupt: &dyn Fn(String) -> Error,
+    ) -> Result<()> {
+        let clen = match self.lens.get(&row) {
+            Some(&l) => l,
+            None => {
+                let l = txn
+                    .store()
+                    .chunk_len(row)?
+                    .ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
+                self.new_bytes += self.stored_here.remove(&row).unwrap_or(0);
+                self.lens.insert(row, l);
+                l
+            }
+        };
+        let (off, len) = match slice {
+            None => (0, clen),
+            Some((off, len)) => {
+                if len == 0 || off as u64 + len as u64 > clen as u64 {
+                    return Err(corrupt("a piece reads past the end of its chunk".into()));
+                }
+                (off, len)
+            }
+        };
+        let piece = Piece {
+            chunk: row,
+            off,
+            len,
+            op,
+            out,
+        };
+        self.total = self.total.saturating_add(piece.output());
+        if self.total > self.size {
+            return Err(corrupt("the recipe runs past the snapshot's size".into()));
+        }
+        txn.push_piece(self.snap, self.seq, piece)?;
+        self.seq += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,417 @@
+//! Receiving: [`unpack`] verifies a pack and imports it as one
+//! all-or-nothing write. Its header is checked first (`accept`); chunk
+//! records are verified in batches and delta records rebuilt
+//! (`rebuild`); snapshot records are imported (`import`) once every
+//! chunk is in, for a volume once its whole set is (`volumes`).
+
+mod accept;
+mod import;
+mod rebuild;
+mod volumes;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::chunker::ChunkId;
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::pack::{
+    ChunkRecord, DeltaRecord, GroupRecord, Header, PackReader, Record, SnapshotRecord,
+};
+use crate::progress::Progress;
+use crate::store::Store;
+use crate::store::Txn;
+use crate::store::data::DataReader;
+
+use import::import_snapshot;
+use rebuild::Tables;
+pub use volumes::{VolumeStatus, WaitingSet, waiting_sets};
+
+/// What [`unpack`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UnpackReport {
+    /// Chunk records read.
+    pub chunks: u64,
+    /// Chunks stored (the rest were already there).
+    pub new_chunks: u64,
+    /// Encoded bytes stored.
+    pub new_bytes: u64,
+    /// Snapshots that became visible.
+    pub added: Vec<String>,
+    /// Snapshots the store already had (unpacking again is a no-op).
+    pub present: Vec<String>,
+    /// Bytes of the pack.
+    pub pack_bytes: u64,
+    /// Chunks that arrived as similarity deltas and were rebuilt here.
+    pub delta_chunks: u64,
+    /// Bytes of the pack that carried them (delta frames).
+    pub delta_bytes: u64,
+    /// For a volume: which one, and what its set still needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStatus>,
+    /// Public key (hex) of the trusted key that signed the pack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+}
+
+/// Chunk records verified together (in parallel) before they are stored.
+const VERIFY_BATCH: usize = 64;
+/// New chunk bytes stored between commits of an unpack (what a killed
+/// unpack may have to read again).
+const CHECKPOINT_BYTES: u64 = 32 << 20;
+
+/// Verifies and imports a pack read from `input` (`label` names it in
+/// messages). Either everything in the pack lands or nothing does; if the
+/// process is killed part-way, the chunks verified so far stay, and running
+/// it again skips them.
+pub fn unpack<R: Read>(
+    store: &mut Store,
+    input: R,
+    label: &Path,
+    progress: &dyn Progress,
+) -> Result<UnpackReport> {
+    let counted = CountingReader { inner: input, n: 0 };
+    let mut reader = PackReader::new(counted).map_err(|e| bad(label, e))?;
+    let h = reader.header().clone();
+    accept::check_chunker(store, &h, label)?;
+    accept::check_bases(store, &h, label)?;
+    let base = accept::base_table(store, &h, reader.version(), label)?;
+    let signed_by = accept::check_trust(store, &h, label)?;
+    if let Some(v) = h.volume
+        && store.volume_received(&v.set, v.index)?
+    {
+        let missing = volumes::missing_volumes(store, &v.set, v.count)?;
+        return Ok(UnpackReport {
+            volume: Some(VolumeStatus::new(&v, missing, true)),
+            signed_by,
+            ..UnpackReport::default()
+        });
+    }
+    progress.start("unpacking", None);
+    store
+        .write(|txn| {
+            let mut unpacker = Unpacker {
+                data: txn.store().data_reader(),
+                txn,
+                label,
+                header: &h,
+                progress,
+                tables: Tables {
+                    pack: Vec::new(),
+                    base,
+                    pack_bases: h.volume.is_none(),
+                },
+                report: UnpackReport::default(),
+                pending: Vec::new(),
+                stored_here: HashMap::new(),
+                since_checkpoint: 0,
+                records: Vec::new(),
+            };
+            unpacker.read_all(&mut reader)?;
+            let mut report = unpacker.finish(signed_by)?;
+            report.pack_bytes = reader.get_ref().n;
+            Ok(report)
+        })
+        .inspect(|_| progress.finish())
+}
+
+fn bad(label: &Path, e: crate::pack::ReadError) -> Error {
+    Error::pack(label, e.to_string())
+}
+
+/// A chunk record as it arrives.
+enum Incoming {
+    Plain(ChunkRecord),
+    Delta(DeltaRecord),
+}
+
+impl Incoming {
+    fn id(&self) -> &ChunkId {
+        match self {
+            Incoming::Plain(c) => &c.id,
+            Incoming::Delta(d) => &d.id,
+        }
+    }
+    fn len(&self) -> u32 {
+        match self {
+            Incoming::Plain(c) => c.len,
+            Incoming::Delta(d) => d.len,
+        }
+    }
+}
+
+/// An unpack in progress, inside the store's write operation.
+struct Unpacker<'a, 's> {
+    txn: &'a mut Txn<'s>,
+    data: DataReader,
+    label: &'a Path,
+    header: &'a Header,
+    progress: &'a dyn Progress,
+    tables: Tables,
+    report: UnpackReport,
+    /// Chunk records waiting to be verified and stored as one batch.
+    pending: Vec<Incoming>,
+    /// Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
+    stored_here: HashMap<i64, u64>,
+    since_checkpoint: u64,
+    /// A volume's snapshot records, placed once its whole set is here.
+    records: Vec<SnapshotRecord>,
+}
+
+impl Unpacker<'_, '_> {
+    /// Reads every record up to the trailer, storing chunks as they come.
+    fn read_all<R: Read>(&mut self, reader: &mut PackReader<R>) -> Result<()> {
+        loop {
+            match reader.next_record().map_err(|e| bad(self.label, e))? {
+                Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
+                Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
+                Some(Record::Group(g)) => {
+                    self.store_batch()?;
+                    // After the records before it, so pack-table bases resolve.
+                    self.group(&g)?;
+                }
+                Some(Record::Snapshot(s)) => {
+                    self.store_batch()?;
+                    self.snapshot(s)?;
+                }
+                None => return self.store_batch(),
+            }
+        }
+    }
+
+    fn queue(&mut self, c: Incoming) -> Result<()> {
+        self.pending.push(c);
+        if self.pending.len() < VERIFY_BATCH {
+            return Ok(());
+        }
+        self.store_batch()
+    }
+
+    /// Verifies and stores the waiting chunk records. Chunks the store
+    /// already has (from another pack, or from a run of this one that was
+    /// killed) are neither verified nor written again.
+    fn store_batch(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let mut fresh = Vec::with_capacity(batch.len());
+        for c in batch {
+            self.report.chunks += 1;
+            self.progress.advance(c.len() as u64);
+            match self.txn.chunk_rowid(c.id())? {
+                Some(row) => self.tables.pack.push(row),
+                None => {
+                    self.tables.pack.push(-1);
+                    fresh.push((self.tables.pack.len() - 1, c));
+                }
+            }
+        }
+        let plain: Vec<&ChunkRecord> = fresh
+            .iter()
+            .filter_map(|(_, c)| match c {
+                Incoming::Plain(c) => Some(c),
+                Incoming::Delta(_) => None,
+            })
+            .collect();
+        rebuild::verify_chunks(&plain).map_err(|m| Error::pack(self.label, m))?;
+        for (at, c) in fresh {
+            // A chunk repeated within the pack is stored once.
+            let row = match self.txn.chunk_rowid(c.id())? {
+                Some(row) => row,
+                None => match &c {
+                    Incoming::Plain(p) => self.store_new(&p.id, p.codec, p.len, &p.payload)?,
+                    Incoming::Delta(d) => {
+                        let bytes = rebuild::apply_delta(
+                            self.txn,
+                            &mut self.data,
+                            d,
+                            &self.tables,
+                            self.label,
+                        )?;
+                        self.report.delta_chunks += 1;
+                        self.report.delta_bytes += d.payload.len() as u64;
+                        let (codec, payload) = codec::encode(bytes);
+                        self.store_new(&d.id, codec, d.len, &payload)?
+                    }
+                },
+            };
+            self.tables.pack[at] = row;
+        }
+        // Keep verified chunks durable as they come, so a killed unpack
+        // resumes where it was (until a snapshot is placed).
+        if self.since_checkpoint >= CHECKPOINT_BYTES
+            && self.report.added.is_empty()
+            && self.report.present.is_empty()
+        {
+            self.txn.checkpoint()?;
+            self.since_checkpoint = 0;
+        }
+        Ok(())
+    }
+
+    /// Stores a chunk this store lacks, and counts it.
+    fn store_new(&mut self, id: &ChunkId, codec: Codec, len: u32, payload: &[u8]) -> Result<i64> {
+        let row = self.txn.insert_chunk(id, codec, len, payload)?;
+        let n = payload.len() as u64;
+        self.stored_here.insert(row, n);
+        self.report.new_chunks += 1;
+        self.report.new_bytes += n;
+        self.since_checkpoint += n;
+        Ok(row)
+    }
+
+    /// Rebuilds a group and stores those of its chunks the store lacks.
+    fn group(&mut self, g: &GroupRecord) -> Result<()> {
+        let bytes = rebuild::apply_group(self.txn, &mut self.data, g, &self.tables, self.label)?;
+        self.report.delta_bytes += g.payload.len() as u64;
+        let mut pieces = Vec::with_capacity(g.lens.len());
+        let mut at = 0usize;
+        for &l in &g.lens {
+            pieces.push(&bytes[at..at + l as usize]);
+            at += l as usize;
+        }
+        let ids: Vec<ChunkId> = pieces
+            .par_iter()
+            .map(|p| *blake3::hash(p).as_bytes())
+            .collect();
+        for (p, id) in pieces.into_iter().zip(&ids) {
+            self.report.chunks += 1;
+            self.report.delta_chunks += 1;
+            self.progress.advance(p.len() as u64);
+            let row = match self.txn.chunk_rowid(id)? {
+                Some(row) => row,
+                None => {
+                    let (codec, payload) = codec::encode(p.to_vec());
+                    self.store_new(id, codec, p.len() as u32, &payload)?
+                }
+            };
+            self.tables.pack.push(row);
+        }
+        Ok(())
+    }
+
+    /// Imports a snapshot record now, or for a volume keeps it until the
+    /// set is complete.
+    fn snapshot(&mut self, s: SnapshotRecord) -> Result<()> {
+        if self.header.volume.is_some() {
+            self.records.push(s);
+            return Ok(());
+        }
+        import_snapshot(
+            self.txn,
+            s,
+            self.label,
+            &self.tables,
+            &mut self.stored_here,
+            &mut self.report,
+        )
+    }
+
+    /// After the trailer: records a volume (importing its set's snapshots
+    /// when it completes the set), checks the snapshots against the
+    /// header, and has every new one rebuild to its BLAKE3.
+    fn finish(mut self, signed_by: Option<String>) -> Result<UnpackReport> {
+        self.report.signed_by = signed_by;
+        if let Some(v) = self.header.volume {
+            if self.report.chunks != v.chunks {
+                return Err(Error::pack(
+                    self.label,
+                    format!(
+                        "pack is corrupt: volume {} says it holds {} chunks, it holds {}",
+                        v.index, v.chunks, self.report.chunks
+                    ),
+                ));
+            }
+            let h = self.header;
+            let complete =
+                volumes::record_volume(self.txn, h, &v, &self.tables.pack, &self.records)?;
+            if !complete {
+                let missing = volumes::missing_volumes(self.txn.store(), &v.set, v.count)?;
+                self.report.volume = Some(VolumeStatus::new(&v, missing, false));
+                return Ok(self.report);
+            }
+            self.import_set(&v.set)?;
+            self.report.volume = Some(VolumeStatus::new(&v, Vec::new(), false));
+        }
+        self.check_carried()?;
+        self.verify_added()?;
+        Ok(self.report)
+    }
+
+    /// The last volume of a set arrived: places the set's snapshots
+    /// against the set's whole chunk table, and closes the set.
+    fn import_set(&mut self, set: &[u8; 16]) -> Result<()> {
+        self.tables.pack = self.txn.store().volume_set_rows(set)?;
+        for s in volumes::pending_records(self.txn.store(), set)? {
+            import_snapshot(
+                self.txn,
+                s,
+                self.label,
+                &self.tables,
+                &mut self.stored_here,
+                &mut self.report,
+            )?;
+        }
+        self.txn.finish_volume_set(set)
+    }
+
+    /// The snapshot records must be exactly those the header announced.
+    fn check_carried(&self) -> Result<()> {
+        let r = &self.report;
+        let mut carried: Vec<&String> = r.added.iter().chain(&r.present).collect();
+        let mut announced: Vec<&String> = self.header.snapshots.iter().collect();
+        carried.sort();
+        announced.sort();
+        if carried != announced {
+            return Err(Error::pack(
+                self.label,
+                "pack is corrupt: its snapshot records do not match its header",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every new snapshot must rebuild to the BLAKE3 it claims before it
+    /// becomes visible: reassemble each once (in this transaction) and
+    /// compare, so the store never holds a snapshot that lies.
+    fn verify_added(&mut self) -> Result<()> {
+        self.txn.flush_data()?;
+        for name in &self.report.added {
+            crate::checkout::checkout(
+                self.txn.store(),
+                name,
+                &mut std::io::sink(),
+                &crate::progress::Quiet,
+            )
+            .map_err(|e| match e {
+                Error::Integrity(_) => Error::pack(
+                    self.label,
+                    format!(
+                        "pack is corrupt: snapshot {name} does not rebuild to the BLAKE3 it claims: copy the pack again; if that fails too, re-pack it on the sending side"
+                    ),
+                ),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts the bytes read through it (the pack's size).
+struct CountingReader<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,123 @@
+//! Volume sets on the receiving side: recording each volume as it is
+//! unpacked, and what a set still waits for ([`VolumeStatus`] after an
+//! unpack, [`waiting_sets`] for `ferry status`).
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::pack::{Header, SnapshotRecord, VolumeInfo, encode_snapshot};
+use crate::store::volumes::NewVolume;
+use crate::store::{Store, Txn};
+
+/// A volume's place in its set after an unpack.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeStatus {
+    /// The set (hex).
+    pub set: String,
+    /// This volume's number.
+    pub index: u32,
+    /// Volumes in the set.
+    pub count: u32,
+    /// Volumes of the set not yet imported.
+    pub missing: Vec<u32>,
+    /// The volume had been imported before: nothing was done.
+    pub already: bool,
+}
+
+impl VolumeStatus {
+    /// Volume `v`, its set still missing `missing`.
+    pub(super) fn new(v: &VolumeInfo, missing: Vec<u32>, already: bool) -> Self {
+        VolumeStatus {
+            set: crate::hex(&v.set),
+            index: v.index,
+            count: v.count,
+            missing,
+            already,
+        }
+    }
+}
+
+/// A volume set some of whose volumes have been unpacked here.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingSet {
+    /// The set (hex).
+    pub set: String,
+    /// Snapshots it will add.
+    pub snapshots: Vec<String>,
+    /// Volumes in the set.
+    pub count: u32,
+    /// Volumes unpacked.
+    pub received: Vec<u32>,
+    /// Volumes still needed.
+    pub missing: Vec<u32>,
+}
+
+/// Volume sets still waiting for volumes (what `ferry status` shows).
+pub fn waiting_sets(store: &Store) -> Result<Vec<WaitingSet>> {
+    let mut sets: Vec<WaitingSet> = Vec::new();
+    for v in store.waiting_volumes()? {
+        let set = crate::hex(&v.set);
+        match sets.iter_mut().find(|s| s.set == set) {
+            Some(s) => s.received.push(v.index),
+            None => sets.push(WaitingSet {
+                set,
+                snapshots: v.snapshots,
+                count: v.count,
+                received: vec![v.index],
+                missing: Vec::new(),
+            }),
+        }
+    }
+    for s in &mut sets {
+        s.received.sort_unstable();
+        s.missing = (1..=s.count).filter(|i| !s.received.contains(i)).collect();
+    }
+    Ok(sets)
+}
+
+/// Volumes of `set` not yet imported.
+pub(super) fn missing_volumes(store: &Store, set: &[u8; 16], count: u32) -> Result<Vec<u32>> {
+    let have = store.volumes_received(set)?;
+    Ok((1..=count).filter(|i| !have.contains(i)).collect())
+}
+
+/// Records an imported volume (its chunks' positions in the set's table,
+/// and the snapshot records it carried); true when the set is complete.
+pub(super) fn record_volume(
+    txn: &mut Txn<'_>,
+    h: &Header,
+    v: &VolumeInfo,
+    rows: &[i64],
+    records: &[SnapshotRecord],
+) -> Result<bool> {
+    let records = records
+        .iter()
+        .map(|r| {
+            let bytes = encode_snapshot(r).map_err(|e| Error::Invalid(e.to_string()))?;
+            Ok((r.name.clone(), bytes))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let have = txn.record_volume(&NewVolume {
+        set: &v.set,
+        index: v.index,
+        count: v.count,
+        first: v.first,
+        chunks: v.chunks,
+        snapshots: &h.snapshots,
+        rows,
+        records: &records,
+    })?;
+    Ok(have >= v.count)
+}
+
+/// Snapshot records the set's volumes carried.
+pub(super) fn pending_records(store: &Store, set: &[u8; 16]) -> Result<Vec<SnapshotRecord>> {
+    store
+        .pending_records(set)?
+        .iter()
+        .map(|b| {
+            crate::pack::decode_snapshot(b, crate::pack::format::VERSION)
+                .map_err(|e| Error::Invalid(format!("a waiting snapshot record is damaged: {e}")))
+        })
+        .collect()
+}
