@@ -33,6 +33,7 @@ pub mod samepath;
 pub mod send;
 pub mod similarity;
 pub mod store;
+pub mod varint;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -59,12 +59,7 @@ impl Part {
         let mut out = Vec::with_capacity(12 + self.corrections.len());
         out.push(PART_VERSION);
         out.push(if self.first { FIRST } else { 0 });
-        let mut v = self.plain_len;
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
+        crate::varint::put(&mut out, self.plain_len);
         out.extend_from_slice(&self.corrections);
         out
     }
@@ -76,19 +71,11 @@ impl Part {
                 if flags & !FIRST != 0 {
                     return Err(format!("deflate part has unknown flags {flags:#x}"));
                 }
-                let mut plain_len = 0u64;
                 let mut at = 0;
-                loop {
-                    let b = *rest.get(at).ok_or("deflate part ends inside its length")?;
-                    if at == 9 {
-                        return Err("deflate part length too long".into());
-                    }
-                    plain_len |= ((b & 0x7f) as u64) << (7 * at);
-                    at += 1;
-                    if b < 0x80 {
-                        break;
-                    }
-                }
+                let plain_len = crate::varint::get(rest, &mut at).map_err(|e| match e {
+                    crate::varint::VarintError::Truncated => "deflate part ends inside its length",
+                    crate::varint::VarintError::TooLong => "deflate part length too long",
+                })?;
                 if plain_len > MAX_PLAIN as u64 {
                     return Err(format!("deflate part claims {plain_len} plain bytes"));
                 }

@@ -135,15 +135,18 @@ impl<'a> Dec<'a> {
     pub fn remaining(&self) -> usize {
         self.buf.len()
     }
-    /// Takes `n` raw bytes.
-    /// Reads a LEB128 varint.
+    /// Reads a varint ([`crate::varint`]).
     pub fn varint(&mut self, what: &str) -> Result<u64, String> {
         let mut at = 0;
-        let v = super::recipe::get_varint(self.buf, &mut at).map_err(|e| format!("{what}: {e}"))?;
+        let v = crate::varint::get(self.buf, &mut at).map_err(|e| match e {
+            crate::varint::VarintError::Truncated => format!("record ends inside its {what}"),
+            crate::varint::VarintError::TooLong => format!("{what}: number too long"),
+        })?;
         self.buf = &self.buf[at..];
         Ok(v)
     }
 
+    /// Takes `n` raw bytes.
     pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
         if self.buf.len() < n {
             return Err(format!("record ends inside its {what}"));

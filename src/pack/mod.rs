@@ -292,7 +292,7 @@ impl<W: Write> PackWriter<W> {
         head.extend_from_slice(&len.to_le_bytes());
         head.push(bases.len() as u8);
         for b in bases {
-            recipe::put_varint(
+            crate::varint::put(
                 &mut head,
                 b.index << 1 | (b.src == recipe::Src::Base) as u64,
             );
@@ -800,9 +800,9 @@ impl<R: Read> PackReader<R> {
 /// A group record's fields before its frame.
 fn group_head(lens: &[u32], digest: &[u8; 32], bases: &[recipe::TableRef]) -> Vec<u8> {
     let mut head = Vec::with_capacity(48 + 5 * lens.len() + 4 * bases.len());
-    recipe::put_varint(&mut head, lens.len() as u64);
+    crate::varint::put(&mut head, lens.len() as u64);
     for &l in lens {
-        recipe::put_varint(&mut head, l as u64);
+        crate::varint::put(&mut head, l as u64);
     }
     head.extend_from_slice(digest);
     // Bases as runs of consecutive indices in one table.
@@ -814,13 +814,13 @@ fn group_head(lens: &[u32], digest: &[u8; 32], bases: &[recipe::TableRef]) -> Ve
         }
     }
     assert!(runs.len() <= MAX_GROUP_RUNS, "group base runs");
-    recipe::put_varint(&mut head, runs.len() as u64);
+    crate::varint::put(&mut head, runs.len() as u64);
     for (start, n) in &runs {
-        recipe::put_varint(
+        crate::varint::put(
             &mut head,
             start.index << 1 | (start.src == recipe::Src::Base) as u64,
         );
-        recipe::put_varint(&mut head, *n);
+        crate::varint::put(&mut head, *n);
     }
     head
 }

@@ -10,6 +10,7 @@
 use std::io::Read;
 
 use crate::store::Op;
+use crate::varint::{self, VarintError};
 
 /// Where a piece's chunk is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,27 +52,12 @@ pub const MAX_RAW: u64 = 64 << 20;
 /// zstd level for recipes: they are small and worth squeezing.
 const LEVEL: i32 = 19;
 
-/// Appends `v` as a LEB128 varint.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a LEB128 varint at `at`, advancing it.
-pub fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*at).ok_or("recipe ends inside a number")?;
-        *at += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err("recipe number too long".into())
+/// Reads one number of a recipe at `at`, advancing it.
+fn number(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+    varint::get(buf, at).map_err(|e| match e {
+        VarintError::Truncated => "recipe ends inside a number".to_string(),
+        VarintError::TooLong => "recipe number too long".to_string(),
+    })
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -96,18 +82,18 @@ pub fn encode(pieces: &[IndexedPiece]) -> Vec<u8> {
             | ((p.op as u64) << 2)
             | ((k as u64) << 1)
             | p.slice.is_some() as u64;
-        put_varint(&mut raw, token);
+        varint::put(&mut raw, token);
         if let Some((off, len)) = p.slice {
             let expected = match last_slice {
                 Some((kk, index, end)) if kk == k && index == p.index => end,
                 _ => 0,
             };
-            put_varint(&mut raw, zigzag(off as i64 - expected as i64));
-            put_varint(&mut raw, len as u64);
+            varint::put(&mut raw, zigzag(off as i64 - expected as i64));
+            varint::put(&mut raw, len as u64);
             last_slice = Some((k, p.index, off.wrapping_add(len)));
         }
         if p.op == Op::Part {
-            put_varint(&mut raw, p.out);
+            varint::put(&mut raw, p.out);
         }
     }
     zstd::bulk::compress(&raw, LEVEL).expect("zstd in memory")
@@ -161,7 +147,7 @@ pub fn decode_each<E>(
     let mut prev = [0i64; 2];
     let mut last_slice: Option<(usize, i64, u64)> = None;
     for _ in 0..count {
-        let mut token = get_varint(&raw, &mut at).map_err(&bad)?;
+        let mut token = number(&raw, &mut at).map_err(&bad)?;
         let mut op = Op::Out;
         if ops {
             op = Op::from_u8(((token >> 2) & 3) as u8)
@@ -175,8 +161,8 @@ pub fn decode_each<E>(
             .ok_or_else(|| bad("recipe index out of range".into()))?;
         prev[k] = index;
         let slice = if token & 1 == 1 {
-            let field = get_varint(&raw, &mut at).map_err(&bad)?;
-            let len = get_varint(&raw, &mut at).map_err(&bad)?;
+            let field = number(&raw, &mut at).map_err(&bad)?;
+            let len = number(&raw, &mut at).map_err(&bad)?;
             let off = if rel {
                 let expected = match last_slice {
                     Some((kk, i, end)) if kk == k && i == index => end as i64,
@@ -195,7 +181,7 @@ pub fn decode_each<E>(
             None
         };
         let out = if op == Op::Part {
-            get_varint(&raw, &mut at).map_err(&bad)?
+            number(&raw, &mut at).map_err(&bad)?
         } else {
             0
         };
