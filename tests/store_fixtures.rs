@@ -149,3 +149,30 @@ fn a_store_from_a_newer_ferry_is_refused_unchanged() {
     );
     assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
 }
+
+#[test]
+fn a_damaged_chunk_is_named_by_checkout_and_verify() {
+    let (t, store) = fixture("v2");
+    let conn = rusqlite::Connection::open(store.join("index.sqlite")).unwrap();
+    let id: String = conn
+        .query_row("SELECT lower(hex(id)) FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    // The entry header (id and lengths) stays; one byte of its payload flips.
+    let data = store.join("data").join("00000001.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x55;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = t.path().join("out.txt");
+    fails(
+        ferry(&store)
+            .args(["checkout", "input.txt", "-o"])
+            .arg(&out),
+        &[&id, "damaged"],
+    );
+    assert!(!out.exists());
+    let report = run(ferry(&store).args(["verify", "--full"]));
+    assert!(!report.status.success());
+    assert!(String::from_utf8_lossy(&report.stdout).contains(&id));
+}

@@ -113,3 +113,59 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use std::time::Duration;
+
+    #[test]
+    fn bytes_that_do_not_match_their_id_never_leave_the_store() {
+        let t = tempfile::tempdir().unwrap();
+        let mut store = Store::open_writer(t.path(), Duration::ZERO).unwrap();
+        let good = b"the bytes of a chunk".to_vec();
+        let good_id = *blake3::hash(&good).as_bytes();
+        let bad_id = *blake3::hash(b"other bytes").as_bytes();
+        store
+            .write(|txn| {
+                txn.insert_chunk(&good_id, Codec::Raw, good.len() as u32, &good)?;
+                txn.insert_chunk(&bad_id, Codec::Raw, good.len() as u32, &good)?;
+                txn.insert_chunk(&[7; 32], Codec::Zstd, 100, b"not zstd")
+            })
+            .unwrap();
+        let mut reader = store.data_reader();
+        let entry = |id: &ChunkId| store.chunk(id).unwrap().unwrap();
+        assert_eq!(
+            store.read_verified(&mut reader, &entry(&good_id)).unwrap(),
+            good
+        );
+        let err = store
+            .read_verified(&mut reader, &entry(&bad_id))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&crate::hex(&bad_id)), "{err}");
+        assert!(err.contains("does not match its BLAKE3"), "{err}");
+        let err = store
+            .read_verified(&mut reader, &entry(&[7; 32]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&crate::hex(&[7; 32])), "{err}");
+        assert!(err.contains("cannot be decoded"), "{err}");
+        // The batch form says which one failed and how, in item order.
+        let entries = [entry(&bad_id), entry(&good_id), entry(&[7; 32])];
+        let got = store.read_verified_batch(
+            &mut reader,
+            &entries,
+            |c| c,
+            |_, r| match r {
+                Ok(b) => Ok(b),
+                Err(f) => Err((f.id, matches!(f.damage, Damage::WrongHash))),
+            },
+        );
+        assert_eq!(
+            got,
+            vec![Err((bad_id, true)), Ok(good), Err(([7; 32], false))]
+        );
+    }
+}
