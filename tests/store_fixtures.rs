@@ -176,3 +176,23 @@ fn a_damaged_chunk_is_named_by_checkout_and_verify() {
     assert!(!report.status.success());
     assert!(String::from_utf8_lossy(&report.stdout).contains(&id));
 }
+
+#[test]
+fn a_writer_refusing_a_store_of_another_chunker_does_not_migrate_it() {
+    let (t, store) = fixture("v2");
+    let conn = rusqlite::Connection::open(store.join("index.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE config SET value = '12345' WHERE key = 'chunk_avg'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let before = std::fs::read(store.join("index.sqlite")).unwrap();
+    let other = write(t.path(), "other.bin", b"more");
+    fails(
+        ferry(&store).arg("add").arg(&other),
+        &["store was made with chunker", "avg=12345"],
+    );
+    assert_eq!(user_version(&store), 2);
+    assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
+}

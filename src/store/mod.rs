@@ -229,39 +229,24 @@ impl Store {
                 "index schema version {version} is newer than this ferry understands ({SCHEMA_VERSION}): upgrade ferry"
             )));
         }
+        if version == 0 && lock.is_none() {
+            return Err(bad("index is empty: the store was never initialised".into()));
+        }
+        // A store made with another chunker is refused before a writer
+        // migrates it, so that the refusal leaves it as it was.
+        let params = if version == 0 {
+            None
+        } else {
+            Some(read_params(&conn, &bad)?)
+        };
         if lock.is_some() {
             schema::migrate(&conn, version)?;
             version = SCHEMA_VERSION;
-        } else if version == 0 {
-            return Err(bad("index is empty: the store was never initialised".into()));
         }
-        let get = |key: &str| -> Result<String> {
-            conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .ok_or_else(|| bad(format!("index has no '{key}' setting: not a ferry store")))
+        let params = match params {
+            Some(p) => p,
+            None => read_params(&conn, &bad)?,
         };
-        let algo = get("chunker")?;
-        let num = |key: &str| -> Result<u32> {
-            get(key)?
-                .parse()
-                .map_err(|_| bad(format!("index setting '{key}' is not a number")))
-        };
-        let params = Params {
-            min: num("chunk_min")?,
-            avg: num("chunk_avg")?,
-            max: num("chunk_max")?,
-        };
-        if algo != chunker::ALGORITHM || params != chunker::PARAMS {
-            return Err(bad(format!(
-                "store was made with chunker {algo} min={} avg={} max={}, this ferry uses {}: use a ferry of the store's version or a new store",
-                params.min,
-                params.avg,
-                params.max,
-                chunker::PARAMS
-            )));
-        }
         let schema = Schema::read(&conn, version)?;
         Ok(Store {
             dir: dir.to_path_buf(),
@@ -306,6 +291,39 @@ impl Store {
             .iter()
             .any(|&t| t.name() == table && self.schema.has(t)))
     }
+}
+
+/// The chunker settings of an initialised index, refused unless they are
+/// this ferry's.
+fn read_params(conn: &Connection, bad: &dyn Fn(String) -> Error) -> Result<Params> {
+    let get = |key: &str| -> Result<String> {
+        conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| bad(format!("index has no '{key}' setting: not a ferry store")))
+    };
+    let algo = get("chunker")?;
+    let num = |key: &str| -> Result<u32> {
+        get(key)?
+            .parse()
+            .map_err(|_| bad(format!("index setting '{key}' is not a number")))
+    };
+    let params = Params {
+        min: num("chunk_min")?,
+        avg: num("chunk_avg")?,
+        max: num("chunk_max")?,
+    };
+    if algo != chunker::ALGORITHM || params != chunker::PARAMS {
+        return Err(bad(format!(
+            "store was made with chunker {algo} min={} avg={} max={}, this ferry uses {}: use a ferry of the store's version or a new store",
+            params.min,
+            params.avg,
+            params.max,
+            chunker::PARAMS
+        )));
+    }
+    Ok(params)
 }
 
 /// What a new snapshot row holds before its recipe is written.
