@@ -6,6 +6,12 @@
 //! index only names bytes that are on disk. A failed write operation is
 //! rolled back completely: the transaction is dropped and the data files are
 //! truncated back to where they were.
+//!
+//! Every SQL statement of ferry lives under this module: `schema` (the
+//! numbered migrations), `txn` (write operations), `queries` (reads),
+//! `ledger` (what peers hold), `trust` (trusted keys); chunk bytes leave
+//! the store only through [`Store::read_verified`], which checks each chunk
+//! against its id; `lock` is the writer lock and [`data`] the data files.
 
 pub mod data;
 mod ledger;
