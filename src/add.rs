@@ -244,12 +244,17 @@ pub fn add(
                 "blake3": raw.hash().to_hex().to_string(),
             });
         }
-        txn.store()
-            .conn()
-            .execute(
-                "UPDATE snapshots SET name = ?2, size = ?3, hash = ?4, new_bytes = ?5, meta = ?6 WHERE rowid = ?1",
-                rusqlite::params![snap, name, size, &hash[..], new_bytes, meta.to_string()],
-            )?;
+        txn.describe_snapshot(
+            snap,
+            &NewSnapshot {
+                name: &name,
+                size,
+                hash: &hash,
+                new_bytes,
+                added_at: 0,
+                meta: &meta,
+            },
+        )?;
         txn.finish_snapshot(snap)?;
         Ok((
             AddReport {

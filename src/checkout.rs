@@ -7,13 +7,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use rayon::prelude::*;
-
 use crate::archive::gzip::{RecreateError, Recreator};
-use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::store::{ChunkEntry, Op, Piece, Snapshot, Store};
+use crate::store::{ChunkEntry, Damage, Op, Piece, Snapshot, Store};
 
 /// A decoded recipe piece.
 pub struct Decoded {
@@ -82,7 +79,7 @@ pub fn checkout(
             },
         );
         let fed = store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
-            let decoded = decode_batch(store, &mut reader, batch)?;
+            let decoded = decode_batch(store, &mut reader, batch, name)?;
             let bytes: u64 = decoded.iter().map(Decoded::output).sum();
             reader.release();
             if tx.send(decoded).is_err() {
@@ -107,9 +104,9 @@ pub fn checkout(
     progress.finish();
     let (size, hash) = result?;
     if size != snap.size || hash.to_hex().as_str() != snap.blake3 {
-        let culprit = find_bad_chunk(store, &snap)?;
+        // Every chunk matched its id, so the recipe itself is wrong.
         return Err(Error::Integrity(format!(
-            "{name} reassembled to {size} bytes with blake3 {}, but it was added as {} bytes with blake3 {}{culprit}: the store is damaged; unpack a pack that carries {name} again",
+            "{name} reassembled to {size} bytes with blake3 {}, but it was added as {} bytes with blake3 {}: the store is damaged; unpack a pack that carries {name} again",
             &hash.to_hex()[..16],
             snap.size,
             &snap.blake3[..16]
@@ -118,76 +115,50 @@ pub fn checkout(
     Ok(snap)
 }
 
-/// Decodes a batch of pieces in parallel.
+/// Decodes a batch of pieces of snapshot `name` in parallel, every chunk
+/// checked against its id.
 pub fn decode_batch(
     store: &Store,
     reader: &mut crate::store::data::DataReader,
     batch: &[(Piece, ChunkEntry)],
+    name: &str,
 ) -> Result<Vec<Decoded>> {
-    for (_, c) in batch {
-        reader.ensure(c.loc)?;
-    }
-    let reader = &*reader;
     let dir = store.dir();
-    batch
-        .par_iter()
-        .map(|(p, c)| {
-            let payload = reader.get(&c.id, c.loc)?;
-            let data =
-                codec::decode(c.codec, payload, c.len as usize).map_err(|e| Error::BadStore {
-                    store: dir.to_path_buf(),
-                    msg: format!(
-                        "chunk {} cannot be decoded ({e}): the store is damaged",
-                        crate::hex(&c.id)
-                    ),
-                })?;
-            let (off, len) = (p.off as usize, p.len as usize);
-            let piece = |data| Decoded {
-                op: p.op,
-                out: p.out,
-                data,
-            };
-            if off == 0 && len == data.len() {
-                Ok(piece(data))
-            } else if off + len <= data.len() {
-                Ok(piece(data[off..off + len].to_vec()))
-            } else {
-                Err(Error::BadStore {
-                    store: dir.to_path_buf(),
-                    msg: format!("recipe reads past the end of chunk {}", crate::hex(&c.id)),
-                })
-            }
+    let piece = |p: &Piece, data: Vec<u8>, c: &ChunkEntry| -> Result<Decoded> {
+        let (off, len) = (p.off as usize, p.len as usize);
+        let data = if off == 0 && len == data.len() {
+            data
+        } else if off + len <= data.len() {
+            data[off..off + len].to_vec()
+        } else {
+            return Err(Error::BadStore {
+                store: dir.to_path_buf(),
+                msg: format!("recipe reads past the end of chunk {}", crate::hex(&c.id)),
+            });
+        };
+        Ok(Decoded {
+            op: p.op,
+            out: p.out,
+            data,
         })
+    };
+    store
+        .read_verified_batch(
+            reader,
+            batch,
+            |(_, c)| c,
+            |(p, c), bytes| match bytes {
+                Ok(data) => piece(p, data, c),
+                Err(f) if matches!(f.damage, Damage::WrongHash) => Err(Error::Integrity(format!(
+                    "{name} cannot be checked out: chunk {} in data file {:08}.dat is damaged (its bytes do not match its BLAKE3): the store is damaged; unpack a pack that carries {name} again",
+                    crate::hex(&f.id),
+                    f.file
+                ))),
+                Err(f) => Err(f.into_error(dir)),
+            },
+        )
+        .into_iter()
         .collect()
-}
-
-/// Looks for the first chunk whose bytes no longer match its id.
-fn find_bad_chunk(store: &Store, snap: &Snapshot) -> Result<String> {
-    let mut reader = store.data_reader();
-    let mut found = String::new();
-    store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
-        if !found.is_empty() {
-            return Ok(());
-        }
-        for (_, c) in batch {
-            reader.ensure(c.loc)?;
-            let payload = reader.get(&c.id, c.loc)?;
-            let ok = codec::decode(c.codec, payload, c.len as usize)
-                .map(|d| blake3::hash(&d).as_bytes() == &c.id)
-                .unwrap_or(false);
-            if !ok {
-                found = format!(
-                    " (chunk {} in data file {:08}.dat is damaged)",
-                    crate::hex(&c.id),
-                    c.loc.file
-                );
-                break;
-            }
-        }
-        reader.release();
-        Ok(())
-    })?;
-    Ok(found)
 }
 
 /// Checks out to a file: writes `<path>.partial` beside it and renames it

@@ -12,7 +12,6 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::chunker::{self, ChunkId};
@@ -168,63 +167,20 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Inventory, String> {
     })
 }
 
-/// A peer as the ledger knows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Peer {
-    /// Name given with `--to`.
-    pub name: String,
-    /// Last change (Unix seconds).
-    pub updated: i64,
-    /// Where the record comes from: "packs" (what was shipped) or
-    /// "inventory" (what the peer reported, plus what was shipped since).
-    pub source: String,
-    /// Chunks of this store the peer holds.
-    pub chunks: u64,
-    /// Decoded bytes of those chunks.
-    pub bytes: u64,
-    /// Snapshots it holds.
-    pub snapshots: Vec<String>,
-}
+pub use crate::store::Peer;
 
 /// Chunk ids the ledger says `peer` holds.
 pub fn peer_chunks(store: &Store, peer: &str) -> Result<HashSet<ChunkId>> {
-    let mut out = HashSet::new();
-    if !store.has_table("peer_chunks")? {
-        return Ok(out);
-    }
-    let mut stmt = store.conn().prepare(
-        "SELECT c.id FROM peer_chunks p JOIN chunks c ON c.rowid = p.chunk WHERE p.peer = ?1",
-    )?;
-    for id in stmt.query_map([peer], |r| r.get::<_, Vec<u8>>(0))? {
-        if let Ok(id) = id?.as_slice().try_into() {
-            out.insert(id);
-        }
-    }
-    Ok(out)
+    store.peer_chunks(peer)
 }
 
 /// Replaces what the ledger knows of `peer` with its inventory.
 pub fn record_inventory(txn: &mut Txn<'_>, peer: &str, inv: &Inventory) -> Result<()> {
-    let conn = txn.store().conn();
-    conn.execute("DELETE FROM peer_chunks WHERE peer = ?1", [peer])?;
-    conn.execute("DELETE FROM peer_snapshots WHERE peer = ?1", [peer])?;
-    let mut ins = conn.prepare_cached(
-        "INSERT OR IGNORE INTO peer_chunks (peer, chunk) SELECT ?1, rowid FROM chunks WHERE id = ?2",
-    )?;
-    for id in &inv.chunks {
-        ins.execute(params![peer, &id[..]])?;
-    }
-    let mut snap = conn.prepare_cached(
-        "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
-    )?;
-    for (name, _, hash) in &inv.snapshots {
-        snap.execute(params![peer, name, &hash[..]])?;
-    }
-    conn.execute(
-        "INSERT OR REPLACE INTO peers (name, updated, source) VALUES (?1, ?2, 'inventory')",
-        params![peer, crate::store::now()],
-    )?;
-    Ok(())
+    let snapshots = inv
+        .snapshots
+        .iter()
+        .map(|(name, _, hash)| (name.as_str(), hash));
+    txn.record_peer_inventory(peer, &inv.chunks, snapshots)
 }
 
 /// Records that a pack carrying `snapshots` (name, BLAKE3 hex) went to
@@ -235,62 +191,13 @@ pub fn record_shipment(
     rows: &[i64],
     snapshots: &[(String, String)],
 ) -> Result<()> {
-    let conn = txn.store().conn();
-    let mut ins =
-        conn.prepare_cached("INSERT OR IGNORE INTO peer_chunks (peer, chunk) VALUES (?1, ?2)")?;
-    for row in rows {
-        ins.execute(params![peer, row])?;
-    }
-    let mut snap = conn.prepare_cached(
-        "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
-    )?;
-    for (name, hash) in snapshots {
-        snap.execute(params![
-            peer,
-            name,
-            &crate::unhex32(hash).unwrap_or([0; 32])[..]
-        ])?;
-    }
-    conn.execute(
-        "INSERT INTO peers (name, updated, source) VALUES (?1, ?2, 'packs')
-         ON CONFLICT(name) DO UPDATE SET updated = excluded.updated",
-        params![peer, crate::store::now()],
-    )?;
-    Ok(())
+    let snapshots = snapshots
+        .iter()
+        .map(|(name, hash)| (name.as_str(), crate::unhex32(hash).unwrap_or([0; 32])));
+    txn.record_peer_shipment(peer, rows, snapshots)
 }
 
 /// Every peer in the ledger.
 pub fn peers(store: &Store) -> Result<Vec<Peer>> {
-    if !store.has_table("peers")? {
-        return Ok(Vec::new());
-    }
-    let mut stmt = store.conn().prepare(
-        "SELECT p.name, p.updated, p.source,
-                (SELECT count(*) FROM peer_chunks k WHERE k.peer = p.name),
-                (SELECT coalesce(sum(c.len), 0) FROM peer_chunks k JOIN chunks c ON c.rowid = k.chunk WHERE k.peer = p.name)
-         FROM peers p ORDER BY p.name",
-    )?;
-    let rows: Vec<(String, i64, String, u64, u64)> = stmt
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut snaps = store
-        .conn()
-        .prepare("SELECT name FROM peer_snapshots WHERE peer = ?1 ORDER BY name")?;
-    for (name, updated, source, chunks, bytes) in rows {
-        let snapshots = snaps
-            .query_map([&name], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        out.push(Peer {
-            name,
-            updated,
-            source,
-            chunks,
-            bytes,
-            snapshots,
-        });
-    }
-    Ok(out)
+    store.peers()
 }

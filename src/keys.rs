@@ -10,8 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use rusqlite::params;
-use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::{Store, Txn};
@@ -19,21 +17,7 @@ use crate::store::{Store, Txn};
 const SECRET_TAG: &str = "ferry-ed25519-secret-v1";
 const PUBLIC_TAG: &str = "ferry-ed25519-v1";
 
-/// A trusted public key.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrustedKey {
-    /// The key, hex.
-    #[serde(serialize_with = "hex_key")]
-    pub key: [u8; 32],
-    /// Comment from its .pub file.
-    pub comment: String,
-    /// When it was trusted (Unix seconds).
-    pub added_at: i64,
-}
-
-fn hex_key<S: serde::Serializer>(k: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::hex(k))
-}
+pub use crate::store::TrustedKey;
 
 /// The path of the public half: `NAME.pub`.
 pub fn public_path(secret: &Path) -> PathBuf {
@@ -139,30 +123,12 @@ pub fn load_public(path: &Path) -> Result<(VerifyingKey, String)> {
 
 /// The store's trusted keys (none: any pack is accepted, signed or not).
 pub fn trusted(store: &Store) -> Result<Vec<TrustedKey>> {
-    if !store.has_table("trusted_keys")? {
-        return Ok(Vec::new());
-    }
-    let mut stmt = store
-        .conn()
-        .prepare("SELECT key, comment, added_at FROM trusted_keys ORDER BY added_at, key")?;
-    let rows = stmt.query_map([], |r| {
-        let key: Vec<u8> = r.get(0)?;
-        Ok(TrustedKey {
-            key: key.as_slice().try_into().unwrap_or([0; 32]),
-            comment: r.get(1)?,
-            added_at: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    store.trusted_keys()
 }
 
 /// Trusts a key; true when it was new.
 pub fn trust(txn: &mut Txn<'_>, key: &VerifyingKey, comment: &str) -> Result<bool> {
-    let n = txn.store().conn().execute(
-        "INSERT OR IGNORE INTO trusted_keys (key, comment, added_at) VALUES (?1, ?2, ?3)",
-        params![&key.as_bytes()[..], comment, crate::store::now()],
-    )?;
-    Ok(n > 0)
+    txn.trust_key(key.as_bytes(), comment)
 }
 
 /// Stops trusting the key whose hex starts with `prefix`; returns it.
@@ -173,9 +139,7 @@ pub fn untrust(txn: &mut Txn<'_>, prefix: &str) -> Result<TrustedKey> {
         .collect();
     match matches.as_slice() {
         [k] => {
-            txn.store()
-                .conn()
-                .execute("DELETE FROM trusted_keys WHERE key = ?1", [&k.key[..]])?;
+            txn.untrust_key(&k.key)?;
             Ok(k.clone())
         }
         [] => Err(Error::Invalid(format!(

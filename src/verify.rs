@@ -6,13 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::codec;
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::store::{ChunkEntry, Store};
+use crate::store::{ChunkEntry, Damage, Store};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -60,12 +58,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
         full,
         ..VerifyReport::default()
     };
-    let total: u64 =
-        store
-            .conn()
-            .query_row("SELECT coalesce(sum(clen), 0) FROM chunks", [], |r| {
-                r.get(0)
-            })?;
+    let total = store.encoded_bytes()?;
     progress.start(
         if full {
             "verifying (full)"
@@ -98,17 +91,15 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
             }
         }
         if full {
-            let reader = &reader;
-            let bad: Vec<(i64, BadChunk)> = ok
-                .par_iter()
-                .filter_map(|c| {
-                    let payload = reader.get(&c.id, c.loc).ok()?;
-                    let problem = match codec::decode(c.codec, payload, c.len as usize) {
-                        Err(e) => format!("it does not decode ({e})"),
-                        Ok(d) if blake3::hash(&d).as_bytes() != &c.id => {
-                            "its bytes do not match its BLAKE3".to_string()
-                        }
-                        Ok(_) => return None,
+            let bad = store.read_verified_batch(
+                &mut reader,
+                &ok,
+                |c| *c,
+                |c, bytes| {
+                    let problem = match bytes.err()?.damage {
+                        Damage::Unreadable(e) => format!("it cannot be read ({e})"),
+                        Damage::Undecodable(e) => format!("it does not decode ({e})"),
+                        Damage::WrongHash => "its bytes do not match its BLAKE3".to_string(),
                     };
                     Some((
                         c.rowid,
@@ -118,9 +109,9 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
                             problem,
                         },
                     ))
-                })
-                .collect();
-            for (row, b) in bad {
+                },
+            );
+            for (row, b) in bad.into_iter().flatten() {
                 bad_rows.insert(row, b.problem.clone());
                 report.bad_chunks.push(b);
             }
@@ -164,12 +155,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
                 snap.size
             ));
         }
-        let missing: i64 = store.conn().query_row(
-            "SELECT count(*) FROM recipe r LEFT JOIN chunks c ON c.rowid = r.chunk
-             WHERE r.snapshot = ?1 AND c.rowid IS NULL",
-            [snap.rowid],
-            |r| r.get(0),
-        )?;
+        let missing = store.pieces_without_chunk(snap.rowid)?;
         if missing > 0 {
             problems.push(format!(
                 "{missing} pieces name chunks the index does not have"

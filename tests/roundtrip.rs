@@ -356,7 +356,7 @@ fn a_store_from_before_recipe_ops_is_read_and_upgraded() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, ferry::store::SCHEMA_VERSION);
     std::fs::remove_file(&out).unwrap();
     ok(ferry(&s).args(["checkout", "old.tar", "-o"]).arg(&out));
     assert!(std::fs::read(&out).unwrap() == data);

@@ -147,14 +147,12 @@ fn rebuild(
     Ok(bytes)
 }
 
-/// A base chunk's bytes from this store. (The rebuilt frame is checked
-/// against its BLAKE3, which a damaged base fails.)
+/// A base chunk's bytes from this store, checked against its id.
 fn read_base(data: &mut DataReader, base: &ChunkEntry) -> Result<Vec<u8>> {
     data.ensure(base.loc)?;
-    let stored = data.get(&base.id, base.loc)?;
-    codec::decode(base.codec, stored, base.len as usize).map_err(|e| {
+    crate::store::read_verified_in(data, base).map_err(|_| {
         Error::Integrity(format!(
-            "chunk {} in this store cannot be decoded ({e}): run 'ferry verify --full'",
+            "chunk {} in this store is damaged, so nothing can be rebuilt against it: run 'ferry verify --full'",
             crate::hex(&base.id)
         ))
     })

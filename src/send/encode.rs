@@ -262,11 +262,7 @@ impl<'a> Encoder<'a> {
 /// store is caught here, not after the air gap. The chunk must be in the
 /// reader's window (see [`DataReader::ensure`]).
 fn read_verified(reader: &DataReader, store_dir: &Path, c: &ChunkEntry) -> Result<Vec<u8>> {
-    let payload = reader.get(&c.id, c.loc)?;
-    codec::decode(c.codec, payload, c.len as usize)
-        .ok()
-        .filter(|d| blake3::hash(d).as_bytes() == &c.id)
-        .ok_or_else(|| Error::BadStore {
+    crate::store::read_verified_in(reader, c).map_err(|_| Error::BadStore {
             store: store_dir.to_path_buf(),
             msg: format!(
                 "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, params};
 
+use super::schema::Table;
 use super::{Store, Txn};
 use crate::error::{Error, Result};
 
@@ -46,7 +47,7 @@ impl Store {
     /// True when volume `index` of `set` was imported before (false when
     /// the index predates volume sets).
     pub fn volume_received(&self, set: &[u8; 16], index: u32) -> Result<bool> {
-        if !self.has_table("volumes")? {
+        if !self.schema.has(Table::Volumes) {
             return Ok(false);
         }
         let seen: Option<i64> = self
@@ -107,7 +108,7 @@ impl Store {
     /// Volumes of sets not yet complete, oldest arrival first (none when
     /// the index predates volume sets).
     pub fn waiting_volumes(&self) -> Result<Vec<WaitingVolume>> {
-        if !self.has_table("volumes")? {
+        if !self.schema.has(Table::Volumes) {
             return Ok(Vec::new());
         }
         let mut stmt = self.conn.prepare(

@@ -1,0 +1,291 @@
+//! Write operations and read views: [`Store::write`] runs a closure as one
+//! index transaction plus appends to the data files, committed together or
+//! undone together; [`Txn`] holds the writes an operation may make.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::data::DataWriter;
+use super::{NewSnapshot, Piece, Store};
+use crate::chunker::ChunkId;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Runs `f` as one write operation: an index transaction plus appends to
+    /// the data files. On success the data is fsynced and then the
+    /// transaction commits; on failure both are undone.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        self.write_or_discard(|txn| f(txn).map(|v| (v, true)))
+    }
+
+    /// Like [`Store::write`], but the operation may decide to keep nothing:
+    /// when `f` returns `(value, false)` everything it wrote is undone and
+    /// `value` is returned.
+    pub fn write_or_discard<T>(
+        &mut self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        assert!(self._lock.is_some(), "write on a store opened for reading");
+        let data = DataWriter::open(&self.data_dir())?;
+        let last_chunk: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(rowid), 0) FROM chunks", [], |r| {
+                    r.get(0)
+                })?;
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut txn = Txn {
+            store: self,
+            data: Some(data),
+            checkpoints: 0,
+        };
+        let result = f(&mut txn);
+        let checkpoints = txn.checkpoints;
+        let mut data = txn.data.take().expect("data writer");
+        if checkpoints > 0 && !matches!(result, Ok((_, true))) {
+            // Undo what earlier checkpoints committed too: only chunks, which
+            // this operation appended after every row that existed before.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            let undone = self
+                .conn
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; DELETE FROM chunks WHERE rowid > {last_chunk};
+                     DELETE FROM features WHERE chunk > {last_chunk}; COMMIT;"
+                ))
+                .map_err(Error::from)
+                .and_then(|()| data.undo_all());
+            return match (result, undone) {
+                (Ok((v, _)), Ok(())) => Ok(v),
+                (Ok(_), Err(u)) => Err(u),
+                (Err(e), Ok(())) => Err(e),
+                (Err(e), Err(u)) => Err(Error::Invalid(format!(
+                    "{e} (and undoing the partial write failed: {u})"
+                ))),
+            };
+        }
+        let undo = |conn: &Connection, data: DataWriter, e: Error| -> Error {
+            let _ = conn.execute_batch("ROLLBACK");
+            match data.rollback() {
+                Ok(()) => e,
+                // Keep the first error; say the undo failed too.
+                Err(r) => {
+                    Error::Invalid(format!("{e} (and undoing the partial write failed: {r})"))
+                }
+            }
+        };
+        match result {
+            Ok((v, false)) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                data.rollback()?;
+                Ok(v)
+            }
+            Ok((v, true)) => match data.sync() {
+                Err(e) => Err(undo(&self.conn, data, e)),
+                Ok(()) => match self.conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(v),
+                    Err(e) => Err(undo(&self.conn, data, e.into())),
+                },
+            },
+            Err(e) => Err(undo(&self.conn, data, e)),
+        }
+    }
+
+    /// Starts a read transaction, so that every query until the returned
+    /// guard is dropped sees the same state of the index (WAL keeps it even
+    /// while a writer commits). Nested calls share the outer one.
+    pub fn read_view(&self) -> Result<ReadView<'_>> {
+        if !self.conn.is_autocommit() {
+            return Ok(ReadView { conn: None });
+        }
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadView {
+            conn: Some(&self.conn),
+        })
+    }
+}
+
+/// See [`Store::read_view`]; ends the read transaction when dropped.
+pub struct ReadView<'a> {
+    conn: Option<&'a Connection>,
+}
+
+impl Drop for ReadView<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn {
+            let _ = c.execute_batch("COMMIT");
+        }
+    }
+}
+
+/// A write operation in progress; see [`Store::write`].
+pub struct Txn<'s> {
+    pub(super) store: &'s mut Store,
+    data: Option<DataWriter>,
+    checkpoints: u32,
+}
+
+impl Txn<'_> {
+    /// The store being written.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Looks a chunk up by id, seeing this transaction's own inserts.
+    pub fn chunk_rowid(&self, id: &ChunkId) -> Result<Option<i64>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT rowid FROM chunks WHERE id = ?1")?;
+        Ok(stmt.query_row([&id[..]], |r| r.get(0)).optional()?)
+    }
+
+    /// Commits the chunks stored so far (data fsynced first) and goes on in
+    /// a new transaction: if the process dies, they stay and a rerun finds
+    /// them. Only chunk inserts may precede a checkpoint: when the operation
+    /// later fails, every chunk it stored is removed again.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.data.as_mut().expect("data writer").checkpoint()?;
+        self.store.conn.execute_batch("COMMIT; BEGIN IMMEDIATE")?;
+        self.checkpoints += 1;
+        Ok(())
+    }
+
+    /// Pushes buffered chunk bytes to the data files (not yet fsynced), so
+    /// that this transaction can read back what it wrote.
+    pub fn flush_data(&mut self) -> Result<()> {
+        self.data.as_mut().expect("data writer").flush()
+    }
+
+    /// Appends an encoded chunk to the data files and indexes it.
+    pub fn insert_chunk(
+        &mut self,
+        id: &ChunkId,
+        codec: Codec,
+        len: u32,
+        payload: &[u8],
+    ) -> Result<i64> {
+        let loc = self
+            .data
+            .as_mut()
+            .expect("data writer")
+            .append(id, codec, len, payload)?;
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT INTO chunks (id, file, offset, clen, len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        stmt.execute(params![
+            &id[..],
+            loc.file,
+            loc.offset,
+            loc.clen,
+            len,
+            codec as u8
+        ])?;
+        Ok(self.store.conn.last_insert_rowid())
+    }
+
+    /// Records a chunk's super-features (see [`crate::similarity`]).
+    pub fn insert_features(&mut self, chunk: i64, sfs: &[i64]) -> Result<()> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO features (sf, chunk) VALUES (?1, ?2)")?;
+        for sf in sfs {
+            stmt.execute(params![sf, chunk])?;
+        }
+        Ok(())
+    }
+
+    /// Creates a snapshot row; its recipe follows with [`Txn::push_piece`],
+    /// and [`Txn::finish_snapshot`] fills in the counts.
+    pub fn create_snapshot(&mut self, s: &NewSnapshot<'_>) -> Result<i64> {
+        self.store.conn.execute(
+            "INSERT INTO snapshots (name, size, hash, entries, chunks, stored, new_bytes, added_at, meta)
+             VALUES (?1, ?2, ?3, 0, 0, 0, ?4, ?5, ?6)",
+            params![s.name, s.size, &s.hash[..], s.new_bytes, s.added_at, s.meta.to_string()],
+        )?;
+        Ok(self.store.conn.last_insert_rowid())
+    }
+
+    /// Sets what a snapshot created as a placeholder turned out to be: its
+    /// name, size, hash, new bytes and metadata. Its `added_at` stays as it
+    /// was created (`s.added_at` is not used).
+    pub fn describe_snapshot(&mut self, snapshot: i64, s: &NewSnapshot<'_>) -> Result<()> {
+        self.store.conn.execute(
+            "UPDATE snapshots SET name = ?2, size = ?3, hash = ?4, new_bytes = ?5, meta = ?6 WHERE rowid = ?1",
+            params![snapshot, s.name, s.size, &s.hash[..], s.new_bytes, s.meta.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the file at `path`, `size` bytes, starts at recipe row
+    /// `seq` of the snapshot.
+    pub fn push_file(&mut self, snapshot: i64, seq: u64, size: u64, path: &[u8]) -> Result<()> {
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT OR REPLACE INTO files (snapshot, seq, size, path) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        stmt.execute(params![snapshot, seq, size, path])?;
+        Ok(())
+    }
+
+    /// Appends one recipe row.
+    pub fn push_piece(&mut self, snapshot: i64, seq: u64, piece: Piece) -> Result<()> {
+        let mut stmt = self.store.conn.prepare_cached(
+            "INSERT INTO recipe (snapshot, seq, chunk, off, len, op, out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            snapshot,
+            seq,
+            piece.chunk,
+            piece.off,
+            piece.len,
+            piece.op as u8,
+            piece.out
+        ])?;
+        Ok(())
+    }
+
+    /// Fills in a snapshot's entry, chunk and stored-byte counts from its
+    /// recipe, and checks that the recipe adds up to the snapshot's size.
+    pub fn finish_snapshot(&mut self, snapshot: i64) -> Result<()> {
+        let (entries, total): (u64, Option<u64>) = self.store.conn.query_row(
+            "SELECT count(*), sum(CASE op WHEN 0 THEN len WHEN 2 THEN out ELSE 0 END) FROM recipe WHERE snapshot = ?1",
+            [snapshot],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (chunks, stored): (u64, Option<u64>) = self.store.conn.query_row(
+            "SELECT count(*), sum(c.clen) FROM (SELECT DISTINCT chunk FROM recipe WHERE snapshot = ?1) r
+             JOIN chunks c ON c.rowid = r.chunk",
+            [snapshot],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let size: u64 = self.store.conn.query_row(
+            "SELECT size FROM snapshots WHERE rowid = ?1",
+            [snapshot],
+            |r| r.get(0),
+        )?;
+        if total.unwrap_or(0) != size {
+            return Err(Error::Integrity(format!(
+                "recipe adds up to {} bytes but the snapshot is {size} bytes",
+                total.unwrap_or(0)
+            )));
+        }
+        self.store.conn.execute(
+            "UPDATE snapshots SET entries = ?2, chunks = ?3, stored = ?4 WHERE rowid = ?1",
+            params![snapshot, entries, chunks, stored.unwrap_or(0)],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a snapshot and its recipe (its chunks stay for a later gc).
+    pub fn delete_snapshot(&mut self, snapshot: i64) -> Result<()> {
+        self.store
+            .conn
+            .execute("DELETE FROM recipe WHERE snapshot = ?1", [snapshot])?;
+        self.store
+            .conn
+            .execute("DELETE FROM files WHERE snapshot = ?1", [snapshot])?;
+        self.store
+            .conn
+            .execute("DELETE FROM snapshots WHERE rowid = ?1", [snapshot])?;
+        Ok(())
+    }
+}
