@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of standard output went away (`ferry ls | head -1`):
         // nothing is left to say to anyone, and nothing went wrong.
-        Err(_) if ferry::output::stdout_closed() => ExitCode::SUCCESS,
+        Err(e) if ferry::output::is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferry: error: {e}");
             ExitCode::FAILURE

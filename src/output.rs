@@ -27,6 +27,23 @@ pub fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
+/// Whether `e` is standard output's reader having closed the pipe: a
+/// broken pipe somewhere in its causes, after a write to standard output
+/// met one. A broken pipe elsewhere (a daemon that stopped reading) is a
+/// real failure and does not count.
+pub fn is_closed_stdout(e: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return stdout_closed();
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Standard output that notes a closed pipe (see [`stdout_closed`]).
 pub struct Stdout(io::Stdout);
 

@@ -241,7 +241,7 @@ fn a_closed_stdout_pipe_exits_quietly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Standard output's reader closing mid-stream is not an error either.
+    // Nor is a pipe its reader closes after ferry started.
     let mut child = ferry(&a)
         .args(["checkout", "big", "-o", "-"])
         .stdin(Stdio::null())
@@ -256,6 +256,26 @@ fn a_closed_stdout_pipe_exits_quietly() {
         "{:?}: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
+    );
+    // A damaged store still fails verify when no one reads the report.
+    let data = a.join("data").join("00000001.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ferry(&a)
+        .args(["verify", "--full"])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("damaged chunks"),
+        "{err}"
     );
 }
 

@@ -27,12 +27,14 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     }
     let daemon = ctx.daemon()?;
     let mut reports = Vec::new();
+    // Every snapshot is loaded even if the lines can no longer be printed.
+    let mut printed = Ok(());
     for s in &a.snapshots {
         let t = Instant::now();
         let r = crate::docker::load(&store, &daemon, s, &ctx.bar)?;
         if !a.json {
             for i in &r.images {
-                say!(
+                printed = printed.and_then(|()| say!(
                     "loaded {} into {}: image {} with tags {} confirmed ({} layers verified, {}, {})",
                     r.snapshot,
                     daemon.host(),
@@ -45,7 +47,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
                     r.layers_verified,
                     HumanBytes(r.size),
                     rate(r.size, t)
-                )?;
+                ));
             }
         }
         reports.push(r);
@@ -53,5 +55,5 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     if a.json {
         print_json(&reports)?;
     }
-    Ok(())
+    printed
 }

@@ -30,14 +30,15 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     }
     let store = ctx.open()?;
     let r = crate::verify::verify(&store, a.full, &ctx.bar)?;
-    if a.json {
-        print_json(&r)?;
+    let printed = if a.json {
+        print_json(&r)
     } else {
-        report(&r, a.full)?;
-    }
+        report(&r, a.full)
+    };
     if r.ok() {
-        return Ok(());
+        return printed;
     }
+    // A damaged store fails even if no one read the report.
     let names: Vec<&str> = r.problems.keys().map(String::as_str).collect();
     Err(Error::BadStore {
         store: dir.clone(),
