@@ -643,50 +643,40 @@ impl Sink for Classify {
     }
 }
 
-/// Writes the report's rows as an SVG bar chart.
-pub fn chart(report: &BenchReport, path: &Path) -> Result<()> {
-    use plotters::prelude::*;
-    let rows = &report.rows;
-    let height = 70 + 34 * rows.len() as u32;
-    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
-    let draw = |e: DrawingAreaErrorKind<std::io::Error>| {
-        Error::Invalid(format!("drawing {}: {e}", path.display()))
-    };
-    root.fill(&WHITE).map_err(draw)?;
-    root.draw(&Text::new(
-        format!("Shipping {} to a side that has {}", report.new, report.old),
-        (20, 16),
-        ("sans-serif", 18).into_font(),
-    ))
-    .map_err(draw)?;
-    let max = rows.iter().map(|r| r.bytes).max().unwrap_or(1).max(1) as f64;
-    let (left, width) = (300i32, 420f64);
-    for (i, r) in rows.iter().enumerate() {
-        let y = 50 + 34 * i as i32;
-        let color = if r.method == "ferry" {
-            RGBColor(0x1f, 0x77, 0xb4)
-        } else {
-            RGBColor(0xaa, 0xaa, 0xaa)
-        };
-        root.draw(&Text::new(
-            r.method.clone(),
-            (10, y + 6),
-            ("sans-serif", 14).into_font(),
-        ))
-        .map_err(draw)?;
-        let w = ((r.bytes as f64 / max) * width).max(1.0) as i32;
-        root.draw(&Rectangle::new(
-            [(left, y), (left + w, y + 24)],
-            color.filled(),
-        ))
-        .map_err(draw)?;
-        root.draw(&Text::new(
-            format!("{:.1} MB ({:.2}%)", r.bytes as f64 / 1e6, r.percent),
-            (left + w + 8, y + 6),
-            ("sans-serif", 14).into_font(),
-        ))
-        .map_err(draw)?;
+/// A bench input as an archive file: `what` is a file, used as it is; a
+/// snapshot of the store in `store_dir`, checked out into `work`; or
+/// `docker:IMAGE`, saved from the daemon at `docker_host` through a
+/// temporary store in `work`. `tag` ("old" or "new") names what it writes.
+pub fn input(
+    what: &str,
+    store_dir: &Path,
+    docker_host: Option<&str>,
+    work: &Path,
+    tag: &str,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
+    let out = work.join(format!("{tag}.tar"));
+    if let Some(image) = what.strip_prefix("docker:") {
+        let daemon = crate::docker::Daemon::connect(docker_host)?;
+        let scratch = work.join(format!("docker-{tag}"));
+        let mut store = Store::open_writer(&scratch, std::time::Duration::ZERO)?;
+        let images = [image.to_string()];
+        let r = crate::docker::save(&mut store, &daemon, &images, None, true, progress)?;
+        crate::checkout::checkout_to_path(&store, &r.add.name, &out, progress)?;
+        return Ok(out);
     }
-    root.present().map_err(draw)?;
-    Ok(())
+    let p = Path::new(what);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    match Store::open(store_dir) {
+        Ok(store) if store.snapshot(what)?.is_some() => {
+            crate::checkout::checkout_to_path(&store, what, &out, progress)?;
+            Ok(out)
+        }
+        _ => Err(Error::Invalid(format!(
+            "'{what}' is neither a file, nor a snapshot in {}, nor docker:IMAGE",
+            store_dir.display()
+        ))),
+    }
 }

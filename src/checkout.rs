@@ -2,13 +2,13 @@
 //! chunks in parallel and checking the BLAKE3 of the whole stream against
 //! the one recorded when it was added.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::sync::mpsc;
 
 use crate::archive::gzip::{RecreateError, Recreator};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::output::AtomicFile;
 use crate::progress::Progress;
 use crate::store::{ChunkEntry, Damage, Op, Piece, Snapshot, Store};
 
@@ -170,27 +170,8 @@ pub fn checkout_to_path(
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<Snapshot> {
-    let mut partial = PathBuf::from(path);
-    let mut file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?
-        .to_os_string();
-    file_name.push(".partial");
-    partial.set_file_name(file_name);
-    let file = File::create(&partial).ctx(|| format!("creating {}", partial.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = checkout(store, name, &mut out, progress).and_then(|snap| {
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(format!("writing {}", partial.display()), e.into_error()))?;
-        file.sync_all()
-            .ctx(|| format!("syncing {}", partial.display()))?;
-        std::fs::rename(&partial, path)
-            .ctx(|| format!("renaming {} to {}", partial.display(), path.display()))?;
-        Ok(snap)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
+    let mut out = AtomicFile::create(path)?;
+    let snap = checkout(store, name, &mut out, progress)?;
+    out.commit()?;
+    Ok(snap)
 }

@@ -201,3 +201,55 @@ pub fn record_shipment(
 pub fn peers(store: &Store) -> Result<Vec<Peer>> {
     store.peers()
 }
+
+/// The receiving side of a pack, as `ferry pack --have FILE --to NAME`
+/// describe it: what it already holds, and whether the ledger records
+/// what it is sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Receiver<'a> {
+    /// Its inventory file (`--have`).
+    pub have: Option<&'a Path>,
+    /// Its name in the peer ledger (`--to`).
+    pub peer: Option<&'a str>,
+    /// Only reporting what the pack would hold: the ledger stays as it is.
+    pub dry_run: bool,
+}
+
+impl Receiver<'_> {
+    /// Whether packing for this receiver writes to the ledger, so the
+    /// store must be opened for writing.
+    pub fn writes_ledger(&self) -> bool {
+        self.peer.is_some() && !self.dry_run
+    }
+
+    /// Chunks the receiver already holds, which the pack leaves out: those
+    /// its inventory lists, else those the ledger records for the peer;
+    /// `None` when nothing is known. Given both, the inventory replaces
+    /// what the ledger knew of the peer (the peer's own report wins).
+    pub fn known_chunks(&self, store: &mut Store) -> Result<Option<HashSet<ChunkId>>> {
+        let inventory = self.have.map(|p| read(p, store)).transpose()?;
+        match (self.peer, inventory) {
+            (Some(peer), Some(inv)) => {
+                if self.writes_ledger() {
+                    store.write(|txn| record_inventory(txn, peer, &inv))?;
+                }
+                Ok(Some(inv.chunks))
+            }
+            (Some(peer), None) => peer_chunks(store, peer).map(Some),
+            (None, inv) => Ok(inv.map(|i| i.chunks)),
+        }
+    }
+
+    /// Records that a pack of `snapshots` went to the peer, who then holds
+    /// the chunk rows `rows`; does nothing without a peer or on a dry run.
+    pub fn record_pack(&self, store: &mut Store, snapshots: &[String], rows: &[i64]) -> Result<()> {
+        let Some(peer) = self.peer.filter(|_| self.writes_ledger()) else {
+            return Ok(());
+        };
+        let snaps: Vec<(String, String)> = snapshots
+            .iter()
+            .map(|n| store.require(n).map(|s| (s.name, s.blake3)))
+            .collect::<Result<_>>()?;
+        store.write(|txn| record_shipment(txn, peer, rows, &snaps))
+    }
+}

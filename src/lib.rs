@@ -14,18 +14,24 @@
 //! - [`receive`]: verifying packs and importing them into a store.
 //! - [`docker`]: save, load and list images through the Docker Engine API.
 //! - [`demo`]: sample image-like archives and the end-to-end demo.
+//! - [`output`]: output files written whole or not at all, and stdout.
+//! - [`chart`]: the SVG chart of a bench report (feature `chart`).
+//! - [`cli`]: the `ferry` command line, one module per subcommand.
 
 pub mod add;
 pub mod archive;
 pub mod bench;
+pub mod chart;
 pub mod checkout;
 pub mod chunker;
+pub mod cli;
 pub mod codec;
 pub mod demo;
 pub mod docker;
 pub mod error;
 pub mod inventory;
 pub mod keys;
+pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod receive;

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 
+#[cfg(feature = "chart")]
 #[test]
 fn bench_compares_every_method_and_explains_where_the_bytes_went() {
     let t = tempfile::tempdir().unwrap();
@@ -125,4 +126,20 @@ fn bench_refuses_inputs_it_cannot_find_with_one_line() {
         ferry(&store).arg("bench").arg(&v1).arg("nope:9"),
         &["nope:9", "neither a file"],
     );
+}
+
+/// A ferry built without the `chart` feature refuses `--chart` in one line,
+/// before any work.
+#[cfg(not(feature = "chart"))]
+#[test]
+fn chart_without_the_feature_is_refused_clearly() {
+    let t = tempfile::tempdir().unwrap();
+    let chart = t.path().join("savings.svg");
+    fails(
+        ferry(&t.path().join("s"))
+            .args(["bench", "old.tar", "new.tar", "--chart"])
+            .arg(&chart),
+        &["without the 'chart' feature", "--chart"],
+    );
+    assert!(!chart.exists());
 }

@@ -611,3 +611,40 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
         &["snapshot liar does not rebuild to the BLAKE3 it claims"],
     );
 }
+
+#[test]
+fn outputs_that_are_not_regular_files_are_refused() {
+    let s = setup();
+    let a = s.dir.join("a");
+    let dir = s.dir.join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    let socket = s.dir.join("a-socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let before = state(&a);
+    for (target, what) in [(&dir, "is a directory"), (&socket, "not a regular file")] {
+        let runs: [&[&str]; 3] = [
+            &["checkout", "app:1", "-o"],
+            &["pack", "app:1", "-o"],
+            &["inventory", "-o"],
+        ];
+        for args in runs {
+            fails(
+                ferry(&a).args(args).arg(target),
+                &[
+                    &target.display().to_string(),
+                    what,
+                    "give the path of a file",
+                ],
+            );
+            let partial = s.dir.join(format!(
+                "{}.partial",
+                target.file_name().unwrap().to_string_lossy()
+            ));
+            assert!(!partial.exists(), "{args:?} left {}", partial.display());
+        }
+    }
+    assert!(dir.is_dir() && std::fs::read_dir(&dir).unwrap().next().is_none());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&socket).unwrap().file_type().is_socket());
+    assert_eq!(state(&a), before);
+}

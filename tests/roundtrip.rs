@@ -207,6 +207,78 @@ fn packs_and_inputs_stream_through_pipes() {
     assert!(out.stdout == data);
 }
 
+/// Output whose reader has gone (`ferry ls | head -0`, `ferry checkout X
+/// -o - | head -c1`) is not a failure: exit 0 and nothing on stderr. The
+/// pipe's read end is closed before ferry starts, so every write fails.
+#[test]
+fn a_closed_stdout_pipe_exits_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let data = random_bytes(10, 300_000);
+    let input = write(t.path(), "input.bin", &data);
+    ok(ferry(&a).arg("add").arg(&input).args(["--name", "big"]));
+    let runs: [&[&str]; 5] = [
+        &["ls"],
+        &["ls", "--json"],
+        &["peers"],
+        &["checkout", "big", "-o", "-"],
+        &["pack", "big", "-o", "-"],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = ferry(&a)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "ferry {args:?} into a closed pipe: {:?}, stderr {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nor is a pipe its reader closes after ferry started.
+    let mut child = ferry(&a)
+        .args(["checkout", "big", "-o", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A damaged store still fails verify when no one reads the report.
+    let data = a.join("data").join("00000001.dat");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ferry(&a)
+        .args(["verify", "--full"])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("damaged chunks"),
+        "{err}"
+    );
+}
+
 #[test]
 fn compressed_archives_are_stored_decompressed() {
     let t = tempfile::tempdir().unwrap();

@@ -1,0 +1,95 @@
+//! `ferry bench`: its flags and its report table.
+
+use std::path::PathBuf;
+
+use indicatif::HumanBytes;
+
+use super::Context;
+use super::output::{print_json, say};
+use crate::bench::BenchReport;
+use crate::{Error, Result};
+
+/// Flags of `ferry bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The old version: an archive file, a snapshot in the store, or docker:IMAGE
+    old: String,
+    /// The new version: an archive file, a snapshot in the store, or docker:IMAGE
+    new: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+    /// Also write an SVG bar chart of the bytes shipped
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+/// Runs the comparison and prints it (and draws the chart).
+pub fn run(a: &Args, ctx: &Context) -> Result<()> {
+    if a.chart.is_some() {
+        crate::chart::available()?;
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let host = ctx.docker_host.as_deref();
+    let input = |what: &str, tag: &str| {
+        crate::bench::input(what, &ctx.dir, host, tmp.path(), tag, &ctx.bar)
+    };
+    let old_path = input(&a.old, "old")?;
+    let new_path = input(&a.new, "new")?;
+    let r = crate::bench::bench(&old_path, &new_path, &a.old, &a.new, tmp.path(), &ctx.bar)?;
+    if let Some(c) = &a.chart {
+        crate::chart::write(&r, c)?;
+    }
+    if a.json {
+        return print_json(&r);
+    }
+    print(&r)?;
+    if let Some(c) = &a.chart {
+        say!("\nchart: {}", c.display())?;
+    }
+    Ok(())
+}
+
+fn print(r: &BenchReport) -> Result<()> {
+    say!("shipping {} to a side that has {}:\n", r.new, r.old)?;
+    say!(
+        "{:<36} {:>14} {:>8} {:>9} {:>9}",
+        "method",
+        "bytes",
+        "% full",
+        "time",
+        "unpack"
+    )?;
+    let t = |s: Option<f64>| s.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+    for row in &r.rows {
+        say!(
+            "{:<36} {:>14} {:>7.2}% {:>9} {:>9}",
+            row.method,
+            row.bytes,
+            row.percent,
+            t(row.seconds),
+            t(row.unpack_seconds)
+        )?;
+    }
+    let b = &r.breakdown;
+    say!(
+        "\nferry's bytes: {} new file contents, {} in {} similarity deltas, {} tar headers, {} plain streams, {} deflate re-creation data, {} recipes and framing",
+        HumanBytes(b.contents),
+        HumanBytes(b.deltas),
+        b.delta_chunks,
+        HumanBytes(b.headers),
+        HumanBytes(b.raw),
+        HumanBytes(b.deflate),
+        HumanBytes(b.recipes_and_framing)
+    )?;
+    for (title, list) in [("layers", &r.top_layers), ("paths", &r.top_paths)] {
+        if list.is_empty() {
+            continue;
+        }
+        say!("\ntop {title} by bytes shipped:")?;
+        for s in list {
+            say!("  {:>11}  {}", HumanBytes(s.bytes).to_string(), s.name)?;
+        }
+    }
+    Ok(())
+}

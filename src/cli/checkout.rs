@@ -1,0 +1,49 @@
+//! `ferry checkout`: its flags and its report (on stderr, since standard
+//! output may carry the snapshot itself).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::HumanBytes;
+
+use super::Context;
+use super::output::rate;
+use crate::Result;
+use crate::output::{Stdout, is_dash};
+
+/// Flags of `ferry checkout`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Snapshot name
+    snapshot: String,
+    /// Output file ('-' = stdout)
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+/// Writes the snapshot out and reports it verified.
+pub fn run(a: &Args, ctx: &Context) -> Result<()> {
+    let store = ctx.open()?;
+    let t = Instant::now();
+    let snap = if is_dash(&a.output) {
+        crate::checkout::checkout(&store, &a.snapshot, &mut Stdout::buffered(), &ctx.bar)?
+    } else {
+        crate::checkout::checkout_to_path(&store, &a.snapshot, &a.output, &ctx.bar)?
+    };
+    eprintln!(
+        "checked out {} to {}: {}, blake3 {} verified, {}",
+        snap.name,
+        a.output.display(),
+        HumanBytes(snap.size),
+        &snap.blake3[..16],
+        rate(snap.size, t)
+    );
+    if let Some(c) = snap.meta.get("compressed").and_then(|c| c.get("format")) {
+        eprintln!(
+            "note: {} was added from a {}-compressed file; this is the decompressed tar (docker load accepts it)",
+            snap.name,
+            c.as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `ferry ls`: its flags and its table.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use indicatif::HumanBytes;
+
+use super::Context;
+use super::output::{print_json, say, short_id};
+use crate::store::{self, Store};
+use crate::{Error, Result};
+
+/// Flags of `ferry ls`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Lists the store's snapshots (none for a store not made yet).
+pub fn run(a: &Args, ctx: &Context) -> Result<()> {
+    let dir = &ctx.dir;
+    let snaps = match Store::open(dir) {
+        Ok(s) => s.snapshots()?,
+        Err(Error::BadStore { .. }) if store::is_uninitialised(dir) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if a.json {
+        return print_json(&serde_json::json!({ "store": dir, "snapshots": snaps }));
+    }
+    if snaps.is_empty() {
+        return say!("no snapshots in {}", dir.display());
+    }
+    let w = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    say!(
+        "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  TAGS",
+        "NAME",
+        "SIZE",
+        "STORED",
+        "CHUNKS",
+        "ADDED",
+        "IMAGE ID"
+    )?;
+    for s in &snaps {
+        let added = UNIX_EPOCH + Duration::from_secs(s.added_at.max(0) as u64);
+        let images = crate::docker::snapshot_images(s);
+        say!(
+            "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  {}",
+            s.name,
+            HumanBytes(s.size).to_string(),
+            HumanBytes(s.stored).to_string(),
+            s.chunks,
+            humantime::format_rfc3339_seconds(added).to_string(),
+            images
+                .iter()
+                .map(|i| short_id(&i.id))
+                .collect::<Vec<_>>()
+                .join(","),
+            images
+                .iter()
+                .flat_map(|i| i.tags.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! What every subcommand shares for output: the progress bar, lines and
+//! JSON on standard output, and the short forms of ids, sizes and rates.
+
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::output::Stdout;
+use crate::progress::Progress;
+
+/// Prints one line on standard output, like `println!`, but returns an
+/// error instead of panicking when the output is closed.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// Writes `args` and a newline to standard output in one write.
+pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
+    let mut text = args.to_string();
+    text.push('\n');
+    Stdout::new()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("writing output", e))
+}
+
+/// Prints `v` as pretty JSON on standard output.
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    say!("{}", serde_json::to_string_pretty(v).expect("json"))
+}
+
+/// The 12-hex-digit form docker shows.
+pub fn short_id(id: &str) -> String {
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// `bytes` over the time since `since`, as "12.3 MiB/s".
+pub fn rate(bytes: u64, since: Instant) -> String {
+    let secs = since.elapsed().as_secs_f64().max(1e-6);
+    format!("{}/s", HumanBytes((bytes as f64 / secs) as u64))
+}
+
+/// Progress through indicatif, drawn only when stderr is a terminal and
+/// `--quiet` was not given.
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    /// A bar, hidden when `quiet` or when stderr is not a terminal.
+    pub fn new(quiet: bool) -> Bar {
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Bar {
+            bar: ProgressBar::with_draw_target(None, target),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, what: &str, total: Option<u64>) {
+        self.bar.reset();
+        self.bar.set_length(total.unwrap_or(0));
+        let style = if total.is_some() {
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{msg:>10} {spinner} {bytes} {bytes_per_sec}"
+        };
+        self.bar.set_style(
+            ProgressStyle::with_template(style)
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        self.bar.set_message(what.to_string());
+    }
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
