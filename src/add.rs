@@ -16,7 +16,9 @@ use crate::chunker::{self, ChunkId, Unit};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
-use crate::store::{NewSnapshot, Op, Piece, Store, Txn, now};
+use crate::store::{
+    CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotMeta, Store, Txn, now,
+};
 
 /// Where the bytes come from.
 pub enum Source {
@@ -135,7 +137,7 @@ pub fn add(
             hash: &[0; 32],
             new_bytes: 0,
             added_at: now(),
-            meta: &serde_json::Value::Null,
+            meta: &SnapshotMeta::default(),
         })?;
         let mut recipe = Recipe::new(snap);
         let mut new_chunks = 0u64;
@@ -221,29 +223,26 @@ pub fn add(
             txn.delete_snapshot(old.rowid)?;
             replaced = true;
         }
-        let mut meta = serde_json::json!({ "source": label });
-        if facts.entries > 0 {
-            meta["tar_entries"] = facts.entries.into();
-        }
-        meta["split"] = serde_json::to_value(split).expect("stats serialize");
-        if !tags.is_empty() {
-            meta["repo_tags"] = tags.clone().into();
-        }
         let images = facts.images();
-        if !images.is_empty() {
-            meta["docker"] = serde_json::json!({
-                "layout": if facts.oci_layout { "oci" } else { "legacy" },
-                "images": images,
-            });
-        }
-        if let Some(raw) = raw {
-            let raw = raw.lock().expect("digest lock");
-            meta["compressed"] = serde_json::json!({
-                "format": compression.name(),
-                "size": raw.size(),
-                "blake3": raw.hash().to_hex().to_string(),
-            });
-        }
+        let meta = SnapshotMeta {
+            source: Some(label.clone()),
+            tar_entries: (facts.entries > 0).then_some(facts.entries),
+            split: Some(split),
+            repo_tags: (!tags.is_empty()).then(|| tags.clone()),
+            docker: (!images.is_empty()).then(|| DockerMeta {
+                layout: if facts.oci_layout { "oci" } else { "legacy" }.into(),
+                images,
+            }),
+            compressed: raw.map(|raw| {
+                let raw = raw.lock().expect("digest lock");
+                CompressedMeta {
+                    format: compression.name().into(),
+                    size: raw.size(),
+                    blake3: raw.hash().to_hex().to_string(),
+                }
+            }),
+            ..SnapshotMeta::default()
+        };
         txn.describe_snapshot(
             snap,
             &NewSnapshot {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::archive::split::{self, Kind, Sink};
 use crate::error::{Error, Result};
@@ -158,7 +158,8 @@ pub enum Unit {
 use crate::store::Op;
 
 /// Where the bytes of an input went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SplitStats {
     /// Tar header, padding and end-of-archive bytes (the headers stream).
     pub header_bytes: u64,

@@ -141,7 +141,7 @@ fn normalize(reference: &str) -> String {
 
 /// Image IDs recorded in a snapshot's metadata.
 pub fn snapshot_images(s: &Snapshot) -> Vec<ImageInfo> {
-    serde_json::from_value(s.meta["docker"]["images"].clone()).unwrap_or_default()
+    s.meta.images().to_vec()
 }
 
 /// Exports `references` from the daemon (one archive; shared layers once)

@@ -32,7 +32,7 @@ fn add_bytes(
         ..AddOptions::default()
     };
     add(store, Source::Path(p), &opts, &Quiet).unwrap();
-    store.require(name).unwrap().meta["split"].clone()
+    serde_json::to_value(store.require(name).unwrap().meta.split).unwrap()
 }
 
 #[test]

@@ -38,11 +38,10 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         &snap.blake3[..16],
         rate(snap.size, t)
     );
-    if let Some(c) = snap.meta.get("compressed").and_then(|c| c.get("format")) {
+    if let Some(c) = &snap.meta.compressed {
         eprintln!(
             "note: {} was added from a {}-compressed file; this is the decompressed tar (docker load accepts it)",
-            snap.name,
-            c.as_str().unwrap_or("?")
+            snap.name, c.format
         );
     }
     Ok(())

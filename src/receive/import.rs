@@ -9,7 +9,7 @@ use crate::chunker::ChunkId;
 use crate::error::{Error, Result};
 use crate::pack::recipe;
 use crate::pack::{PieceRef, Pieces, SnapshotRecord};
-use crate::store::{NewSnapshot, Op, Piece, Txn};
+use crate::store::{NewSnapshot, Op, Piece, ReceivedMeta, SnapshotMeta, Txn};
 
 use super::UnpackReport;
 use super::rebuild::Tables;
@@ -119,20 +119,16 @@ fn received_meta(
     label: &Path,
     tables: &Tables,
     report: &UnpackReport,
-) -> serde_json::Value {
-    let mut meta: serde_json::Value = serde_json::from_str(meta).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(m) = &mut meta {
-        let mut received = serde_json::json!({
-            "pack": label.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "at": crate::store::now(),
-        });
-        if tables.pack.len() as u64 == report.chunks {
-            received["chunks"] = report.chunks.into();
-            received["delta_chunks"] = report.delta_chunks.into();
-            received["delta_bytes"] = report.delta_bytes.into();
-        }
-        m.insert("received".into(), received);
-    }
+) -> SnapshotMeta {
+    let mut meta = SnapshotMeta::from_json(meta);
+    let whole = tables.pack.len() as u64 == report.chunks;
+    meta.received = Some(ReceivedMeta {
+        pack: label.file_name().map(|n| n.to_string_lossy().into_owned()),
+        at: crate::store::now(),
+        chunks: whole.then_some(report.chunks),
+        delta_chunks: whole.then_some(report.delta_chunks),
+        delta_bytes: whole.then_some(report.delta_bytes),
+    });
     meta
 }
 

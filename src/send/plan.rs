@@ -509,7 +509,7 @@ impl<'a> Planner<'a> {
             size: s.size,
             hash: crate::unhex32(&s.blake3).expect("stored hash"),
             added_at: s.added_at,
-            meta: s.meta.to_string(),
+            meta: s.meta.to_json(),
             pieces: Pieces::Compact {
                 count: indexed.len() as u64,
                 encoding: crate::pack::format::RECIPE_COMPACT_REL,

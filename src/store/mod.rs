@@ -16,6 +16,7 @@
 pub mod data;
 mod ledger;
 mod lock;
+mod meta;
 mod queries;
 mod schema;
 mod trust;
@@ -35,6 +36,7 @@ use crate::codec::Codec;
 use crate::error::{Error, IoContext, Result};
 use data::{DataReader, Location};
 pub use ledger::Peer;
+pub use meta::{CompressedMeta, DockerMeta, ReceivedMeta, SnapshotMeta};
 pub use schema::SCHEMA_VERSION;
 use schema::Schema;
 pub use trust::TrustedKey;
@@ -74,8 +76,8 @@ pub struct Snapshot {
     pub new_bytes: u64,
     /// Seconds since the Unix epoch when it was added or unpacked.
     pub added_at: i64,
-    /// Free-form metadata: source, compression, docker tags.
-    pub meta: serde_json::Value,
+    /// Metadata: source, split, compression, docker images, arrival.
+    pub meta: SnapshotMeta,
 }
 
 /// What a recipe piece's bytes are for (see docs/FORMAT.md, "Recipes").
@@ -331,7 +333,7 @@ pub struct NewSnapshot<'a> {
     /// Added at (Unix seconds).
     pub added_at: i64,
     /// Metadata.
-    pub meta: &'a serde_json::Value,
+    pub meta: &'a SnapshotMeta,
 }
 
 /// Seconds since the Unix epoch.

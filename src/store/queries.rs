@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::data::Location;
 use super::schema::Table;
-use super::{ChunkEntry, FileEntry, Op, Piece, RecipeSummary, Snapshot, Store};
+use super::{ChunkEntry, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -304,6 +304,6 @@ fn row_to_snapshot(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
         stored: row.get(6)?,
         new_bytes: row.get(7)?,
         added_at: row.get(8)?,
-        meta: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
+        meta: SnapshotMeta::from_json(&meta),
     })
 }
