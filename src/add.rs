@@ -17,7 +17,7 @@ use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::store::{
-    CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotMeta, Store, Txn, now,
+    ChunkRow, CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotMeta, Store, Txn, now,
 };
 
 /// Where the bytes come from.
@@ -144,7 +144,7 @@ pub fn add(
         let mut new_bytes = 0u64;
         let mut in_flight: Option<InFlight> = None;
         let mut in_flight_ids: HashSet<ChunkId> = HashSet::new();
-        let mut rows: HashMap<ChunkId, i64> = HashMap::new();
+        let mut rows: HashMap<ChunkId, ChunkRow> = HashMap::new();
         let (watch, split) = chunker::for_each_batch(Watch::new(reader), params, opts.tar_split, |units| {
             // Progress counts input bytes (not deflate plain text).
             let bytes: u64 = units
@@ -305,8 +305,8 @@ fn derive_name(p: &Path) -> Result<String> {
 /// A unit after storing: its chunk's row and length, or a headers-stream run.
 enum Stored {
     /// A whole chunk: row, length, op, and (for a deflate part) output bytes.
-    Whole(i64, u32, Op, u64),
-    Header(i64, u32),
+    Whole(ChunkRow, u32, Op, u64),
+    Header(ChunkRow, u32),
     Meta(u64, Op),
     /// The next whole pieces are the contents of this file (path, size).
     File(Vec<u8>, u64),
@@ -321,7 +321,7 @@ enum Step {
         len: u32,
         kind: Kind,
         /// Its row, when the index had it at lookup time.
-        row: Option<i64>,
+        row: Option<ChunkRow>,
     },
 }
 
@@ -427,7 +427,7 @@ fn start_batch(
 fn finish_batch(
     txn: &mut Txn<'_>,
     batch: InFlight,
-    rows: &mut HashMap<ChunkId, i64>,
+    rows: &mut HashMap<ChunkId, ChunkRow>,
     new_chunks: &mut u64,
     new_bytes: &mut u64,
 ) -> Result<Vec<Stored>> {
@@ -490,7 +490,7 @@ struct Recipe {
     seq: u64,
     pending: VecDeque<Stored>,
     /// Header chunks not yet fully used: row, start in the headers stream, length.
-    headers: VecDeque<(i64, u64, u32)>,
+    headers: VecDeque<(ChunkRow, u64, u32)>,
     /// Headers-stream bytes cut into chunks so far.
     header_end: u64,
     /// Headers-stream offset of the next run to place.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::chunker::{self, ChunkId};
 use crate::error::{Error, IoContext, Result};
 use crate::pack::format::{Dec, Enc};
-use crate::store::{Store, Txn};
+use crate::store::{ChunkRow, Store, Txn};
 
 const MAGIC: &[u8; 8] = b"FERRYINV";
 const VERSION: u32 = 1;
@@ -188,7 +188,7 @@ pub fn record_inventory(txn: &mut Txn<'_>, peer: &str, inv: &Inventory) -> Resul
 pub fn record_shipment(
     txn: &mut Txn<'_>,
     peer: &str,
-    rows: &[i64],
+    rows: &[ChunkRow],
     snapshots: &[(String, String)],
 ) -> Result<()> {
     let snapshots = snapshots
@@ -242,7 +242,7 @@ impl Receiver<'_> {
 
     /// Records that a pack of `snapshots` went to the peer, who then holds
     /// the chunk rows `rows`; does nothing without a peer or on a dry run.
-    pub fn record_pack(&self, store: &mut Store, snapshots: &[String], rows: &[i64]) -> Result<()> {
+    pub fn record_pack(&self, store: &mut Store, snapshots: &[String], rows: &[ChunkRow]) -> Result<()> {
         let Some(peer) = self.peer.filter(|_| self.writes_ledger()) else {
             return Ok(());
         };

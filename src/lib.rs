@@ -5,6 +5,7 @@
 //!
 //! Modules, one job each:
 //! - [`chunker`]: FastCDC cutting and BLAKE3 naming, in parallel batches.
+//! - [`id`]: the typed identities of chunks, snapshots and index rows.
 //! - [`codec`]: how chunk bytes are encoded (zstd or raw).
 //! - [`store`]: data files plus the SQLite index, with locking and rollback.
 //! - [`archive`]: compression detection and tar/docker-archive awareness.
@@ -29,6 +30,7 @@ pub mod codec;
 pub mod demo;
 pub mod docker;
 pub mod error;
+pub mod id;
 pub mod inventory;
 pub mod keys;
 pub mod output;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::store::{ChunkEntry, Damage, Store};
+use crate::store::{ChunkEntry, ChunkRow, Damage, Store};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -68,7 +68,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
         Some(total),
     );
     let mut reader = store.data_reader();
-    let mut bad_rows: HashMap<i64, String> = HashMap::new();
+    let mut bad_rows: HashMap<ChunkRow, String> = HashMap::new();
     store.for_each_chunk_batch(BATCH, |batch| {
         let mut ok: Vec<&ChunkEntry> = Vec::with_capacity(batch.len());
         for c in batch {

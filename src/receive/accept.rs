@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::chunker;
 use crate::error::{Error, Result};
 use crate::pack::{BaseRef, Header};
-use crate::store::Store;
+use crate::store::{ChunkRow, Store};
 
 /// Refuses a pack cut with another chunker or other parameters.
 pub(super) fn check_chunker(store: &Store, h: &Header, label: &Path) -> Result<()> {
@@ -57,8 +57,8 @@ pub(super) fn base_table(
     h: &Header,
     version: u32,
     label: &Path,
-) -> Result<Vec<i64>> {
-    let mut base_rows: Vec<i64> = Vec::new();
+) -> Result<Vec<ChunkRow>> {
+    let mut base_rows: Vec<ChunkRow> = Vec::new();
     // Only version-1 packs come without base recipe digests.
     let any_recipe = version == 1;
     for b in &h.bases {

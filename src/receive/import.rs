@@ -9,7 +9,7 @@ use crate::chunker::ChunkId;
 use crate::error::{Error, Result};
 use crate::pack::recipe;
 use crate::pack::{PieceRef, Pieces, SnapshotRecord};
-use crate::store::{NewSnapshot, Op, Piece, ReceivedMeta, SnapshotMeta, Txn};
+use crate::store::{ChunkRow, NewSnapshot, Op, Piece, ReceivedMeta, SnapshotMeta, Txn};
 
 use super::UnpackReport;
 use super::rebuild::Tables;
@@ -23,7 +23,7 @@ pub(super) fn import_snapshot(
     s: SnapshotRecord,
     label: &Path,
     tables: &Tables,
-    stored_here: &mut HashMap<i64, u64>,
+    stored_here: &mut HashMap<ChunkRow, u64>,
     report: &mut UnpackReport,
 ) -> Result<()> {
     let corrupt =
@@ -62,7 +62,7 @@ pub(super) fn import_snapshot(
     };
     match &s.pieces {
         Pieces::Ids(pieces) => {
-            let mut lookup: HashMap<ChunkId, i64> = HashMap::new();
+            let mut lookup: HashMap<ChunkId, ChunkRow> = HashMap::new();
             for p in pieces {
                 let id = p.id();
                 let row = match lookup.get(id) {
@@ -95,10 +95,10 @@ pub(super) fn import_snapshot(
             data,
         } => {
             recipe::decode_each(data, *count, *encoding, corrupt, |p| {
-                let table = tables.table(p.src);
-                let row = *table.get(p.index as usize).ok_or_else(|| {
-                    corrupt(format!("recipe names chunk {} of {}", p.index, table.len()))
+                let row = tables.row(p.src, p.index as usize).ok_or_else(|| {
+                    corrupt(format!("recipe names chunk {} of {}", p.index, tables.len(p.src)))
                 })?;
+                let row = row.ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
                 placer.place(txn, row, p.slice, p.op, p.out, &corrupt)
             })?;
         }
@@ -138,9 +138,9 @@ fn received_meta(
 struct Placer<'a> {
     snap: i64,
     size: u64,
-    stored_here: &'a mut HashMap<i64, u64>,
+    stored_here: &'a mut HashMap<ChunkRow, u64>,
     /// Decoded lengths of the chunks met so far.
-    lens: HashMap<i64, u32>,
+    lens: HashMap<ChunkRow, u32>,
     new_bytes: u64,
     seq: u64,
     total: u64,
@@ -152,7 +152,7 @@ impl Placer<'_> {
     fn place(
         &mut self,
         txn: &mut Txn<'_>,
-        row: i64,
+        row: ChunkRow,
         slice: Option<(u32, u32)>,
         op: Op,
         out: u64,

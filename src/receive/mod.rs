@@ -23,7 +23,7 @@ use crate::pack::{
     ChunkRecord, DeltaRecord, GroupRecord, Header, PackReader, Record, SnapshotRecord,
 };
 use crate::progress::Progress;
-use crate::store::Store;
+use crate::store::{ChunkRow, Store};
 use crate::store::Txn;
 use crate::store::data::DataReader;
 
@@ -156,7 +156,7 @@ struct Unpacker<'a, 's> {
     /// Chunk records waiting to be verified and stored as one batch.
     pending: Vec<Incoming>,
     /// Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
-    stored_here: HashMap<i64, u64>,
+    stored_here: HashMap<ChunkRow, u64>,
     since_checkpoint: u64,
     /// A volume's snapshot records, placed once its whole set is here.
     records: Vec<SnapshotRecord>,
@@ -204,9 +204,9 @@ impl Unpacker<'_, '_> {
             self.report.chunks += 1;
             self.progress.advance(c.len() as u64);
             match self.txn.chunk_rowid(c.id())? {
-                Some(row) => self.tables.pack.push(row),
+                Some(row) => self.tables.pack.push(Some(row)),
                 None => {
-                    self.tables.pack.push(-1);
+                    self.tables.pack.push(None);
                     fresh.push((self.tables.pack.len() - 1, c));
                 }
             }
@@ -240,7 +240,7 @@ impl Unpacker<'_, '_> {
                     }
                 },
             };
-            self.tables.pack[at] = row;
+            self.tables.pack[at] = Some(row);
         }
         // Keep verified chunks durable as they come, so a killed unpack
         // resumes where it was (until a snapshot is placed).
@@ -255,7 +255,13 @@ impl Unpacker<'_, '_> {
     }
 
     /// Stores a chunk this store lacks, and counts it.
-    fn store_new(&mut self, id: &ChunkId, codec: Codec, len: u32, payload: &[u8]) -> Result<i64> {
+    fn store_new(
+        &mut self,
+        id: &ChunkId,
+        codec: Codec,
+        len: u32,
+        payload: &[u8],
+    ) -> Result<ChunkRow> {
         let row = self.txn.insert_chunk(id, codec, len, payload)?;
         let n = payload.len() as u64;
         self.stored_here.insert(row, n);
@@ -290,7 +296,7 @@ impl Unpacker<'_, '_> {
                     self.store_new(id, codec, p.len() as u32, &payload)?
                 }
             };
-            self.tables.pack.push(row);
+            self.tables.pack.push(Some(row));
         }
         Ok(())
     }
@@ -346,7 +352,10 @@ impl Unpacker<'_, '_> {
     /// The last volume of a set arrived: places the set's snapshots
     /// against the set's whole chunk table, and closes the set.
     fn import_set(&mut self, set: &[u8; 16]) -> Result<()> {
-        self.tables.pack = self.txn.store().volume_set_rows(set)?;
+        self.tables.pack = (self.txn.store().volume_set_rows(set)?)
+            .into_iter()
+            .map(Some)
+            .collect();
         for s in volumes::pending_records(self.txn.store(), set)? {
             import_snapshot(
                 self.txn,

@@ -12,36 +12,44 @@ use crate::error::{Error, Result};
 use crate::pack::recipe::{Src, TableRef};
 use crate::pack::{ChunkRecord, DeltaRecord, GroupRecord};
 use crate::store::data::DataReader;
-use crate::store::{ChunkEntry, Txn};
+use crate::store::{ChunkEntry, ChunkRow, Txn};
 
-/// Where compact recipe indices and delta bases point: row ids of this
-/// pack's chunk records, in order (-1 for a chunk of the batch being
+/// Where compact recipe indices and delta bases point: rows of this
+/// pack's chunk records, in order (`None` for a chunk of the batch being
 /// stored; for a complete volume set, the set's whole table), and of the
 /// bases' chunk tables.
 pub(super) struct Tables {
-    pub pack: Vec<i64>,
-    pub base: Vec<i64>,
+    pub pack: Vec<Option<ChunkRow>>,
+    pub base: Vec<ChunkRow>,
     /// Deltas may name earlier records of this pack (never so in a
     /// volume, whose set may arrive in any order).
     pub pack_bases: bool,
 }
 
 impl Tables {
-    /// The table `src` names.
-    pub fn table(&self, src: Src) -> &[i64] {
+    /// Entries of the table `src` names.
+    pub fn len(&self, src: Src) -> usize {
         match src {
-            Src::Pack => &self.pack,
-            Src::Base => &self.base,
+            Src::Pack => self.pack.len(),
+            Src::Base => self.base.len(),
+        }
+    }
+
+    /// Entry `index` of the table `src` names: `None` past its end,
+    /// `Some(None)` for a chunk of the batch being stored.
+    pub fn row(&self, src: Src, index: usize) -> Option<Option<ChunkRow>> {
+        match src {
+            Src::Pack => self.pack.get(index).copied(),
+            Src::Base => self.base.get(index).map(|&r| Some(r)),
         }
     }
 
     /// The stored chunk a delta base names, when it is there.
-    fn base_row(&self, b: &TableRef) -> Option<i64> {
-        let table = match b.src {
-            Src::Pack if !self.pack_bases => &[],
-            src => self.table(src),
-        };
-        table.get(b.index as usize).copied().filter(|&r| r >= 0)
+    fn base_row(&self, b: &TableRef) -> Option<ChunkRow> {
+        if b.src == Src::Pack && !self.pack_bases {
+            return None;
+        }
+        self.row(b.src, b.index as usize).flatten()
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::pack::{Header, SnapshotRecord, VolumeInfo, encode_snapshot};
 use crate::store::volumes::NewVolume;
-use crate::store::{Store, Txn};
+use crate::store::{ChunkRow, Store, Txn};
 
 /// A volume's place in its set after an unpack.
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +87,7 @@ pub(super) fn record_volume(
     txn: &mut Txn<'_>,
     h: &Header,
     v: &VolumeInfo,
-    rows: &[i64],
+    rows: &[Option<ChunkRow>],
     records: &[SnapshotRecord],
 ) -> Result<bool> {
     let records = records
@@ -97,6 +97,11 @@ pub(super) fn record_volume(
             Ok((r.name.clone(), bytes))
         })
         .collect::<Result<Vec<_>>>()?;
+    // The trailer comes after the last batch of chunks was stored.
+    let rows: Vec<ChunkRow> = rows
+        .iter()
+        .map(|r| r.expect("every chunk of the volume is stored"))
+        .collect();
     let have = txn.record_volume(&NewVolume {
         set: &v.set,
         index: v.index,
@@ -104,7 +109,7 @@ pub(super) fn record_volume(
         first: v.first,
         chunks: v.chunks,
         snapshots: &h.snapshots,
-        rows,
+        rows: &rows,
         records: &records,
     })?;
     Ok(have >= v.count)

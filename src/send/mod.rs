@@ -17,7 +17,7 @@ use crate::chunker::ChunkId;
 use crate::error::{Error, Result};
 use crate::pack::{PackTotals, PackWriter, encode_snapshot};
 use crate::progress::Progress;
-use crate::store::Store;
+use crate::store::{ChunkRow, Store};
 
 use encode::Encoder;
 use volumes::Volumes;
@@ -60,7 +60,7 @@ pub struct PackReport {
     /// Chunks (row ids here) the receiver holds once it has this pack
     /// (what the peer ledger records); not serialized.
     #[serde(skip)]
-    pub receiver_chunks: Vec<i64>,
+    pub receiver_chunks: Vec<ChunkRow>,
     /// Ids of the chunks carried, in pack-table order; not serialized.
     #[serde(skip)]
     pub sent: Vec<ChunkId>,

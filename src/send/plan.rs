@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::pack::recipe::{self, IndexedPiece, Src};
 use crate::pack::{BaseRef, Header, Pieces, SnapshotRecord};
 use crate::samepath::BaseFiles;
-use crate::store::{ChunkEntry, FileEntry, Op, Piece, RecipeSummary, Snapshot, Store};
+use crate::store::{ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, Store};
 
 use super::PackOptions;
 
@@ -27,14 +27,14 @@ pub(super) struct Plan {
     /// Runs of sends that go as one group record, by first send index.
     pub groups: HashMap<usize, PlanGroup>,
     /// Row id to place in the pack table / the base table.
-    pub pack_index: HashMap<i64, u64>,
-    pub base_index: HashMap<i64, u64>,
+    pub pack_index: HashMap<ChunkRow, u64>,
+    pub base_index: HashMap<ChunkRow, u64>,
     pub records: Vec<SnapshotRecord>,
     pub referenced: u64,
     pub skipped: u64,
     pub known: u64,
     pub logical: u64,
-    pub receiver: Vec<i64>,
+    pub receiver: Vec<ChunkRow>,
 }
 
 impl Plan {
@@ -121,23 +121,23 @@ struct Planner<'a> {
     summaries: Vec<RecipeSummary>,
     /// Row id to place in the receiver's chunk table (the bases' chunk
     /// tables, then `extra`), and the next free place.
-    base_index: HashMap<i64, u64>,
+    base_index: HashMap<ChunkRow, u64>,
     next_base: u64,
     /// Chunks the receiver holds beyond the bases', named in the header.
     extra: Vec<ChunkId>,
     /// The bases' chunk table in order: a new chunk that follows chunk X in
     /// the new stream most likely replaces what followed X in the old one.
-    base_order: Vec<i64>,
+    base_order: Vec<ChunkRow>,
     /// The last held chunk the walk passed (whole), if any.
-    anchor: Option<i64>,
+    anchor: Option<ChunkRow>,
     sends: Vec<ChunkEntry>,
     similar: Vec<Vec<ChunkEntry>>,
-    pack_index: HashMap<i64, u64>,
+    pack_index: HashMap<ChunkRow, u64>,
     groups: HashMap<usize, PlanGroup>,
     /// The group being gathered.
     open: Option<OpenGroup>,
     /// Every chunk the new snapshots reference.
-    seen: HashSet<i64>,
+    seen: HashSet<ChunkRow>,
     skipped: u64,
     known: u64,
     /// Chunks a delta may use as its base: what the receiver holds, and
@@ -180,7 +180,7 @@ impl<'a> Planner<'a> {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut base_index: HashMap<i64, u64> = HashMap::new();
+        let mut base_index: HashMap<ChunkRow, u64> = HashMap::new();
         let mut next_base = 0u64;
         for sum in &summaries {
             for &row in &sum.order {
@@ -392,7 +392,7 @@ impl<'a> Planner<'a> {
         if sfs.is_empty() {
             return Ok(None);
         }
-        let mut votes: HashMap<i64, u32> = HashMap::new();
+        let mut votes: HashMap<ChunkRow, u32> = HashMap::new();
         for sf in sfs {
             for row in store.chunks_with_feature(sf)? {
                 if row != c.rowid {
@@ -400,7 +400,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let mut candidates: Vec<(i64, u32)> = votes.into_iter().collect();
+        let mut candidates: Vec<(ChunkRow, u32)> = votes.into_iter().collect();
         // Most shared features first; among equals, the oldest chunk.
         candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let have = self.opts.have.as_ref();
@@ -440,7 +440,7 @@ impl<'a> Planner<'a> {
             .map(|(s, pieces)| self.record(s, pieces))
             .collect();
         // After this pack the receiver holds the bases' chunks and these.
-        let mut receiver: Vec<i64> = self.seen.iter().copied().collect();
+        let mut receiver: Vec<ChunkRow> = self.seen.iter().copied().collect();
         for sum in &self.summaries {
             receiver.extend(sum.order.iter().filter(|r| !self.seen.contains(r)));
         }
@@ -557,7 +557,7 @@ struct Walk<'f> {
     in_file: Option<InFile>,
     seq: u64,
     /// Headers-stream chunks met so far, and where the next one starts.
-    header_seen: HashSet<i64>,
+    header_seen: HashSet<ChunkRow>,
     header_end: u64,
 }
 

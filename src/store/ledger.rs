@@ -8,7 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::schema::Table;
-use super::{Store, Txn, now};
+use super::{ChunkRow, Store, Txn, now};
 use crate::chunker::ChunkId;
 use crate::error::Result;
 
@@ -121,7 +121,7 @@ impl Txn<'_> {
     pub fn record_peer_shipment<'a>(
         &mut self,
         peer: &str,
-        rows: &[i64],
+        rows: &[ChunkRow],
         snapshots: impl IntoIterator<Item = (&'a str, [u8; 32])>,
     ) -> Result<()> {
         let conn = &self.store.conn;

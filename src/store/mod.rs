@@ -35,6 +35,7 @@ use crate::chunker::{self, ChunkId, Params};
 use crate::codec::Codec;
 use crate::error::{Error, IoContext, Result};
 use data::{DataReader, Location};
+pub use crate::id::ChunkRow;
 pub use ledger::Peer;
 pub use meta::{CompressedMeta, DockerMeta, ReceivedMeta, SnapshotMeta};
 pub use schema::SCHEMA_VERSION;
@@ -108,8 +109,8 @@ impl Op {
 /// used as `op` says.
 #[derive(Debug, Clone, Copy)]
 pub struct Piece {
-    /// Chunk row id in the index.
-    pub chunk: i64,
+    /// Chunk row in the index.
+    pub chunk: ChunkRow,
     /// Offset within the chunk.
     pub off: u32,
     /// Bytes taken.
@@ -122,7 +123,7 @@ pub struct Piece {
 
 impl Piece {
     /// Bytes of plain stream output.
-    pub fn copied(chunk: i64, off: u32, len: u32) -> Piece {
+    pub fn copied(chunk: ChunkRow, off: u32, len: u32) -> Piece {
         Piece {
             chunk,
             off,
@@ -145,8 +146,8 @@ impl Piece {
 /// See [`Store::recipe_summary`].
 #[derive(Debug, Clone)]
 pub struct RecipeSummary {
-    /// Distinct chunk row ids in first-use order.
-    pub order: Vec<i64>,
+    /// Distinct chunk rows in first-use order.
+    pub order: Vec<ChunkRow>,
     /// BLAKE3 over the recipe.
     pub digest: [u8; 32],
 }
@@ -154,8 +155,8 @@ pub struct RecipeSummary {
 /// A chunk's index entry.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkEntry {
-    /// Row id.
-    pub rowid: i64,
+    /// Row in the index.
+    pub rowid: ChunkRow,
     /// BLAKE3 id.
     pub id: ChunkId,
     /// Where its bytes are.
@@ -342,4 +343,16 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+impl rusqlite::ToSql for ChunkRow {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for ChunkRow {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(v).map(ChunkRow)
+    }
 }

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::data::Location;
 use super::schema::Table;
-use super::{ChunkEntry, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store};
+use super::{ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -149,7 +149,7 @@ impl Store {
             "SELECT rowid, id, file, offset, clen, len, codec FROM chunks
              WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?;
-        let mut last = 0i64;
+        let mut last = ChunkRow(0);
         loop {
             let mut rows = stmt.query(params![last, batch as i64])?;
             let mut out = Vec::with_capacity(batch);
@@ -188,7 +188,7 @@ impl Store {
     }
 
     /// Decoded length of a chunk, by row id.
-    pub fn chunk_len(&self, rowid: i64) -> Result<Option<u32>> {
+    pub fn chunk_len(&self, rowid: ChunkRow) -> Result<Option<u32>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT len FROM chunks WHERE rowid = ?1")?;
@@ -196,7 +196,7 @@ impl Store {
     }
 
     /// A chunk's super-features (empty when none were recorded).
-    pub fn features(&self, chunk: i64) -> Result<Vec<i64>> {
+    pub fn features(&self, chunk: ChunkRow) -> Result<Vec<i64>> {
         if !self.schema.has(Table::Features) {
             return Ok(Vec::new());
         }
@@ -208,7 +208,7 @@ impl Store {
     }
 
     /// Chunks sharing super-feature `sf`.
-    pub fn chunks_with_feature(&self, sf: i64) -> Result<Vec<i64>> {
+    pub fn chunks_with_feature(&self, sf: i64) -> Result<Vec<ChunkRow>> {
         if !self.schema.has(Table::Features) {
             return Ok(Vec::new());
         }
@@ -240,7 +240,7 @@ impl Store {
     }
 
     /// A chunk's index entry by row id.
-    pub fn chunk_by_row(&self, rowid: i64) -> Result<Option<ChunkEntry>> {
+    pub fn chunk_by_row(&self, rowid: ChunkRow) -> Result<Option<ChunkEntry>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT rowid, id, file, offset, clen, len, codec FROM chunks WHERE rowid = ?1",
         )?;
@@ -263,7 +263,11 @@ impl Store {
     }
 }
 
-fn chunk_from_row(row: &rusqlite::Row<'_>, at: usize, rowid: i64) -> rusqlite::Result<ChunkEntry> {
+fn chunk_from_row(
+    row: &rusqlite::Row<'_>,
+    at: usize,
+    rowid: ChunkRow,
+) -> rusqlite::Result<ChunkEntry> {
     let id: Vec<u8> = row.get(at)?;
     let codec: u8 = row.get(at + 5)?;
     Ok(ChunkEntry {

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::data::DataWriter;
-use super::{NewSnapshot, Piece, Store};
+use super::{ChunkRow, NewSnapshot, Piece, Store};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -130,7 +130,7 @@ impl Txn<'_> {
     }
 
     /// Looks a chunk up by id, seeing this transaction's own inserts.
-    pub fn chunk_rowid(&self, id: &ChunkId) -> Result<Option<i64>> {
+    pub fn chunk_rowid(&self, id: &ChunkId) -> Result<Option<ChunkRow>> {
         let mut stmt = self
             .store
             .conn
@@ -162,7 +162,7 @@ impl Txn<'_> {
         codec: Codec,
         len: u32,
         payload: &[u8],
-    ) -> Result<i64> {
+    ) -> Result<ChunkRow> {
         let loc = self
             .data
             .as_mut()
@@ -179,11 +179,11 @@ impl Txn<'_> {
             len,
             codec as u8
         ])?;
-        Ok(self.store.conn.last_insert_rowid())
+        Ok(ChunkRow(self.store.conn.last_insert_rowid()))
     }
 
     /// Records a chunk's super-features (see [`crate::similarity`]).
-    pub fn insert_features(&mut self, chunk: i64, sfs: &[i64]) -> Result<()> {
+    pub fn insert_features(&mut self, chunk: ChunkRow, sfs: &[i64]) -> Result<()> {
         let mut stmt = self
             .store
             .conn

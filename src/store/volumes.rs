@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::schema::Table;
-use super::{Store, Txn};
+use super::{ChunkRow, Store, Txn};
 use crate::error::{Error, Result};
 
 /// A volume of a set, as [`Txn::record_volume`] stores it.
@@ -26,7 +26,7 @@ pub struct NewVolume<'a> {
     /// The names of the snapshots the set adds.
     pub snapshots: &'a [String],
     /// Row ids of this volume's chunks, in pack-table order.
-    pub rows: &'a [i64],
+    pub rows: &'a [ChunkRow],
     /// The snapshot records it carried (name and encoded record), in order.
     pub records: &'a [(String, Vec<u8>)],
 }
@@ -73,13 +73,13 @@ impl Store {
     }
 
     /// The set's chunk table (row ids by position), which must be complete.
-    pub fn volume_set_rows(&self, set: &[u8; 16]) -> Result<Vec<i64>> {
+    pub fn volume_set_rows(&self, set: &[u8; 16]) -> Result<Vec<ChunkRow>> {
         let mut stmt = self
             .conn
             .prepare("SELECT pos, chunk FROM volume_chunks WHERE set_id = ?1 ORDER BY pos")?;
         let mut rows = Vec::new();
         for r in stmt.query_map([&set[..]], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, ChunkRow>(1)?))
         })? {
             let (pos, chunk) = r?;
             if pos != rows.len() as i64 {
