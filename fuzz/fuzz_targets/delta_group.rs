@@ -35,7 +35,11 @@ fn rewrite(g: &GroupRecord) -> Vec<u8> {
     let end = pack.len() - 5 - ferry::pack::format::TRAILER_LEN as usize;
     assert_eq!(pack[start], ferry::pack::format::REC_GROUP);
     let len = u32::from_le_bytes(pack[start + 1..start + 5].try_into().unwrap()) as usize;
-    assert_eq!(start + 5 + len, end, "one record between header and trailer");
+    assert_eq!(
+        start + 5 + len,
+        end,
+        "one record between header and trailer"
+    );
     pack[start + 5..end].to_vec()
 }
 

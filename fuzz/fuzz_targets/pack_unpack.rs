@@ -48,7 +48,12 @@ fuzz_target!(|data: &[u8]| {
                 ferry::checkout::checkout(&store, &s.name, &mut out, &Quiet)
                     .expect("an imported snapshot checks out");
                 assert_eq!(out.1, s.size, "{}: size", s.name);
-                assert_eq!(out.0.finalize().to_hex().as_str(), s.blake3, "{}: BLAKE3", s.name);
+                assert_eq!(
+                    out.0.finalize().to_hex().as_str(),
+                    s.blake3,
+                    "{}: BLAKE3",
+                    s.name
+                );
             }
         }
     }
