@@ -123,12 +123,94 @@ fn write_fuzz_seeds() {
         "body",
         &zstd::decode_all(&inv[12..inv.len() - 32]).unwrap(),
     );
-    // tar_split: a plain and a gzip'd layer.
+    // tar_split: a plain layer, and an archive holding a gzip'd one.
     let tar = layer_tar(&ferry::demo::sample_files(7, "etc", 6, 4 << 10), 1);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let oci = t.path().join("oci.tar");
+    ferry::demo::write_oci_docker_archive(&oci, "gz:1", std::slice::from_ref(&gz)).unwrap();
+    let oci = std::fs::read(oci).unwrap();
     put("tar_split", "layer.tar", &tar);
-    put("tar_split", "layer.tar.gz", &gz.finish().unwrap());
+    put("tar_split", "gzip-layer.tar", &oci);
+    // deflate_part: the part records and plain text the splitter makes of
+    // that gzip'd layer, in the target's framing.
+    let mut sink = Parts::default();
+    ferry::archive::split::split(&mut &oci[..], &mut sink, true).unwrap();
+    assert!(sink.0.iter().any(|p| p.starts_with(&[0])), "no part record");
+    let seed = sink.0.concat();
+    assert_eq!(
+        recreate(&seed).unwrap(),
+        gz.len() - 18,
+        "not the deflate stream"
+    );
+    put("deflate_part", "layer", &seed);
+}
+
+/// Collects what the splitter hands out for a deflate stream, framed as the
+/// deflate_part target reads it: kind (0 part, 1 plain text), u16 length,
+/// for a part its output length (u32), the bytes.
+#[derive(Default)]
+struct Parts(Vec<Vec<u8>>, bool);
+
+impl Parts {
+    fn plain(&mut self, b: &[u8]) {
+        if self.1 {
+            for piece in b.chunks(u16::MAX as usize) {
+                let mut v = vec![1];
+                v.extend_from_slice(&(piece.len() as u16).to_le_bytes());
+                v.extend_from_slice(piece);
+                self.0.push(v);
+            }
+        }
+    }
+}
+
+impl ferry::archive::split::Sink for Parts {
+    fn meta(&mut self, b: &[u8]) {
+        self.plain(b);
+    }
+    fn begin(&mut self, _: ferry::archive::split::Kind) {}
+    fn data(&mut self, b: &[u8]) {
+        self.plain(b);
+    }
+    fn end(&mut self) {}
+    fn inflate(&mut self, on: bool) {
+        self.1 = on;
+    }
+    fn part(&mut self, record: Vec<u8>, out: u64) {
+        let mut v = vec![0];
+        v.extend_from_slice(&u16::try_from(record.len()).unwrap().to_le_bytes());
+        v.extend_from_slice(&u32::try_from(out).unwrap().to_le_bytes());
+        v.extend_from_slice(&record);
+        self.0.push(v);
+    }
+}
+
+/// Replays a deflate_part seed through the re-creator; the bytes it emits.
+fn recreate(mut rest: &[u8]) -> Result<usize, String> {
+    let mut rec = ferry::archive::gzip::Recreator::default();
+    let mut emitted = 0;
+    let mut emit = |b: &[u8]| -> std::io::Result<()> {
+        emitted += b.len();
+        Ok(())
+    };
+    while !rest.is_empty() {
+        let kind = rest[0];
+        let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
+        if kind == 0 {
+            let out = u32::from_le_bytes(rest[3..7].try_into().unwrap()) as u64;
+            rec.part(&rest[7..7 + len], out, &mut emit)
+                .map_err(|e| format!("{e:?}"))?;
+            rest = &rest[7 + len..];
+        } else {
+            rec.plain(&rest[3..3 + len], &mut emit)
+                .map_err(|e| format!("{e:?}"))?;
+            rest = &rest[3 + len..];
+        }
+    }
+    rec.end().map_err(|e| format!("{e:?}"))?;
+    Ok(emitted)
 }
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -201,6 +283,11 @@ fn committed_fuzz_seeds_get_past_the_checksums() {
     }
     for (_, tar) in seeds("tar_split") {
         total += tar.len();
+    }
+    for (name, seed) in seeds("deflate_part") {
+        total += seed.len();
+        let n = recreate(&seed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(n > 0, "{name}");
     }
     assert!(total < 200 << 10, "fuzz seeds take {total} bytes");
 }
