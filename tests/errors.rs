@@ -7,6 +7,7 @@ use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 /// A connected store holding app:1 and app:2, the full and delta packs, and
 /// an offline store that has already unpacked the full pack.
@@ -84,17 +85,46 @@ fn corrupt_packs_are_refused_at_any_byte() {
     ok(ferry(&s.offline).arg("unpack").arg(&s.update));
 }
 
+/// The records of a pack as (type, offset of the payload, payload length),
+/// walked by the framing docs/FORMAT.md gives: a 12-byte preamble, then
+/// records of a type byte, a little-endian u32 length and the payload.
+fn records(pack: &[u8]) -> Vec<(u8, usize, usize)> {
+    let mut at = 12;
+    let mut v = Vec::new();
+    while at < pack.len() {
+        let kind = pack[at];
+        let len = u32::from_le_bytes(pack[at + 1..at + 5].try_into().unwrap()) as usize;
+        v.push((kind, at + 5, len));
+        at += 5 + len;
+    }
+    assert_eq!(at, pack.len(), "records do not add up to the pack");
+    v
+}
+
 #[test]
 fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
     let s = setup();
-    let pack = std::fs::read(&s.update).unwrap();
+    let pack = std::fs::read(&s.full).unwrap();
+    // A chunk record (type 2: id, codec, length, payload) from the middle of
+    // the pack; damage a byte of its stored bytes.
+    let chunks: Vec<(usize, usize)> = records(&pack)
+        .into_iter()
+        .filter(|&(kind, _, len)| kind == 2 && len > 37 + 100)
+        .map(|(_, at, len)| (at, len))
+        .collect();
+    assert!(chunks.len() > 10, "{} chunk records", chunks.len());
+    let (at, len) = chunks[chunks.len() / 2];
+    let id = blake3::Hash::from_bytes(pack[at..at + 32].try_into().unwrap()).to_hex();
     let mut bad = pack.clone();
-    let mid = pack.len() / 2;
-    bad[mid] ^= 1;
+    bad[at + 37 + (len - 37) / 2] ^= 1;
+    let fresh = s.dir.join("fresh");
+    ok(ferry(&fresh)
+        .arg("add")
+        .arg(write(&s.dir, "other.bin", &random_bytes(3, 10_000))));
     unpack_refused(
-        &s.offline,
+        &fresh,
         &write(&s.dir, "mid.ferry", &bad),
-        &["pack is corrupt", "copy it again"],
+        &["pack is corrupt", &format!("chunk {id}"), "copy it again"],
     );
     let mut bad = pack.clone();
     let last = pack.len() - 1;
@@ -233,6 +263,23 @@ fn stdin_without_a_name_is_refused_unless_it_is_a_tagged_archive() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("added app:2"));
 }
 
+/// Waits up to `limit` for `child` to exit; `None` if it is still running.
+fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_locked_store_fails_clearly_or_waits() {
     let s = setup();
@@ -242,7 +289,32 @@ fn a_locked_store_fails_clearly_or_waits() {
         .open(s.offline.join("lock"))
         .unwrap();
     lock.lock().unwrap();
+    // How long a command takes here that needs no lock.
+    let started = Instant::now();
     let before = state(&s.offline);
+    let reader = started.elapsed();
+    // Without --lock-wait a writer fails at once, while the lock is still
+    // held (it never lets go during this call).
+    let started = Instant::now();
+    let mut child = ferry(&s.offline)
+        .arg("unpack")
+        .arg(&s.update)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let Some(status) = exit_within(&mut child, Duration::from_secs(10)) else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("a writer without --lock-wait waited for a held lock");
+    };
+    assert!(!status.success());
+    assert!(
+        started.elapsed() < reader + Duration::from_millis(1500),
+        "failing on a held lock took {:?} (a reader {reader:?})",
+        started.elapsed()
+    );
     fails(
         ferry(&s.offline).arg("unpack").arg(&s.update),
         &["is locked by another ferry process", "--lock-wait"],
@@ -250,21 +322,47 @@ fn a_locked_store_fails_clearly_or_waits() {
     assert_eq!(state(&s.offline), before);
     // Readers are not blocked by a writer.
     ok(ferry(&s.offline).arg("ls"));
-    // With --lock-wait, the writer waits for the lock to go.
-    let holder = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(800));
-        drop(lock);
-    });
-    ok(ferry(&s.offline)
-        .args(["--lock-wait", "20", "unpack"])
-        .arg(&s.update));
-    holder.join().unwrap();
+    // With --lock-wait, the writer waits for the lock to go, then works.
+    let hold = Duration::from_millis(1500);
+    let mut child = ferry(&s.offline)
+        .args(["--lock-wait", "30", "unpack"])
+        .arg(&s.update)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(hold);
+    // Still running after `hold`: it waited at least that long.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "ferry --lock-wait ended while the lock was still held"
+    );
+    assert_eq!(state(&s.offline), before, "it wrote without the lock");
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         state(&s.offline)
             .snapshots
             .iter()
             .any(|(n, _)| n == "app:2")
     );
+    // A wait that runs out is one clear line too.
+    let lock = std::fs::File::open(s.offline.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let started = Instant::now();
+    fails(
+        ferry(&s.offline)
+            .args(["--lock-wait", "1", "unpack"])
+            .arg(&s.full),
+        &["is locked by another ferry process"],
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
 }
 
 #[test]
@@ -308,6 +406,8 @@ fn killed_add_leaves_a_consistent_store() {
     // Enough for several batches to be chunked and appended, then kill -9.
     stdin.write_all(&random_bytes(77, 40 << 20)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // Still reading: stdin is open, so the add cannot have finished.
+    assert!(child.try_wait().unwrap().is_none(), "the add ended early");
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
@@ -341,16 +441,46 @@ impl Drop for Mounted {
     }
 }
 
+/// Names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes to `path` until the file system is full (ENOSPC).
+fn fill_up(path: &Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![1u8; 64 << 10];
+    loop {
+        match f.write(&block) {
+            Ok(0) => panic!("writing {} wrote nothing", path.display()),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
 #[test]
 fn disk_full_is_reported_and_rolled_back() {
+    const TEST: &str = "disk_full_is_reported_and_rolled_back";
+    if !is_root() {
+        skip(TEST, "mounting a small tmpfs needs root");
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
     let Some(_m) = small_tmpfs(&mnt, "3m") else {
-        eprintln!("SKIP disk_full_is_reported_and_rolled_back: cannot mount a tmpfs (needs root)");
+        skip(TEST, "mount -t tmpfs failed");
         return;
     };
     let store = mnt.join("store");
-    let small = write(t.path(), "small.bin", &random_bytes(1, 200_000));
+    let small_data = random_bytes(1, 200_000);
+    let small = write(t.path(), "small.bin", &small_data);
     ok(ferry(&store).arg("add").arg(&small));
     let before = state(&store);
     let big = write(t.path(), "big.bin", &random_bytes(2, 8 << 20));
@@ -359,17 +489,31 @@ fn disk_full_is_reported_and_rolled_back() {
         &["disk full", "free some space"],
     );
     assert_eq!(state(&store), before);
-    // Checkout onto a full disk is refused too and leaves no partial file.
-    let filler = write(&mnt, "filler", &vec![1u8; 2 << 20]);
-    let _ = filler;
-    let out = mnt.join("out.bin");
-    let err = run(ferry(&store)
+    // Checkout onto a full disk (another one: the output's) is refused too
+    // and leaves nothing behind (no output, no partial file).
+    let out_mnt = t.path().join("out");
+    let Some(_o) = small_tmpfs(&out_mnt, "1m") else {
+        skip(TEST, "mount -t tmpfs failed");
+        return;
+    };
+    let filler = out_mnt.join("filler");
+    fill_up(&filler);
+    let listing = names_in(&out_mnt);
+    let out = out_mnt.join("out.bin");
+    fails(
+        ferry(&store)
+            .args(["checkout", "small.bin", "-o"])
+            .arg(&out),
+        &["disk full", "free some space"],
+    );
+    assert_eq!(names_in(&out_mnt), listing, "a failed checkout left files");
+    assert_eq!(state(&store), before);
+    // With room again, the same checkout succeeds.
+    std::fs::remove_file(&filler).unwrap();
+    ok(ferry(&store)
         .args(["checkout", "small.bin", "-o"])
         .arg(&out));
-    if !err.status.success() {
-        assert!(String::from_utf8_lossy(&err.stderr).contains("disk full"));
-        assert!(!out.exists() && !mnt.join("out.bin.partial").exists());
-    }
+    assert!(std::fs::read(&out).unwrap() == small_data);
 }
 
 #[test]
@@ -525,6 +669,14 @@ fn version_1_packs_stay_readable() {
 #[test]
 fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     use ferry::pack::{Pieces, SnapshotRecord};
+    let time = Path::new("/usr/bin/time");
+    if !time.is_file() {
+        skip(
+            "a_recipe_claiming_huge_counts_is_refused_without_allocating_them",
+            "GNU time is not installed (apt-get install time)",
+        );
+        return;
+    }
     let s = setup();
     let mut w = hand_made_pack("bomb");
     // 64 MiB of zero tokens compress to a few KiB: 67 million claimed pieces.
@@ -546,7 +698,7 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     let (bytes, _) = w.finish().unwrap();
     let p = write(&s.dir, "bomb.ferry", &bytes);
     let before = state(&s.offline);
-    let out = std::process::Command::new("/usr/bin/time")
+    let out = std::process::Command::new(time)
         .args(["-f", "%M"])
         .arg(env!("CARGO_BIN_EXE_ferry"))
         .arg("--store")
@@ -560,7 +712,12 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
         !out.status.success() && err.contains("pack is corrupt"),
         "{err}"
     );
-    let rss_kb: u64 = err.lines().last().unwrap().trim().parse().unwrap_or(0);
+    // GNU time prints the peak RSS (KB) as the last line of stderr.
+    let last = err.lines().last().unwrap_or_default().trim();
+    let rss_kb: u64 = last
+        .parse()
+        .unwrap_or_else(|e| panic!("no peak RSS from /usr/bin/time in {last:?} ({e}): {err}"));
+    assert!(rss_kb > 0, "{err}");
     assert!(
         rss_kb < 400 << 10,
         "unpack of a recipe bomb used {rss_kb} KB"

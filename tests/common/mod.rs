@@ -132,7 +132,46 @@ pub fn image(dir: &Path, name: &str, tag: &str, version: u64) -> PathBuf {
     p
 }
 
-/// Sizes of the files in a directory tree.
+/// The environment variable that turns every skip into a failure. `.ci/run`
+/// sets it, so CI cannot pass without Docker, root and every tool.
+pub const REQUIRE_ALL: &str = "FERRY_TEST_REQUIRE_ALL";
+
+/// Reports that `test` cannot run here, and why, on the real stderr (libtest
+/// captures `eprintln!`, so a skip printed that way is never seen). With
+/// `FERRY_TEST_REQUIRE_ALL=1` the skip fails the test instead. Callers
+/// return right after it.
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("SKIP {test}: {reason}");
+    if std::env::var(REQUIRE_ALL).is_ok_and(|v| v == "1") {
+        panic!("{line}; {REQUIRE_ALL}=1 makes every skip a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// True when this process runs as root (the Docker and mount tests need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Where the program `name` is installed (on `PATH`, or in `/usr/sbin` or
+/// `/sbin`), if it is.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Size of a file (0 when it does not exist).
 pub fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
