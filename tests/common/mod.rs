@@ -175,3 +175,47 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 pub fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
+
+/// A connected store holding app:1 and app:2, the full and delta packs, and
+/// an offline store that has already unpacked the full pack.
+pub struct Setup {
+    pub _t: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub offline: PathBuf,
+    pub full: PathBuf,
+    pub update: PathBuf,
+}
+
+pub fn setup() -> Setup {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_path_buf();
+    let (a, offline) = (dir.join("a"), dir.join("b"));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v1.tar", "app:1", 1)));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v2.tar", "app:2", 2)));
+    let (full, update) = (dir.join("full.ferry"), dir.join("update.ferry"));
+    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
+    ok(ferry(&a)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
+    ok(ferry(&offline).arg("unpack").arg(&full));
+    Setup {
+        _t: t,
+        dir,
+        offline,
+        full,
+        update,
+    }
+}
+
+/// Asserts that unpacking `pack` into `store` fails mentioning `needles`
+/// and leaves the store as it was.
+pub fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
+    let before = state(store);
+    fails(ferry(store).arg("unpack").arg(pack), needles);
+    assert_eq!(
+        state(store),
+        before,
+        "store changed after a refused unpack of {}",
+        pack.display()
+    );
+}
