@@ -2,6 +2,8 @@
 # End-to-end throughput and peak memory of the ferry binary on a large
 # image-like archive (default 2048 MB), as a user would run it.
 #   benches/engine.sh [SIZE_MB] [WORKDIR]
+#   FERRY=path/to/ferry benches/engine.sh ...   measures another build (e.g. an
+#                                               older release, for a side-by-side run)
 # Prints one row per step: seconds, MB/s of the logical stream, peak RSS.
 # Generated data stays in WORKDIR (default: a temp dir, removed at the end).
 set -euo pipefail
@@ -11,7 +13,7 @@ work=${2:-$(mktemp -d)}
 keep=${2:+yes}
 mkdir -p "$work"
 cargo build --release --quiet --bin ferry --example sample_image
-bin=$PWD/target/release/ferry
+bin=${FERRY:-$PWD/target/release/ferry}
 gen=$PWD/target/release/examples/sample_image
 [[ -f $work/v1.tar ]] || "$gen" "$work/v1.tar" "$size" 1
 [[ -f $work/v2.tar ]] || "$gen" "$work/v2.tar" "$size" 2

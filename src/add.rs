@@ -109,17 +109,12 @@ pub fn add(
     if let Some(n) = &opts.name {
         validate_name(n)?;
     }
-    let mut file_name = None;
-    let (input, total, label): (Box<dyn Read + Send>, Option<u64>, String) = match source {
-        Source::Path(p) => {
-            let file = open_input(&p)?;
-            let len = file.metadata().ok().map(|m| m.len());
-            file_name = Some(derive_name(&p)?);
-            (Box::new(file), len, p.display().to_string())
-        }
-        Source::Stdin => (Box::new(std::io::stdin()), None, "-".to_string()),
-        Source::Reader { label, reader } => (reader, None, label),
-    };
+    let Input {
+        reader: input,
+        total,
+        label,
+        file_name,
+    } = Input::open(source)?;
     let (reader, compression, raw) =
         archive::decompressed(input).ctx(|| format!("reading {label}"))?;
     let total = if compression == Compression::None {
@@ -139,80 +134,27 @@ pub fn add(
             added_at: now(),
             meta: &SnapshotMeta::default(),
         })?;
-        let mut recipe = Recipe::new(snap);
-        let mut new_chunks = 0u64;
-        let mut new_bytes = 0u64;
-        let mut in_flight: Option<InFlight> = None;
-        let mut in_flight_ids: HashSet<ChunkId> = HashSet::new();
-        let mut rows: HashMap<ChunkId, ChunkRow> = HashMap::new();
-        let (watch, split) = chunker::for_each_batch(Watch::new(reader), params, opts.tar_split, |units| {
-            // Progress counts input bytes (not deflate plain text).
-            let bytes: u64 = units
-                .iter()
-                .map(|u| match u {
-                    Unit::Meta(n, Op::Out) => *n,
-                    Unit::Chunk(c, Op::Out) => c.data.len() as u64,
-                    Unit::Part(_, out) => *out,
-                    _ => 0,
-                })
-                .sum();
-            // This batch's chunks encode on the pool while the previous
-            // batch is written.
-            let (next, fresh) = start_batch(txn, units, &in_flight_ids, bytes)?;
-            if let Some(prev) = in_flight.replace(next) {
-                let done = prev.bytes;
-                for s in finish_batch(txn, prev, &mut rows, &mut new_chunks, &mut new_bytes)? {
-                    recipe.push(s);
-                }
-                recipe.drain(txn)?;
-                progress.advance(done);
-            }
-            in_flight_ids = fresh;
-            Ok(())
-        })?;
-        if let Some(last) = in_flight.take() {
-            let done = last.bytes;
-            for s in finish_batch(txn, last, &mut rows, &mut new_chunks, &mut new_bytes)? {
-                recipe.push(s);
-            }
-            progress.advance(done);
-        }
-        recipe.finish(txn)?;
-        let seq = recipe.seq;
-        let (size, hash, facts) = watch.finish();
-        let tags = facts.repo_tags();
-        let name = match (&opts.name, tags.first(), file_name) {
-            (Some(n), _, _) => n.clone(),
-            (None, Some(tag), _) => tag.clone(),
-            (None, None, Some(f)) => f,
-            (None, None, None) => {
-                let what = if label == "-" { "standard input".to_string() } else { label.clone() };
-                return Err(Error::Invalid(format!(
-                    "{what} is not a docker archive with RepoTags: give the snapshot a name with --name"
-                )));
-            }
-        };
-        validate_name(&name)?;
-        let hash = *hash.as_bytes();
+        let c = chunk_stream(txn, snap, Watch::new(reader), params, opts.tar_split, progress)?;
+        let tags = c.facts.repo_tags();
+        let name = snapshot_name(opts, tags.first(), file_name, &label)?;
+        let hash = *c.hash.as_bytes();
         let mut replaced = false;
         if let Some(old) = txn.store().snapshot(&name)? {
             if old.blake3 == crate::hex(&hash) {
                 // Already stored: keep nothing of this run (not even chunks
                 // a different split may have produced).
-                return Ok((
-                    AddReport {
+                let report = AddReport {
                     name,
-                    size,
+                    size: c.size,
                     blake3: old.blake3,
-                    chunks: seq,
+                    chunks: c.seq,
                     new_chunks: 0,
                     new_bytes: 0,
                     compression: compression.name(),
                     unchanged: true,
                     replaced: false,
-                    },
-                    false,
-                ));
+                };
+                return Ok((report, false));
             }
             if !opts.replace {
                 return Err(Error::NameConflict(format!(
@@ -223,55 +165,203 @@ pub fn add(
             txn.delete_snapshot(old.rowid)?;
             replaced = true;
         }
-        let images = facts.images();
-        let meta = SnapshotMeta {
-            source: Some(label.clone()),
-            tar_entries: (facts.entries > 0).then_some(facts.entries),
-            split: Some(split),
-            repo_tags: (!tags.is_empty()).then(|| tags.clone()),
-            docker: (!images.is_empty()).then(|| DockerMeta {
-                layout: if facts.oci_layout { "oci" } else { "legacy" }.into(),
-                images,
-            }),
-            compressed: raw.map(|raw| {
-                let raw = raw.lock().expect("digest lock");
-                CompressedMeta {
-                    format: compression.name().into(),
-                    size: raw.size(),
-                    blake3: raw.hash().to_hex().to_string(),
-                }
-            }),
-            ..SnapshotMeta::default()
-        };
+        let meta = snapshot_meta(&label, &c, &tags, raw, compression);
         txn.describe_snapshot(
             snap,
             &NewSnapshot {
                 name: &name,
-                size,
+                size: c.size,
                 hash: &hash,
-                new_bytes,
+                new_bytes: c.new_bytes,
                 added_at: 0,
                 meta: &meta,
             },
         )?;
         txn.finish_snapshot(snap)?;
-        Ok((
-            AddReport {
+        let report = AddReport {
             name,
-            size,
+            size: c.size,
             blake3: crate::hex(&hash),
-            chunks: seq,
-            new_chunks,
-            new_bytes,
+            chunks: c.seq,
+            new_chunks: c.new_chunks,
+            new_bytes: c.new_bytes,
             compression: compression.name(),
             unchanged: false,
             replaced,
-            },
-            true,
-        ))
+        };
+        Ok((report, true))
     });
     progress.finish();
     report
+}
+
+/// An opened source: its bytes, their size when known, how messages name
+/// it, and the snapshot name its file name gives.
+struct Input {
+    reader: Box<dyn Read + Send>,
+    total: Option<u64>,
+    label: String,
+    file_name: Option<String>,
+}
+
+impl Input {
+    fn open(source: Source) -> Result<Input> {
+        Ok(match source {
+            Source::Path(p) => {
+                let file = open_input(&p)?;
+                Input {
+                    total: file.metadata().ok().map(|m| m.len()),
+                    file_name: Some(derive_name(&p)?),
+                    label: p.display().to_string(),
+                    reader: Box::new(file),
+                }
+            }
+            Source::Stdin => Input {
+                reader: Box::new(std::io::stdin()),
+                total: None,
+                label: "-".to_string(),
+                file_name: None,
+            },
+            Source::Reader { label, reader } => Input {
+                reader,
+                total: None,
+                label,
+                file_name: None,
+            },
+        })
+    }
+}
+
+/// What chunking a stream into the store gave.
+struct Chunked {
+    /// Recipe rows written.
+    seq: u64,
+    new_chunks: u64,
+    new_bytes: u64,
+    /// Size and BLAKE3 of the (decompressed) stream.
+    size: u64,
+    hash: blake3::Hash,
+    facts: archive::TarFacts,
+    split: chunker::SplitStats,
+}
+
+/// Cuts the stream into chunks, stores the new ones and writes the recipe
+/// of snapshot row `snap`.
+fn chunk_stream<R: Read + Send>(
+    txn: &mut Txn<'_>,
+    snap: i64,
+    reader: Watch<R>,
+    params: chunker::Params,
+    tar_split: bool,
+    progress: &dyn Progress,
+) -> Result<Chunked> {
+    let mut recipe = Recipe::new(snap);
+    let mut new_chunks = 0u64;
+    let mut new_bytes = 0u64;
+    let mut in_flight: Option<InFlight> = None;
+    let mut in_flight_ids: HashSet<ChunkId> = HashSet::new();
+    let mut rows: HashMap<ChunkId, ChunkRow> = HashMap::new();
+    let (watch, split) = chunker::for_each_batch(reader, params, tar_split, |units| {
+        // Progress counts input bytes (not deflate plain text).
+        let bytes: u64 = units
+            .iter()
+            .map(|u| match u {
+                Unit::Meta(n, Op::Out) => *n,
+                Unit::Chunk(c, Op::Out) => c.data.len() as u64,
+                Unit::Part(_, out) => *out,
+                _ => 0,
+            })
+            .sum();
+        // This batch's chunks encode on the pool while the previous
+        // batch is written.
+        let (next, fresh) = start_batch(txn, units, &in_flight_ids, bytes)?;
+        if let Some(prev) = in_flight.replace(next) {
+            let done = prev.bytes;
+            for s in finish_batch(txn, prev, &mut rows, &mut new_chunks, &mut new_bytes)? {
+                recipe.push(s);
+            }
+            recipe.drain(txn)?;
+            progress.advance(done);
+        }
+        in_flight_ids = fresh;
+        Ok(())
+    })?;
+    if let Some(last) = in_flight.take() {
+        let done = last.bytes;
+        for s in finish_batch(txn, last, &mut rows, &mut new_chunks, &mut new_bytes)? {
+            recipe.push(s);
+        }
+        progress.advance(done);
+    }
+    recipe.finish(txn)?;
+    let (size, hash, facts) = watch.finish();
+    Ok(Chunked {
+        seq: recipe.seq,
+        new_chunks,
+        new_bytes,
+        size,
+        hash,
+        facts,
+        split,
+    })
+}
+
+/// The snapshot's name: `--name`, else the archive's first RepoTag, else
+/// the file name.
+fn snapshot_name(
+    opts: &AddOptions,
+    first_tag: Option<&String>,
+    file_name: Option<String>,
+    label: &str,
+) -> Result<String> {
+    let name = match (&opts.name, first_tag, file_name) {
+        (Some(n), _, _) => n.clone(),
+        (None, Some(tag), _) => tag.clone(),
+        (None, None, Some(f)) => f,
+        (None, None, None) => {
+            let what = if label == "-" {
+                "standard input"
+            } else {
+                label
+            };
+            return Err(Error::Invalid(format!(
+                "{what} is not a docker archive with RepoTags: give the snapshot a name with --name"
+            )));
+        }
+    };
+    validate_name(&name)?;
+    Ok(name)
+}
+
+/// The metadata recorded with a snapshot: where it came from, how it was
+/// split, its tags and images, and the compressed stream it was read from.
+fn snapshot_meta(
+    label: &str,
+    c: &Chunked,
+    tags: &[String],
+    raw: Option<std::sync::Arc<std::sync::Mutex<archive::RawDigest>>>,
+    compression: Compression,
+) -> SnapshotMeta {
+    let images = c.facts.images();
+    SnapshotMeta {
+        source: Some(label.to_string()),
+        tar_entries: (c.facts.entries > 0).then_some(c.facts.entries),
+        split: Some(c.split),
+        repo_tags: (!tags.is_empty()).then(|| tags.to_vec()),
+        docker: (!images.is_empty()).then(|| DockerMeta {
+            layout: if c.facts.oci_layout { "oci" } else { "legacy" }.into(),
+            images,
+        }),
+        compressed: raw.map(|raw| {
+            let raw = raw.lock().expect("digest lock");
+            CompressedMeta {
+                format: compression.name().into(),
+                size: raw.size(),
+                blake3: raw.hash().to_hex().to_string(),
+            }
+        }),
+        ..SnapshotMeta::default()
+    }
 }
 
 /// Opens an input file with a clear message when it is missing or a directory.

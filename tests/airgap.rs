@@ -133,18 +133,38 @@ fn a_resumed_unpack_does_not_store_again_what_the_killed_one_kept() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // It must still be running: a finished unpack would leave nothing to resume.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the unpack finished before it could be killed ({kept} chunks seen)"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(kept > 0, "no chunk was committed before the kill");
+    // What the killed run left is partial: chunks, but no snapshot yet.
+    let kept_now: i64 = rusqlite::Connection::open(b.join("index.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        kept_now >= kept,
+        "{kept_now} chunks after the kill, {kept} before"
+    );
+    assert!(
+        state(&b).snapshots.is_empty(),
+        "the killed run imported big.bin"
+    );
     let out = ok(ferry(&b).arg("unpack").arg(&pack).arg("--json"));
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     let total = r["chunks"].as_u64().unwrap();
     let new = r["new_chunks"].as_u64().unwrap();
-    assert!(
-        new + kept as u64 <= total,
-        "{r}: {kept} were kept by the killed run"
+    assert_eq!(
+        new + kept_now as u64,
+        total,
+        "{r}: {kept_now} were kept by the killed run"
     );
-    assert!(new < total, "{r}");
+    assert!(new > 0 && new < total, "{r}");
+    assert_eq!(r["added"], serde_json::json!(["big.bin"]), "{r}");
     ok(ferry(&b).args(["verify", "--full"]));
 }
 

@@ -1,56 +1,11 @@
-//! Bad input gets one clear line, a non-zero exit, and a store left exactly
-//! as it was (same snapshots, same data file sizes).
+//! Bad packs get one clear line, a non-zero exit, and a store left exactly
+//! as it was (same snapshots, same data file sizes): corrupt, truncated,
+//! foreign, forged or inconsistent packs, and packs made for another store.
 
 mod common;
 
 use common::*;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-
-/// A connected store holding app:1 and app:2, the full and delta packs, and
-/// an offline store that has already unpacked the full pack.
-struct Setup {
-    _t: tempfile::TempDir,
-    dir: PathBuf,
-    offline: PathBuf,
-    full: PathBuf,
-    update: PathBuf,
-}
-
-fn setup() -> Setup {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().to_path_buf();
-    let (a, offline) = (dir.join("a"), dir.join("b"));
-    ok(ferry(&a).arg("add").arg(image(&dir, "v1.tar", "app:1", 1)));
-    ok(ferry(&a).arg("add").arg(image(&dir, "v2.tar", "app:2", 2)));
-    let (full, update) = (dir.join("full.ferry"), dir.join("update.ferry"));
-    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
-    ok(ferry(&a)
-        .args(["pack", "app:2", "--base", "app:1", "-o"])
-        .arg(&update));
-    ok(ferry(&offline).arg("unpack").arg(&full));
-    Setup {
-        _t: t,
-        dir,
-        offline,
-        full,
-        update,
-    }
-}
-
-/// Asserts that unpacking `pack` into `store` fails mentioning `needles`
-/// and leaves the store as it was.
-fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
-    let before = state(store);
-    fails(ferry(store).arg("unpack").arg(pack), needles);
-    assert_eq!(
-        state(store),
-        before,
-        "store changed after a refused unpack of {}",
-        pack.display()
-    );
-}
+use std::path::Path;
 
 #[test]
 fn corrupt_packs_are_refused_at_any_byte() {
@@ -84,17 +39,46 @@ fn corrupt_packs_are_refused_at_any_byte() {
     ok(ferry(&s.offline).arg("unpack").arg(&s.update));
 }
 
+/// The records of a pack as (type, offset of the payload, payload length),
+/// walked by the framing docs/FORMAT.md gives: a 12-byte preamble, then
+/// records of a type byte, a little-endian u32 length and the payload.
+fn records(pack: &[u8]) -> Vec<(u8, usize, usize)> {
+    let mut at = 12;
+    let mut v = Vec::new();
+    while at < pack.len() {
+        let kind = pack[at];
+        let len = u32::from_le_bytes(pack[at + 1..at + 5].try_into().unwrap()) as usize;
+        v.push((kind, at + 5, len));
+        at += 5 + len;
+    }
+    assert_eq!(at, pack.len(), "records do not add up to the pack");
+    v
+}
+
 #[test]
 fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
     let s = setup();
-    let pack = std::fs::read(&s.update).unwrap();
+    let pack = std::fs::read(&s.full).unwrap();
+    // A chunk record (type 2: id, codec, length, payload) from the middle of
+    // the pack; damage a byte of its stored bytes.
+    let chunks: Vec<(usize, usize)> = records(&pack)
+        .into_iter()
+        .filter(|&(kind, _, len)| kind == 2 && len > 37 + 100)
+        .map(|(_, at, len)| (at, len))
+        .collect();
+    assert!(chunks.len() > 10, "{} chunk records", chunks.len());
+    let (at, len) = chunks[chunks.len() / 2];
+    let id = blake3::Hash::from_bytes(pack[at..at + 32].try_into().unwrap()).to_hex();
     let mut bad = pack.clone();
-    let mid = pack.len() / 2;
-    bad[mid] ^= 1;
+    bad[at + 37 + (len - 37) / 2] ^= 1;
+    let fresh = s.dir.join("fresh");
+    ok(ferry(&fresh)
+        .arg("add")
+        .arg(write(&s.dir, "other.bin", &random_bytes(3, 10_000))));
     unpack_refused(
-        &s.offline,
+        &fresh,
         &write(&s.dir, "mid.ferry", &bad),
-        &["pack is corrupt", "copy it again"],
+        &["pack is corrupt", &format!("chunk {id}"), "copy it again"],
     );
     let mut bad = pack.clone();
     let last = pack.len() - 1;
@@ -158,218 +142,6 @@ fn delta_without_its_base_names_what_to_unpack_first() {
         ],
     );
     assert_eq!(state(&fresh), before);
-}
-
-#[test]
-fn missing_inputs_and_unknown_snapshots() {
-    let s = setup();
-    let before = state(&s.offline);
-    fails(
-        ferry(&s.offline).args(["add", "/nonexistent/app.tar"]),
-        &["/nonexistent/app.tar: no such file"],
-    );
-    fails(
-        ferry(&s.offline).args(["unpack", "/nonexistent/u.ferry"]),
-        &["no such file"],
-    );
-    fails(
-        ferry(&s.offline)
-            .args(["checkout", "nope:1", "-o"])
-            .arg(s.dir.join("x.tar")),
-        &["no snapshot named 'nope:1'", "ferry ls"],
-    );
-    fails(
-        ferry(&s.offline)
-            .args(["pack", "app:1", "--base", "nope:0", "-o"])
-            .arg(s.dir.join("x.ferry")),
-        &["nope:0"],
-    );
-    assert!(!s.dir.join("x.tar").exists() && !s.dir.join("x.ferry").exists());
-    assert_eq!(state(&s.offline), before);
-    // A missing input never creates a store.
-    let none = s.dir.join("never");
-    fails(
-        ferry(&none).args(["add", "/nonexistent/app.tar"]),
-        &["no such file"],
-    );
-    assert!(!none.exists());
-}
-
-#[test]
-fn stdin_without_a_name_is_refused_unless_it_is_a_tagged_archive() {
-    let s = setup();
-    let before = state(&s.offline);
-    let mut child = ferry(&s.offline)
-        .args(["add", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&random_bytes(5, 300_000))
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
-    assert_eq!(state(&s.offline), before);
-    // A docker archive on stdin is named by its RepoTags.
-    let mut child = ferry(&s.offline)
-        .args(["add", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(s.dir.join("v2.tar")).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("added app:2"));
-}
-
-#[test]
-fn a_locked_store_fails_clearly_or_waits() {
-    let s = setup();
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(s.offline.join("lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let before = state(&s.offline);
-    fails(
-        ferry(&s.offline).arg("unpack").arg(&s.update),
-        &["is locked by another ferry process", "--lock-wait"],
-    );
-    assert_eq!(state(&s.offline), before);
-    // Readers are not blocked by a writer.
-    ok(ferry(&s.offline).arg("ls"));
-    // With --lock-wait, the writer waits for the lock to go.
-    let holder = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(800));
-        drop(lock);
-    });
-    ok(ferry(&s.offline)
-        .args(["--lock-wait", "20", "unpack"])
-        .arg(&s.update));
-    holder.join().unwrap();
-    assert!(
-        state(&s.offline)
-            .snapshots
-            .iter()
-            .any(|(n, _)| n == "app:2")
-    );
-}
-
-#[test]
-fn checkout_detects_damaged_chunk_data_and_keeps_no_output() {
-    let s = setup();
-    // Damage one byte in the middle of the offline store's data file.
-    let data = s.offline.join("data").join("00000001.dat");
-    let mut bytes = std::fs::read(&data).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&data, &bytes).unwrap();
-    let out = s.dir.join("out.tar");
-    let err = fails(
-        ferry(&s.offline)
-            .args(["checkout", "app:1", "-o"])
-            .arg(&out),
-        &["damaged"],
-    );
-    assert!(
-        err.contains("integrity check failed")
-            || err.contains("cannot be decoded")
-            || err.contains("does not hold"),
-        "{err}"
-    );
-    assert!(!out.exists(), "a failed checkout left {}", out.display());
-    assert!(!s.dir.join("out.tar.partial").exists());
-}
-
-#[test]
-fn killed_add_leaves_a_consistent_store() {
-    let s = setup();
-    let before = state(&s.offline);
-    let mut child = ferry(&s.offline)
-        .args(["add", "-", "--name", "interrupted"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // Enough for several batches to be chunked and appended, then kill -9.
-    stdin.write_all(&random_bytes(77, 40 << 20)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    drop(stdin);
-    // The store opens, lists what it had, and takes new work.
-    assert_eq!(state(&s.offline).snapshots, before.snapshots);
-    ok(ferry(&s.offline).arg("unpack").arg(&s.update));
-    let out = s.dir.join("v2.out");
-    ok(ferry(&s.offline)
-        .args(["checkout", "app:2", "-o"])
-        .arg(&out));
-    assert!(std::fs::read(&out).unwrap() == std::fs::read(s.dir.join("v2.tar")).unwrap());
-}
-
-/// Mounts a small tmpfs at `dir` (root only); `None` when that is not possible.
-fn small_tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
-    std::fs::create_dir_all(dir).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then(|| Mounted(dir.to_path_buf()))
-}
-
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
-#[test]
-fn disk_full_is_reported_and_rolled_back() {
-    let t = tempfile::tempdir().unwrap();
-    let mnt = t.path().join("small");
-    let Some(_m) = small_tmpfs(&mnt, "3m") else {
-        eprintln!("SKIP disk_full_is_reported_and_rolled_back: cannot mount a tmpfs (needs root)");
-        return;
-    };
-    let store = mnt.join("store");
-    let small = write(t.path(), "small.bin", &random_bytes(1, 200_000));
-    ok(ferry(&store).arg("add").arg(&small));
-    let before = state(&store);
-    let big = write(t.path(), "big.bin", &random_bytes(2, 8 << 20));
-    fails(
-        ferry(&store).arg("add").arg(&big),
-        &["disk full", "free some space"],
-    );
-    assert_eq!(state(&store), before);
-    // Checkout onto a full disk is refused too and leaves no partial file.
-    let filler = write(&mnt, "filler", &vec![1u8; 2 << 20]);
-    let _ = filler;
-    let out = mnt.join("out.bin");
-    let err = run(ferry(&store)
-        .args(["checkout", "small.bin", "-o"])
-        .arg(&out));
-    if !err.status.success() {
-        assert!(String::from_utf8_lossy(&err.stderr).contains("disk full"));
-        assert!(!out.exists() && !mnt.join("out.bin.partial").exists());
-    }
 }
 
 #[test]
@@ -525,6 +297,14 @@ fn version_1_packs_stay_readable() {
 #[test]
 fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     use ferry::pack::{Pieces, SnapshotRecord};
+    let time = Path::new("/usr/bin/time");
+    if !time.is_file() {
+        skip(
+            "a_recipe_claiming_huge_counts_is_refused_without_allocating_them",
+            "GNU time is not installed (apt-get install time)",
+        );
+        return;
+    }
     let s = setup();
     let mut w = hand_made_pack("bomb");
     // 64 MiB of zero tokens compress to a few KiB: 67 million claimed pieces.
@@ -546,7 +326,7 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     let (bytes, _) = w.finish().unwrap();
     let p = write(&s.dir, "bomb.ferry", &bytes);
     let before = state(&s.offline);
-    let out = std::process::Command::new("/usr/bin/time")
+    let out = std::process::Command::new(time)
         .args(["-f", "%M"])
         .arg(env!("CARGO_BIN_EXE_ferry"))
         .arg("--store")
@@ -560,29 +340,17 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
         !out.status.success() && err.contains("pack is corrupt"),
         "{err}"
     );
-    let rss_kb: u64 = err.lines().last().unwrap().trim().parse().unwrap_or(0);
+    // GNU time prints the peak RSS (KB) as the last line of stderr.
+    let last = err.lines().last().unwrap_or_default().trim();
+    let rss_kb: u64 = last
+        .parse()
+        .unwrap_or_else(|e| panic!("no peak RSS from /usr/bin/time in {last:?} ({e}): {err}"));
+    assert!(rss_kb > 0, "{err}");
     assert!(
         rss_kb < 400 << 10,
         "unpack of a recipe bomb used {rss_kb} KB"
     );
     assert_eq!(state(&s.offline), before);
-}
-
-#[test]
-fn a_damaged_sending_store_is_caught_when_packing() {
-    let s = setup();
-    let a = s.dir.join("a");
-    let data = a.join("data").join("00000001.dat");
-    let mut bytes = std::fs::read(&data).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
-    std::fs::write(&data, &bytes).unwrap();
-    let out = s.dir.join("x.ferry");
-    fails(
-        ferry(&a).args(["pack", "app:1", "-o"]).arg(&out),
-        &["damaged"],
-    );
-    assert!(!out.exists() && !s.dir.join("x.ferry.partial").exists());
 }
 
 #[test]
@@ -610,41 +378,4 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
         &p,
         &["snapshot liar does not rebuild to the BLAKE3 it claims"],
     );
-}
-
-#[test]
-fn outputs_that_are_not_regular_files_are_refused() {
-    let s = setup();
-    let a = s.dir.join("a");
-    let dir = s.dir.join("a-directory");
-    std::fs::create_dir(&dir).unwrap();
-    let socket = s.dir.join("a-socket");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let before = state(&a);
-    for (target, what) in [(&dir, "is a directory"), (&socket, "not a regular file")] {
-        let runs: [&[&str]; 3] = [
-            &["checkout", "app:1", "-o"],
-            &["pack", "app:1", "-o"],
-            &["inventory", "-o"],
-        ];
-        for args in runs {
-            fails(
-                ferry(&a).args(args).arg(target),
-                &[
-                    &target.display().to_string(),
-                    what,
-                    "give the path of a file",
-                ],
-            );
-            let partial = s.dir.join(format!(
-                "{}.partial",
-                target.file_name().unwrap().to_string_lossy()
-            ));
-            assert!(!partial.exists(), "{args:?} left {}", partial.display());
-        }
-    }
-    assert!(dir.is_dir() && std::fs::read_dir(&dir).unwrap().next().is_none());
-    use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::metadata(&socket).unwrap().file_type().is_socket());
-    assert_eq!(state(&a), before);
 }

@@ -88,7 +88,10 @@ fn gzip(level: u32, data: &[u8]) -> Vec<u8> {
         assert!(out.status.success());
         return out.stdout;
     }
-    eprintln!("gzip is not installed: using flate2 for gzip -{level}");
+    common::skip(
+        &format!("GNU gzip -{level} layers"),
+        "gzip not installed (apt-get install gzip): flate2 stands in",
+    );
     flate2_gzip(level, data)
 }
 

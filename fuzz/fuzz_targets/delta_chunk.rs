@@ -17,5 +17,8 @@ fuzz_target!(|data: &[u8]| {
     }
     // Round trip: any bytes against any base come back.
     let frame = ferry::similarity::encode(base, payload);
-    assert_eq!(ferry::similarity::decode(base, &frame, payload.len()).unwrap(), payload);
+    assert_eq!(
+        ferry::similarity::decode(base, &frame, payload.len()).unwrap(),
+        payload
+    );
 });

@@ -170,9 +170,24 @@ impl Recreator {
             let rec = self.rec.as_mut().ok_or_else(|| {
                 RecreateError::Bad("a deflate stream does not start with its first part".into())
             })?;
-            let (bytes, _) = rec
-                .recompress(&mut &self.plain[self.used..end], &part.corrections)
-                .map_err(|e| RecreateError::Bad(format!("deflate part does not re-create: {e}")))?;
+            // preflate-rs can panic on correction data it did not write (an
+            // arithmetic overflow in its decoder): a damaged part is an
+            // error, not a crash. The processor is dropped with the part.
+            let plain = &self.plain[self.used..end];
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rec.recompress(&mut &plain[..], &part.corrections)
+            }));
+            let (bytes, _) = match result {
+                Ok(r) => r.map_err(|e| {
+                    RecreateError::Bad(format!("deflate part does not re-create: {e}"))
+                })?,
+                Err(_) => {
+                    self.rec = None;
+                    return Err(RecreateError::Bad(
+                        "deflate part does not re-create: its correction data is damaged".into(),
+                    ));
+                }
+            };
             if bytes.len() as u64 != *out {
                 return Err(RecreateError::Bad(format!(
                     "deflate part re-created {} bytes, the recipe says {out}",
@@ -566,5 +581,46 @@ mod tests {
         assert!(Part::decode(&[1, 4, 0]).is_err());
         assert!(Part::decode(&[1, 0, 0x80]).is_err());
         assert!(Part::decode(&[1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod damaged_parts {
+    use super::*;
+
+    /// Damaged correction data that makes preflate-rs 0.7.6 overflow inside
+    /// its decoder (found by the deflate_part fuzz target; pieces framed as
+    /// that target frames them). With overflow checks on, as in tests and
+    /// debug builds, this panicked; it must be an error.
+    #[test]
+    fn correction_data_that_panics_the_decoder_is_an_error() {
+        let data: &[u8] = include_bytes!("../../tests/data/preflate-overflow.bin");
+        let mut rec = Recreator::default();
+        let mut emit = |_: &[u8]| -> io::Result<()> { Ok(()) };
+        let mut rest = data;
+        let mut failed = None;
+        while rest.len() >= 3 && failed.is_none() {
+            let kind = rest[0];
+            let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
+            rest = &rest[3..];
+            let out = if kind & 1 == 0 {
+                let (out, more) = rest.split_first_chunk::<4>().expect("framed");
+                rest = more;
+                Some(u32::from_le_bytes(*out) as u64)
+            } else {
+                None
+            };
+            let (piece, more) = rest.split_at(len.min(rest.len()));
+            rest = more;
+            let result = match out {
+                Some(out) => rec.part(piece, out, &mut emit),
+                None => rec.plain(piece, &mut emit),
+            };
+            failed = result.err();
+        }
+        match failed {
+            Some(RecreateError::Bad(m)) => assert!(m.contains("deflate part"), "{m}"),
+            other => panic!("expected a refused part, got {other:?}"),
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! root in a temp dir, never touching the user's daemon, stopped by its pid
 //! and unmounted at the end.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::{is_root, skip, tool};
 
 pub struct Dockerd {
     pub dir: tempfile::TempDir,
@@ -15,34 +15,9 @@ pub struct Dockerd {
     child: Child,
 }
 
-/// Prints a line the test harness does not capture, so skips are visible.
-pub fn visible(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn find(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| p.exists())
-}
-
 impl Dockerd {
-    /// Starts a daemon, or prints a SKIP line for `test` and returns None
-    /// when dockerd is missing or we are not root.
+    /// Starts a daemon, or reports a skip of `test` (see [`skip`]) and
+    /// returns None when dockerd is missing or we are not root.
     pub fn start(test: &str) -> Option<Dockerd> {
         Self::launch(test, None)
     }
@@ -53,16 +28,12 @@ impl Dockerd {
     }
 
     fn launch(test: &str, port: Option<u16>) -> Option<Dockerd> {
-        let Some(dockerd) = find("dockerd") else {
-            visible(&format!(
-                "SKIP {test}: dockerd not installed (apt-get install docker.io)"
-            ));
+        let Some(dockerd) = tool("dockerd") else {
+            skip(test, "dockerd not installed (apt-get install docker.io)");
             return None;
         };
         if !is_root() {
-            visible(&format!(
-                "SKIP {test}: the private Docker daemon needs root"
-            ));
+            skip(test, "the private Docker daemon needs root");
             return None;
         }
         let dir = tempfile::Builder::new()

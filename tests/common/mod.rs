@@ -132,7 +132,90 @@ pub fn image(dir: &Path, name: &str, tag: &str, version: u64) -> PathBuf {
     p
 }
 
-/// Sizes of the files in a directory tree.
+/// The environment variable that turns every skip into a failure. `.ci/run`
+/// sets it, so CI cannot pass without Docker, root and every tool.
+pub const REQUIRE_ALL: &str = "FERRY_TEST_REQUIRE_ALL";
+
+/// Reports that `test` cannot run here, and why, on the real stderr (libtest
+/// captures `eprintln!`, so a skip printed that way is never seen). With
+/// `FERRY_TEST_REQUIRE_ALL=1` the skip fails the test instead. Callers
+/// return right after it.
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("SKIP {test}: {reason}");
+    if std::env::var(REQUIRE_ALL).is_ok_and(|v| v == "1") {
+        panic!("{line}; {REQUIRE_ALL}=1 makes every skip a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// True when this process runs as root (the Docker and mount tests need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Where the program `name` is installed (on `PATH`, or in `/usr/sbin` or
+/// `/sbin`), if it is.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Size of a file (0 when it does not exist).
 pub fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// A connected store holding app:1 and app:2, the full and delta packs, and
+/// an offline store that has already unpacked the full pack.
+pub struct Setup {
+    pub _t: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub offline: PathBuf,
+    pub full: PathBuf,
+    pub update: PathBuf,
+}
+
+pub fn setup() -> Setup {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_path_buf();
+    let (a, offline) = (dir.join("a"), dir.join("b"));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v1.tar", "app:1", 1)));
+    ok(ferry(&a).arg("add").arg(image(&dir, "v2.tar", "app:2", 2)));
+    let (full, update) = (dir.join("full.ferry"), dir.join("update.ferry"));
+    ok(ferry(&a).args(["pack", "app:1", "-o"]).arg(&full));
+    ok(ferry(&a)
+        .args(["pack", "app:2", "--base", "app:1", "-o"])
+        .arg(&update));
+    ok(ferry(&offline).arg("unpack").arg(&full));
+    Setup {
+        _t: t,
+        dir,
+        offline,
+        full,
+        update,
+    }
+}
+
+/// Asserts that unpacking `pack` into `store` fails mentioning `needles`
+/// and leaves the store as it was.
+pub fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
+    let before = state(store);
+    fails(ferry(store).arg("unpack").arg(pack), needles);
+    assert_eq!(
+        state(store),
+        before,
+        "store changed after a refused unpack of {}",
+        pack.display()
+    );
 }
