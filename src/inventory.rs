@@ -242,7 +242,12 @@ impl Receiver<'_> {
 
     /// Records that a pack of `snapshots` went to the peer, who then holds
     /// the chunk rows `rows`; does nothing without a peer or on a dry run.
-    pub fn record_pack(&self, store: &mut Store, snapshots: &[String], rows: &[ChunkRow]) -> Result<()> {
+    pub fn record_pack(
+        &self,
+        store: &mut Store,
+        snapshots: &[String],
+        rows: &[ChunkRow],
+    ) -> Result<()> {
         let Some(peer) = self.peer.filter(|_| self.writes_ledger()) else {
             return Ok(());
         };

@@ -96,7 +96,11 @@ pub(super) fn import_snapshot(
         } => {
             recipe::decode_each(data, *count, *encoding, corrupt, |p| {
                 let row = tables.row(p.src, p.index as usize).ok_or_else(|| {
-                    corrupt(format!("recipe names chunk {} of {}", p.index, tables.len(p.src)))
+                    corrupt(format!(
+                        "recipe names chunk {} of {}",
+                        p.index,
+                        tables.len(p.src)
+                    ))
                 })?;
                 let row = row.ok_or_else(|| corrupt("recipe names a missing chunk".into()))?;
                 placer.place(txn, row, p.slice, p.op, p.out, &corrupt)
@@ -114,12 +118,7 @@ pub(super) fn import_snapshot(
 /// and, when this unpack read every chunk of the pack table (not so for
 /// the last volume of a set), how many of them and how many bytes came as
 /// deltas.
-fn received_meta(
-    meta: &str,
-    label: &Path,
-    tables: &Tables,
-    report: &UnpackReport,
-) -> SnapshotMeta {
+fn received_meta(meta: &str, label: &Path, tables: &Tables, report: &UnpackReport) -> SnapshotMeta {
     let mut meta = SnapshotMeta::from_json(meta);
     let whole = tables.pack.len() as u64 == report.chunks;
     meta.received = Some(ReceivedMeta {

@@ -23,9 +23,9 @@ use crate::pack::{
     ChunkRecord, DeltaRecord, GroupRecord, Header, PackReader, Record, SnapshotRecord,
 };
 use crate::progress::Progress;
-use crate::store::{ChunkRow, Store};
 use crate::store::Txn;
 use crate::store::data::DataReader;
+use crate::store::{ChunkRow, Store};
 
 use import::import_snapshot;
 use rebuild::Tables;

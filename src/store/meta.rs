@@ -87,7 +87,10 @@ fn take<T: serde::de::DeserializeOwned>(m: &mut Map<String, Value>, key: &str) -
 /// Puts `v` into `m` under `key` when present.
 fn put<T: Serialize>(m: &mut Map<String, Value>, key: &str, v: &Option<T>) {
     if let Some(v) = v {
-        m.insert(key.into(), serde_json::to_value(v).expect("metadata serializes"));
+        m.insert(
+            key.into(),
+            serde_json::to_value(v).expect("metadata serializes"),
+        );
     }
 }
 

@@ -5,7 +5,9 @@ use rusqlite::{OptionalExtension, params};
 
 use super::data::Location;
 use super::schema::Table;
-use super::{ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store};
+use super::{
+    ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store,
+};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
