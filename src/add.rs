@@ -17,7 +17,8 @@ use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::store::{
-    ChunkRow, CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotMeta, Store, Txn, now,
+    ChunkRow, CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotDigest, SnapshotMeta,
+    Store, Txn, now,
 };
 
 /// Where the bytes come from.
@@ -66,8 +67,8 @@ pub struct AddReport {
     pub name: String,
     /// Bytes of the (decompressed) stream.
     pub size: u64,
-    /// BLAKE3 of the stream, hex.
-    pub blake3: String,
+    /// BLAKE3 of the stream (hex in JSON).
+    pub blake3: SnapshotDigest,
     /// Chunks in the recipe.
     pub chunks: u64,
     /// Chunks the store did not have.
@@ -129,7 +130,7 @@ pub fn add(
         let snap = txn.create_snapshot(&NewSnapshot {
             name: PENDING,
             size: 0,
-            hash: &[0; 32],
+            hash: SnapshotDigest::default(),
             new_bytes: 0,
             added_at: now(),
             meta: &SnapshotMeta::default(),
@@ -137,10 +138,10 @@ pub fn add(
         let c = chunk_stream(txn, snap, Watch::new(reader), params, opts.tar_split, progress)?;
         let tags = c.facts.repo_tags();
         let name = snapshot_name(opts, tags.first(), file_name, &label)?;
-        let hash = *c.hash.as_bytes();
+        let hash = SnapshotDigest::from(c.hash);
         let mut replaced = false;
         if let Some(old) = txn.store().snapshot(&name)? {
-            if old.blake3 == crate::hex(&hash) {
+            if old.blake3 == hash {
                 // Already stored: keep nothing of this run (not even chunks
                 // a different split may have produced).
                 let report = AddReport {
@@ -159,7 +160,7 @@ pub fn add(
             if !opts.replace {
                 return Err(Error::NameConflict(format!(
                     "the store already has a snapshot named '{name}' with other content (blake3 {}): pass --replace to replace it, or --name to add this one under another name",
-                    &old.blake3[..16]
+                    old.blake3.short()
                 )));
             }
             txn.delete_snapshot(old.rowid)?;
@@ -171,7 +172,7 @@ pub fn add(
             &NewSnapshot {
                 name: &name,
                 size: c.size,
-                hash: &hash,
+                hash,
                 new_bytes: c.new_bytes,
                 added_at: 0,
                 meta: &meta,
@@ -181,7 +182,7 @@ pub fn add(
         let report = AddReport {
             name,
             size: c.size,
-            blake3: crate::hex(&hash),
+            blake3: hash,
             chunks: c.seq,
             new_chunks: c.new_chunks,
             new_bytes: c.new_bytes,

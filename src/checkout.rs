@@ -10,7 +10,7 @@ use crate::archive::gzip::{RecreateError, Recreator};
 use crate::error::{Error, Result};
 use crate::output::AtomicFile;
 use crate::progress::Progress;
-use crate::store::{ChunkEntry, Damage, Op, Piece, Snapshot, Store};
+use crate::store::{ChunkEntry, Damage, Op, Piece, Snapshot, SnapshotDigest, Store};
 
 /// A decoded recipe piece.
 pub struct Decoded {
@@ -103,13 +103,13 @@ pub fn checkout(
     });
     progress.finish();
     let (size, hash) = result?;
-    if size != snap.size || hash.to_hex().as_str() != snap.blake3 {
+    if size != snap.size || SnapshotDigest::from(hash) != snap.blake3 {
         // Every chunk matched its id, so the recipe itself is wrong.
         return Err(Error::Integrity(format!(
             "{name} reassembled to {size} bytes with blake3 {}, but it was added as {} bytes with blake3 {}: the store is damaged; unpack a pack that carries {name} again",
             &hash.to_hex()[..16],
             snap.size,
-            &snap.blake3[..16]
+            snap.blake3.short()
         )));
     }
     Ok(snap)

@@ -393,7 +393,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
             "  ferry checkout demo/app:2 -> app-v2.rebuilt.tar  {}  ({:.0} MB/s), BLAKE3 {}… verified, byte-identical to app-v2.tar",
             mb(snap.size),
             snap.size as f64 / 1e6 / secs,
-            &snap.blake3[..16]
+            snap.blake3.short()
         ),
     );
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::chunker::{self, ChunkId};
 use crate::error::{Error, IoContext, Result};
 use crate::pack::format::{Dec, Enc};
-use crate::store::{ChunkRow, Store, Txn};
+use crate::store::{ChunkRow, SnapshotDigest, Store, Txn};
 
 const MAGIC: &[u8; 8] = b"FERRYINV";
 const VERSION: u32 = 1;
@@ -34,7 +34,7 @@ pub struct Inventory {
     /// Every chunk id.
     pub chunks: HashSet<ChunkId>,
     /// Every snapshot: name, size, BLAKE3.
-    pub snapshots: Vec<(String, u64, [u8; 32])>,
+    pub snapshots: Vec<(String, u64, SnapshotDigest)>,
 }
 
 /// What [`write`] wrote.
@@ -71,9 +71,7 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<InventoryReport> {
     }
     e.u32(snaps.len() as u32);
     for s in &snaps {
-        e.str(&s.name)
-            .u64(s.size)
-            .bytes(&crate::unhex32(&s.blake3).expect("stored hash"));
+        e.str(&s.name).u64(s.size).bytes(s.blake3.as_bytes());
     }
     let body = zstd::bulk::compress(&e.0, 3).map_err(|e| Error::io("compressing inventory", e))?;
     let mut file = Vec::with_capacity(body.len() + 44);
@@ -156,7 +154,11 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Inventory, String> {
     }
     let mut snapshots = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        snapshots.push((d.str("name")?, d.u64("size")?, d.id("hash")?));
+        snapshots.push((
+            d.str("name")?,
+            d.u64("size")?,
+            SnapshotDigest(d.id("hash")?),
+        ));
     }
     d.end("inventory")?;
     Ok(Inventory {
@@ -183,17 +185,15 @@ pub fn record_inventory(txn: &mut Txn<'_>, peer: &str, inv: &Inventory) -> Resul
     txn.record_peer_inventory(peer, &inv.chunks, snapshots)
 }
 
-/// Records that a pack carrying `snapshots` (name, BLAKE3 hex) went to
+/// Records that a pack carrying `snapshots` (name, BLAKE3) went to
 /// `peer`, who then holds the chunks `rows`.
 pub fn record_shipment(
     txn: &mut Txn<'_>,
     peer: &str,
     rows: &[ChunkRow],
-    snapshots: &[(String, String)],
+    snapshots: &[(String, SnapshotDigest)],
 ) -> Result<()> {
-    let snapshots = snapshots
-        .iter()
-        .map(|(name, hash)| (name.as_str(), crate::unhex32(hash).unwrap_or([0; 32])));
+    let snapshots = snapshots.iter().map(|(name, hash)| (name.as_str(), *hash));
     txn.record_peer_shipment(peer, rows, snapshots)
 }
 
@@ -251,7 +251,7 @@ impl Receiver<'_> {
         let Some(peer) = self.peer.filter(|_| self.writes_ledger()) else {
             return Ok(());
         };
-        let snaps: Vec<(String, String)> = snapshots
+        let snaps: Vec<(String, SnapshotDigest)> = snapshots
             .iter()
             .map(|n| store.require(n).map(|s| (s.name, s.blake3)))
             .collect::<Result<_>>()?;

@@ -167,7 +167,7 @@ fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8
     w.snapshot(&SnapshotRecord {
         name: "d".into(),
         size: data.len() as u64,
-        hash: id,
+        hash: ferry::id::SnapshotDigest(id),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
@@ -386,7 +386,7 @@ fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bo
     w.snapshot(&SnapshotRecord {
         name: "g".into(),
         size: all.len() as u64,
-        hash: *blake3::hash(&all).as_bytes(),
+        hash: ferry::id::SnapshotDigest::of(&all),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(

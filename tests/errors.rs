@@ -203,7 +203,7 @@ fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
     w.snapshot(&SnapshotRecord {
         name: "orphan".into(),
         size: 10,
-        hash: [0; 32],
+        hash: ferry::id::SnapshotDigest::default(),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(vec![PieceRef::Whole(id), PieceRef::Whole(missing)]),
@@ -313,7 +313,7 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
     w.snapshot(&SnapshotRecord {
         name: "bomb".into(),
         size: 1 << 40,
-        hash: [0; 32],
+        hash: ferry::id::SnapshotDigest::default(),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Compact {
@@ -365,7 +365,7 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
     w.snapshot(&SnapshotRecord {
         name: "liar".into(),
         size: data.len() as u64,
-        hash: *blake3::hash(b"something else").as_bytes(),
+        hash: ferry::id::SnapshotDigest::of(b"something else"),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),

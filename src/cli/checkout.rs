@@ -35,7 +35,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         snap.name,
         a.output.display(),
         HumanBytes(snap.size),
-        &snap.blake3[..16],
+        snap.blake3.short(),
         rate(snap.size, t)
     );
     if let Some(c) = &snap.meta.compressed {

@@ -10,6 +10,7 @@ mod writer;
 
 use crate::chunker::{ChunkId, Params};
 use crate::codec::Codec;
+use crate::id::SnapshotDigest;
 
 pub use reader::{PackReader, ReadError, decode_group, decode_snapshot};
 pub use writer::{
@@ -24,7 +25,7 @@ pub struct BaseRef {
     /// Its stream size.
     pub size: u64,
     /// Its stream BLAKE3.
-    pub hash: [u8; 32],
+    pub hash: SnapshotDigest,
     /// BLAKE3 of its recipe as the sender stores it (see
     /// [`crate::store::Store::recipe_summary`]); compact recipes index into
     /// it, so the receiver's copy must match. Zero in version-1 packs.
@@ -155,7 +156,7 @@ pub struct SnapshotRecord {
     /// Stream size.
     pub size: u64,
     /// Stream BLAKE3.
-    pub hash: [u8; 32],
+    pub hash: SnapshotDigest,
     /// When it was added on the sending side.
     pub added_at: i64,
     /// Metadata as JSON text.

@@ -185,7 +185,10 @@ pub fn encode_header(header: &Header) -> io::Result<Vec<u8>> {
         .str(&header.writer)
         .u32(header.bases.len() as u32);
     for b in &header.bases {
-        e.str(&b.name).u64(b.size).bytes(&b.hash).bytes(&b.recipe);
+        e.str(&b.name)
+            .u64(b.size)
+            .bytes(b.hash.as_bytes())
+            .bytes(&b.recipe);
     }
     e.u32(header.snapshots.len() as u32);
     for s in &header.snapshots {
@@ -241,7 +244,7 @@ pub fn encode_snapshot(s: &SnapshotRecord) -> io::Result<Vec<u8>> {
     let mut e = Enc(Vec::with_capacity(256 + s.meta.len()));
     e.str(&s.name)
         .u64(s.size)
-        .bytes(&s.hash)
+        .bytes(s.hash.as_bytes())
         .i64(s.added_at)
         .str(&s.meta);
     match &s.pieces {

@@ -43,7 +43,7 @@ pub(super) fn check_bases(store: &Store, h: &Header, label: &Path) -> Result<()>
     };
     Err(Error::MissingBase {
         path: label.to_path_buf(),
-        missing: list(&|b| format!("{} (blake3 {})", b.name, &crate::hex(&b.hash)[..16])),
+        missing: list(&|b| format!("{} (blake3 {})", b.name, b.hash.short())),
         names: list(&|b| b.name.clone()),
     })
 }

@@ -31,22 +31,22 @@ pub(super) fn import_snapshot(
     crate::add::validate_name(&s.name)
         .map_err(|e| Error::pack(label, format!("pack is corrupt: {e}")))?;
     if let Some(old) = txn.store().snapshot(&s.name)? {
-        if old.blake3 == crate::hex(&s.hash) {
+        if old.blake3 == s.hash {
             report.present.push(s.name);
             return Ok(());
         }
         return Err(Error::NameConflict(format!(
             "this store already has a snapshot named '{}' with other content (blake3 {}); the pack's is {}: nothing was imported",
             s.name,
-            &old.blake3[..16],
-            &crate::hex(&s.hash)[..16]
+            old.blake3.short(),
+            s.hash.short()
         )));
     }
     let meta = received_meta(&s.meta, label, tables, report);
     let snap = txn.create_snapshot(&NewSnapshot {
         name: &s.name,
         size: s.size,
-        hash: &s.hash,
+        hash: s.hash,
         new_bytes: 0,
         added_at: crate::store::now(),
         meta: &meta,

@@ -457,7 +457,7 @@ impl<'a> Planner<'a> {
                 .map(|(b, sum)| BaseRef {
                     name: b.name.clone(),
                     size: b.size,
-                    hash: crate::unhex32(&b.blake3).expect("stored hash"),
+                    hash: b.blake3,
                     recipe: sum.digest,
                 })
                 .collect(),
@@ -507,7 +507,7 @@ impl<'a> Planner<'a> {
         SnapshotRecord {
             name: s.name.clone(),
             size: s.size,
-            hash: crate::unhex32(&s.blake3).expect("stored hash"),
+            hash: s.blake3,
             added_at: s.added_at,
             meta: s.meta.to_json(),
             pieces: Pieces::Compact {

@@ -98,7 +98,7 @@ fn set_id(plan: &Plan) -> [u8; 16] {
     h.update(&std::process::id().to_le_bytes());
     h.update(&format!("{:?}", std::time::SystemTime::now()).into_bytes());
     for r in &plan.records {
-        h.update(&r.hash);
+        h.update(r.hash.as_bytes());
     }
     h.finalize().as_bytes()[..16].try_into().unwrap()
 }

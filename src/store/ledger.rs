@@ -8,7 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::schema::Table;
-use super::{ChunkRow, Store, Txn, now};
+use super::{ChunkRow, SnapshotDigest, Store, Txn, now};
 use crate::chunker::ChunkId;
 use crate::error::Result;
 
@@ -92,7 +92,7 @@ impl Txn<'_> {
         &mut self,
         peer: &str,
         chunks: impl IntoIterator<Item = &'a ChunkId>,
-        snapshots: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>,
+        snapshots: impl IntoIterator<Item = (&'a str, &'a SnapshotDigest)>,
     ) -> Result<()> {
         let conn = &self.store.conn;
         conn.execute("DELETE FROM peer_chunks WHERE peer = ?1", [peer])?;
@@ -107,7 +107,7 @@ impl Txn<'_> {
             "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
         )?;
         for (name, hash) in snapshots {
-            snap.execute(params![peer, name, &hash[..]])?;
+            snap.execute(params![peer, name, &hash.as_bytes()[..]])?;
         }
         conn.execute(
             "INSERT OR REPLACE INTO peers (name, updated, source) VALUES (?1, ?2, 'inventory')",
@@ -122,7 +122,7 @@ impl Txn<'_> {
         &mut self,
         peer: &str,
         rows: &[ChunkRow],
-        snapshots: impl IntoIterator<Item = (&'a str, [u8; 32])>,
+        snapshots: impl IntoIterator<Item = (&'a str, SnapshotDigest)>,
     ) -> Result<()> {
         let conn = &self.store.conn;
         let mut ins =
@@ -134,7 +134,7 @@ impl Txn<'_> {
             "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",
         )?;
         for (name, hash) in snapshots {
-            snap.execute(params![peer, name, &hash[..]])?;
+            snap.execute(params![peer, name, &hash.as_bytes()[..]])?;
         }
         conn.execute(
             "INSERT INTO peers (name, updated, source) VALUES (?1, ?2, 'packs')

@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::chunker::{self, ChunkId, Params};
 use crate::codec::Codec;
 use crate::error::{Error, IoContext, Result};
-pub use crate::id::ChunkRow;
+pub use crate::id::{ChunkRow, SnapshotDigest};
 use data::{DataReader, Location};
 pub use ledger::Peer;
 pub use meta::{CompressedMeta, DockerMeta, ReceivedMeta, SnapshotMeta};
@@ -65,8 +65,8 @@ pub struct Snapshot {
     pub name: String,
     /// Bytes of the reassembled stream.
     pub size: u64,
-    /// BLAKE3 of the reassembled stream, hex.
-    pub blake3: String,
+    /// BLAKE3 of the reassembled stream (hex in JSON).
+    pub blake3: SnapshotDigest,
     /// Recipe entries.
     pub entries: u64,
     /// Distinct chunks referenced.
@@ -328,7 +328,7 @@ pub struct NewSnapshot<'a> {
     /// Stream size.
     pub size: u64,
     /// Stream BLAKE3.
-    pub hash: &'a [u8; 32],
+    pub hash: SnapshotDigest,
     /// Encoded bytes this snapshot added.
     pub new_bytes: u64,
     /// Added at (Unix seconds).

@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, params};
 use super::data::Location;
 use super::schema::Table;
 use super::{
-    ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotMeta, Store,
+    ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, SnapshotDigest,
+    SnapshotMeta, Store,
 };
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
@@ -43,12 +44,12 @@ impl Store {
     }
 
     /// Every snapshot with this stream hash, oldest first.
-    pub fn snapshots_by_hash(&self, hash: &[u8; 32]) -> Result<Vec<Snapshot>> {
+    pub fn snapshots_by_hash(&self, hash: &SnapshotDigest) -> Result<Vec<Snapshot>> {
         let mut stmt = self.conn.prepare(
             "SELECT rowid, name, size, hash, entries, chunks, stored, new_bytes, added_at, meta
              FROM snapshots WHERE hash = ?1 ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([&hash[..]], row_to_snapshot)?;
+        let rows = stmt.query_map([&hash.as_bytes()[..]], row_to_snapshot)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -298,13 +299,13 @@ fn chunk_from_row(
 }
 
 fn row_to_snapshot(row: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
-    let hash: Vec<u8> = row.get(3)?;
+    let hash: [u8; 32] = row.get(3)?;
     let meta: String = row.get(9)?;
     Ok(Snapshot {
         rowid: row.get(0)?,
         name: row.get(1)?,
         size: row.get(2)?,
-        blake3: crate::hex(&hash),
+        blake3: SnapshotDigest(hash),
         entries: row.get(4)?,
         chunks: row.get(5)?,
         stored: row.get(6)?,

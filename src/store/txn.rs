@@ -200,7 +200,7 @@ impl Txn<'_> {
         self.store.conn.execute(
             "INSERT INTO snapshots (name, size, hash, entries, chunks, stored, new_bytes, added_at, meta)
              VALUES (?1, ?2, ?3, 0, 0, 0, ?4, ?5, ?6)",
-            params![s.name, s.size, &s.hash[..], s.new_bytes, s.added_at, s.meta.to_json()],
+            params![s.name, s.size, &s.hash.as_bytes()[..], s.new_bytes, s.added_at, s.meta.to_json()],
         )?;
         Ok(self.store.conn.last_insert_rowid())
     }
@@ -211,7 +211,7 @@ impl Txn<'_> {
     pub fn describe_snapshot(&mut self, snapshot: i64, s: &NewSnapshot<'_>) -> Result<()> {
         self.store.conn.execute(
             "UPDATE snapshots SET name = ?2, size = ?3, hash = ?4, new_bytes = ?5, meta = ?6 WHERE rowid = ?1",
-            params![snapshot, s.name, s.size, &s.hash[..], s.new_bytes, s.meta.to_json()],
+            params![snapshot, s.name, s.size, &s.hash.as_bytes()[..], s.new_bytes, s.meta.to_json()],
         )?;
         Ok(())
     }
