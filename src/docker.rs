@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 use crate::add::{self, AddOptions, AddReport, Source};
-use crate::archive::docker::{ImageInfo, verify};
+use crate::archive::image::{ImageInfo, verify};
 use crate::checkout;
 use crate::error::{Error, Result};
 use crate::progress::Progress;

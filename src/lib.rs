@@ -7,7 +7,9 @@
 //! - [`chunker`]: FastCDC cutting and BLAKE3 naming, in parallel batches.
 //! - [`codec`]: how chunk bytes are encoded (zstd or raw).
 //! - [`store`]: data files plus the SQLite index, with locking and rollback.
-//! - [`archive`]: compression detection and tar/docker-archive awareness.
+//! - [`archive`]: compression detection and tar/docker-archive awareness;
+//!   [`archive::image`] is the layout of image archives (legacy `docker save`
+//!   and OCI) and the verification of their digests.
 //! - [`add`], [`checkout`]: streams into and out of the store.
 //! - [`pack`]: the pack file format (reader and writer).
 //! - [`send`]: planning and writing packs (and volumes) from a store.

@@ -3,7 +3,7 @@
 //! a `docker save` archive's manifest.json (its RepoTags) is picked up
 //! without a second read.
 
-pub mod docker;
+pub mod image;
 pub mod gzip;
 pub mod split;
 
@@ -118,11 +118,11 @@ pub struct TarFacts {
 
 impl TarFacts {
     /// The images a docker-archive manifest.json names (empty otherwise).
-    pub fn images(&self) -> Vec<docker::ImageInfo> {
+    pub fn images(&self) -> Vec<image::ImageInfo> {
         self.manifest
             .as_deref()
-            .and_then(|m| docker::parse_manifest(m).ok())
-            .map(|m| docker::images(&m))
+            .and_then(|m| image::parse_manifest(m).ok())
+            .map(|m| image::images(&m))
             .unwrap_or_default()
     }
 

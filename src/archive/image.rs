@@ -1,4 +1,5 @@
-//! Docker archives as `docker save` writes them: the legacy layout
+//! The layout of image archives as `docker save` writes them (the Engine
+//! API client itself is [`crate::docker`]): the legacy layout
 //! (manifest.json, `<id>.json` configs, `<dir>/layer.tar`) and the OCI
 //! layout of Docker 25+ (oci-layout, index.json, `blobs/sha256/<hex>`, plus
 //! manifest.json). Parses manifests and verifies every layer and config
