@@ -10,8 +10,8 @@ use super::output::{print_json, rate, say};
 use crate::inventory::Receiver;
 use crate::output::{AtomicFile, Stdout, is_dash};
 use crate::progress::Progress;
-use crate::store::Store;
 use crate::send::{PackOptions, PackReport};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Flags of `ferry pack`.
