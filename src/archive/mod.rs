@@ -3,8 +3,8 @@
 //! a `docker save` archive's manifest.json (its RepoTags) is picked up
 //! without a second read.
 
-pub mod image;
 pub mod gzip;
+pub mod image;
 pub mod split;
 
 use std::io::{self, BufRead, BufReader, Read};
