@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::add::{AddOptions, Source};
 use crate::archive::split::{self, Kind, Sink, is_tar_header};
 use crate::chunker::{ChunkId, Cutter, Params};
-use crate::demo::CountingSink;
+use crate::counting::Counting;
 use crate::error::{Error, IoContext, Result};
 use crate::pack::{PackReader, Record};
 use crate::progress::Progress;
@@ -133,19 +133,19 @@ pub fn bench(
     progress.start("gzip -6", Some(full));
     let t = Instant::now();
     let mut gz =
-        flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
+        flate2::write::GzEncoder::new(Counting::new(std::io::sink()), flate2::Compression::new(6));
     copy_progress(&mut open(new)?, &mut gz, progress)?;
-    let n = gz.finish().ctx(|| "gzip".to_string())?.0;
+    let n = gz.finish().ctx(|| "gzip".to_string())?.count();
     row("gzip -6", n, secs(t), None);
 
     progress.start("zstd -19", Some(full));
     let t = Instant::now();
-    let mut z = zstd::stream::write::Encoder::new(CountingSink::default(), 19)
+    let mut z = zstd::stream::write::Encoder::new(Counting::new(std::io::sink()), 19)
         .ctx(|| "zstd".to_string())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     z.multithread(threads).ctx(|| "zstd".to_string())?;
     copy_progress(&mut open(new)?, &mut z, progress)?;
-    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    let n = z.finish().ctx(|| "zstd".to_string())?.count();
     row("zstd -19", n, secs(t), None);
 
     progress.start("layers", None);
@@ -165,23 +165,29 @@ pub fn bench(
         .read_to_end(&mut reference)
         .ctx(|| format!("reading {}", old.display()))?;
     let window = (64 - (reference.len() as u64 + full).max(1 << 20).leading_zeros()).min(31);
-    let mut z =
-        zstd::stream::write::Encoder::with_ref_prefix(CountingSink::default(), 3, &reference)
-            .ctx(|| "zstd".to_string())?;
+    let mut z = zstd::stream::write::Encoder::with_ref_prefix(
+        Counting::new(std::io::sink()),
+        3,
+        &reference,
+    )
+    .ctx(|| "zstd".to_string())?;
     z.window_log(window).ctx(|| "zstd".to_string())?;
     z.long_distance_matching(true).ctx(|| "zstd".to_string())?;
     copy_progress(&mut open(new)?, &mut z, progress)?;
-    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    let n = z.finish().ctx(|| "zstd".to_string())?.count();
     row("zstd -3 --long=31 --patch-from", n, secs(t), None);
     progress.start("zstd -19 --patch-from", Some(full));
     let t = Instant::now();
-    let mut z =
-        zstd::stream::write::Encoder::with_ref_prefix(CountingSink::default(), 19, &reference)
-            .ctx(|| "zstd".to_string())?;
+    let mut z = zstd::stream::write::Encoder::with_ref_prefix(
+        Counting::new(std::io::sink()),
+        19,
+        &reference,
+    )
+    .ctx(|| "zstd".to_string())?;
     z.window_log(window).ctx(|| "zstd".to_string())?;
     z.long_distance_matching(true).ctx(|| "zstd".to_string())?;
     copy_progress(&mut open(new)?, &mut z, progress)?;
-    let n = z.finish().ctx(|| "zstd".to_string())?.0;
+    let n = z.finish().ctx(|| "zstd".to_string())?.count();
     drop(reference);
     row("zstd -19 --long=31 --patch-from", n, secs(t), None);
     progress.finish();
@@ -424,8 +430,10 @@ pub fn layers(path: &Path, measure: bool) -> Result<Vec<Layer>> {
         }
         let mut sha = Sha256::new();
         sha.update(head);
-        let mut gz =
-            flate2::write::GzEncoder::new(CountingSink::default(), flate2::Compression::new(6));
+        let mut gz = flate2::write::GzEncoder::new(
+            Counting::new(std::io::sink()),
+            flate2::Compression::new(6),
+        );
         if measure && !gzipped {
             gz.write_all(&head).ctx(|| "gzip".to_string())?;
         }
@@ -450,7 +458,7 @@ pub fn layers(path: &Path, measure: bool) -> Result<Vec<Layer>> {
             gzip_bytes: match (measure, gzipped) {
                 (false, _) => 0,
                 (true, true) => size,
-                (true, false) => gz.finish().ctx(|| "gzip".to_string())?.0,
+                (true, false) => gz.finish().ctx(|| "gzip".to_string())?.count(),
             },
         });
     }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::add::{AddOptions, Source, add};
 use crate::checkout::checkout_to_path;
+use crate::counting::Counting;
 use crate::error::{IoContext, Result};
 use crate::progress::Quiet;
 use crate::receive::unpack;
@@ -398,10 +399,13 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
     );
 
     let gz = {
-        let mut e = flate2::write::GzEncoder::new(CountingSink(0), flate2::Compression::new(6));
+        let mut e = flate2::write::GzEncoder::new(
+            Counting::new(std::io::sink()),
+            flate2::Compression::new(6),
+        );
         e.write_all(&std::fs::read(&v2).ctx(|| "reading app-v2.tar".into())?)
             .ctx(|| "compressing".into())?;
-        e.finish().ctx(|| "compressing".into())?.0
+        e.finish().ctx(|| "compressing".into())?.count()
     };
     // The same delta without tar-aware splitting, for comparison.
     let plain = {
@@ -451,18 +455,4 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
         ),
     );
     Ok(())
-}
-
-/// A writer that only counts the bytes written to it.
-#[derive(Default)]
-pub struct CountingSink(pub u64);
-
-impl Write for CountingSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

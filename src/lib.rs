@@ -6,6 +6,7 @@
 //! Modules, one job each:
 //! - [`chunker`]: FastCDC cutting and BLAKE3 naming, in parallel batches.
 //! - [`codec`]: how chunk bytes are encoded (zstd or raw).
+//! - [`counting`]: counting the bytes through a reader or writer.
 //! - [`store`]: data files plus the SQLite index, with locking and rollback.
 //! - [`archive`]: compression detection and tar/docker-archive awareness;
 //!   [`archive::image`] is the layout of image archives (legacy `docker save`
@@ -28,6 +29,7 @@ pub mod checkout;
 pub mod chunker;
 pub mod cli;
 pub mod codec;
+pub mod counting;
 pub mod demo;
 pub mod docker;
 pub mod error;
