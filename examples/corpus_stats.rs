@@ -11,17 +11,17 @@
 //! thing here as in the store.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{self, Write};
 
 use ferry::archive::split::{Kind, Sink, split};
-use ferry::demo::CountingSink;
+use ferry::counting::Counting;
 
 struct Files<'a> {
     v1: Option<&'a HashSet<[u8; 32]>>,
     seen: HashSet<[u8; 32]>,
     current: Vec<u8>,
     kind: Kind,
-    meta: zstd::stream::write::Encoder<'static, CountingSink>,
+    meta: zstd::stream::write::Encoder<'static, Counting<io::Sink>>,
     novel_files: u64,
     novel_bytes: u64,
     novel_compressed: u64,
@@ -68,7 +68,7 @@ fn files(path: &str, v1: Option<&HashSet<[u8; 32]>>) -> Files<'static> {
         seen: HashSet::new(),
         current: Vec::new(),
         kind: Kind::Raw,
-        meta: zstd::stream::write::Encoder::new(CountingSink::default(), 3).unwrap(),
+        meta: zstd::stream::write::Encoder::new(Counting::new(io::sink()), 3).unwrap(),
         novel_files: 0,
         novel_bytes: 0,
         novel_compressed: 0,
@@ -87,7 +87,7 @@ fn main() {
     let json = args.iter().any(|a| a == "--json");
     let v1 = files(&args[1], None);
     let v2 = files(&args[2], Some(&v1.seen));
-    let headers = v2.meta.finish().unwrap().0;
+    let headers = v2.meta.finish().unwrap().count();
     let limit = v2.novel_compressed + headers;
     let layers = |p: &str, measure: bool| {
         ferry::bench::layers(std::path::Path::new(p), measure).expect("reading archive")

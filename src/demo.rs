@@ -5,13 +5,14 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use crate::add::{AddOptions, Source, add};
 use crate::checkout::checkout_to_path;
+use crate::counting::Counting;
 use crate::error::{IoContext, Result};
 use crate::progress::Quiet;
 use crate::receive::unpack;
@@ -278,135 +279,190 @@ fn mb(b: u64) -> String {
 
 /// Runs the demo in `dir`, printing each step to `out`.
 pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
-    let w = |out: &mut dyn Write, s: String| {
-        let _ = writeln!(out, "{s}");
+    let mut demo = Demo {
+        dir,
+        out,
+        v1: dir.join("app-v1.tar"),
+        v2: dir.join("app-v2.tar"),
+        full: dir.join("full.ferry"),
+        update: dir.join("update.ferry"),
     };
-    let v1 = dir.join("app-v1.tar");
-    let v2 = dir.join("app-v2.tar");
-    write_sample_image(&v1, 1)?;
-    write_sample_image(&v2, 2)?;
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    w(out, format!("sample images in {}:", dir.display()));
-    w(
-        out,
-        format!(
-            "  app-v1.tar  {}  (demo/app:1: OS, dependency and app layers)",
-            mb(size(&v1))
-        ),
-    );
-    w(
-        out,
-        format!(
-            "  app-v2.tar  {}  (demo/app:2: dependency layer rebuilt, 5 files bumped, 4 app files edited)",
-            mb(size(&v2))
-        ),
-    );
+    demo.samples()?;
+    demo.connected_side()?;
+    demo.offline_side()?;
+    demo.comparison()
+}
 
-    let connected = dir.join("connected-store");
-    let offline = dir.join("offline-store");
-    let wait = std::time::Duration::ZERO;
-    let mut a = Store::open_writer(&connected, wait)?;
-    w(out, "\nconnected side:".into());
-    for p in [&v1, &v2] {
-        let t = Instant::now();
-        let r = add(
-            &mut a,
-            Source::Path(p.clone()),
-            &AddOptions::default(),
-            &Quiet,
-        )?;
-        w(
-            out,
-            format!(
+/// The demo's files, and where it reports.
+struct Demo<'a> {
+    dir: &'a Path,
+    out: &'a mut dyn Write,
+    /// The two versions of the sample image.
+    v1: PathBuf,
+    v2: PathBuf,
+    /// The pack of version 1 alone, and the delta of version 2 against it.
+    full: PathBuf,
+    update: PathBuf,
+}
+
+/// A store opened in the demo does not wait for a lock.
+const NO_WAIT: std::time::Duration = std::time::Duration::ZERO;
+
+/// A file's size, 0 if it cannot be read.
+fn size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// A path's file name, for display.
+fn file_name(p: &Path) -> std::borrow::Cow<'_, str> {
+    p.file_name().unwrap().to_string_lossy()
+}
+
+impl Demo<'_> {
+    /// Prints one line of the report; a closed output does not stop the demo.
+    fn say(&mut self, line: String) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// Writes both versions of the sample image.
+    fn samples(&mut self) -> Result<()> {
+        write_sample_image(&self.v1, 1)?;
+        write_sample_image(&self.v2, 2)?;
+        self.say(format!("sample images in {}:", self.dir.display()));
+        self.say(format!(
+            "  app-v1.tar  {}  (demo/app:1: OS, dependency and app layers)",
+            mb(size(&self.v1))
+        ));
+        self.say(format!(
+            "  app-v2.tar  {}  (demo/app:2: dependency layer rebuilt, 5 files bumped, 4 app files edited)",
+            mb(size(&self.v2))
+        ));
+        Ok(())
+    }
+
+    /// Adds both versions to the connected store, then writes the full
+    /// pack of version 1 and the delta pack of version 2.
+    fn connected_side(&mut self) -> Result<()> {
+        let mut a = Store::open_writer(&self.dir.join("connected-store"), NO_WAIT)?;
+        self.say("\nconnected side:".into());
+        for p in [self.v1.clone(), self.v2.clone()] {
+            let t = Instant::now();
+            let r = add(
+                &mut a,
+                Source::Path(p.clone()),
+                &AddOptions::default(),
+                &Quiet,
+            )?;
+            self.say(format!(
                 "  ferry add {:<11} -> {:<11} {} chunks, {} new, {} stored  ({:.0} MB/s)",
-                p.file_name().unwrap().to_string_lossy(),
+                file_name(&p),
                 r.name,
                 r.chunks,
                 r.new_chunks,
                 mb(r.new_bytes),
                 r.size as f64 / 1e6 / t.elapsed().as_secs_f64()
-            ),
-        );
-    }
-    let full = dir.join("full.ferry");
-    let update = dir.join("update.ferry");
-    for (path, bases) in [(&full, vec![]), (&update, vec!["demo/app:1".to_string()])] {
-        let snap = if bases.is_empty() {
-            "demo/app:1"
-        } else {
-            "demo/app:2"
-        };
-        let opts = PackOptions {
-            snapshots: vec![snap.into()],
-            bases: bases.clone(),
-            ..Default::default()
-        };
-        let f = File::create(path).ctx(|| format!("creating {}", path.display()))?;
-        let (_, r) = write_pack(&a, &opts, BufWriter::new(f), &Quiet)?;
-        w(
-            out,
-            format!(
+            ));
+        }
+        for (path, bases) in [
+            (self.full.clone(), vec![]),
+            (self.update.clone(), vec!["demo/app:1".to_string()]),
+        ] {
+            let snap = if bases.is_empty() {
+                "demo/app:1"
+            } else {
+                "demo/app:2"
+            };
+            let opts = PackOptions {
+                snapshots: vec![snap.into()],
+                bases: bases.clone(),
+                ..Default::default()
+            };
+            let f = File::create(&path).ctx(|| format!("creating {}", path.display()))?;
+            let (_, r) = write_pack(&a, &opts, BufWriter::new(f), &Quiet)?;
+            self.say(format!(
                 "  ferry pack {snap}{} -> {}  {}  ({} chunks; {} already on the other side)",
                 if bases.is_empty() {
                     String::new()
                 } else {
                     format!(" --base {}", bases[0])
                 },
-                path.file_name().unwrap().to_string_lossy(),
+                file_name(&path),
                 mb(r.totals.pack_bytes),
                 r.totals.chunks,
                 r.skipped_chunks
-            ),
-        );
+            ));
+        }
+        Ok(())
     }
-    drop(a);
 
-    w(out, "\noffline side:".into());
-    let mut b = Store::open_writer(&offline, wait)?;
-    for p in [&full, &update] {
-        let f = File::open(p).ctx(|| format!("opening {}", p.display()))?;
-        let r = unpack(&mut b, std::io::BufReader::new(f), p, &Quiet)?;
-        w(
-            out,
-            format!(
+    /// Unpacks both packs into the offline store and checks out version 2,
+    /// which must be byte-identical to the original.
+    fn offline_side(&mut self) -> Result<()> {
+        self.say("\noffline side:".into());
+        let mut b = Store::open_writer(&self.dir.join("offline-store"), NO_WAIT)?;
+        for p in [self.full.clone(), self.update.clone()] {
+            let f = File::open(&p).ctx(|| format!("opening {}", p.display()))?;
+            let r = unpack(&mut b, std::io::BufReader::new(f), &p, &Quiet)?;
+            self.say(format!(
                 "  ferry unpack {:<12} -> {} new chunks, snapshots {}",
-                p.file_name().unwrap().to_string_lossy(),
+                file_name(&p),
                 r.new_chunks,
                 r.added.join(", ")
-            ),
-        );
-    }
-    let rebuilt = dir.join("app-v2.rebuilt.tar");
-    let t = Instant::now();
-    let snap = checkout_to_path(&b, "demo/app:2", &rebuilt, &Quiet)?;
-    let secs = t.elapsed().as_secs_f64();
-    let same = std::fs::read(&rebuilt).ctx(|| "reading rebuilt tar".into())?
-        == std::fs::read(&v2).ctx(|| "reading app-v2.tar".into())?;
-    if !same {
-        return Err(crate::Error::Integrity(
-            "the rebuilt app-v2.tar differs from the original".into(),
-        ));
-    }
-    w(
-        out,
-        format!(
+            ));
+        }
+        let rebuilt = self.dir.join("app-v2.rebuilt.tar");
+        let t = Instant::now();
+        let snap = checkout_to_path(&b, "demo/app:2", &rebuilt, &Quiet)?;
+        let secs = t.elapsed().as_secs_f64();
+        let same = std::fs::read(&rebuilt).ctx(|| "reading rebuilt tar".into())?
+            == std::fs::read(&self.v2).ctx(|| "reading app-v2.tar".into())?;
+        if !same {
+            return Err(crate::Error::Integrity(
+                "the rebuilt app-v2.tar differs from the original".into(),
+            ));
+        }
+        self.say(format!(
             "  ferry checkout demo/app:2 -> app-v2.rebuilt.tar  {}  ({:.0} MB/s), BLAKE3 {}… verified, byte-identical to app-v2.tar",
             mb(snap.size),
             snap.size as f64 / 1e6 / secs,
             snap.blake3.short()
-        ),
-    );
+        ));
+        Ok(())
+    }
 
-    let gz = {
-        let mut e = flate2::write::GzEncoder::new(CountingSink(0), flate2::Compression::new(6));
-        e.write_all(&std::fs::read(&v2).ctx(|| "reading app-v2.tar".into())?)
-            .ctx(|| "compressing".into())?;
-        e.finish().ctx(|| "compressing".into())?.0
-    };
-    // The same delta without tar-aware splitting, for comparison.
-    let plain = {
-        let mut p = Store::open_writer(&dir.join("plain-store"), wait)?;
-        for v in [&v1, &v2] {
+    /// Puts the delta pack beside the other ways of shipping version 2:
+    /// the whole tar, gzip'd, and a ferry delta without tar-aware splitting.
+    fn comparison(&mut self) -> Result<()> {
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(
+                Counting::new(std::io::sink()),
+                flate2::Compression::new(6),
+            );
+            e.write_all(&std::fs::read(&self.v2).ctx(|| "reading app-v2.tar".into())?)
+                .ctx(|| "compressing".into())?;
+            e.finish().ctx(|| "compressing".into())?.count()
+        };
+        let plain = self.plain_delta()?;
+        let (v2, update) = (size(&self.v2), size(&self.update));
+        self.say("\nshipping demo/app:2 to a side that has demo/app:1:".into());
+        self.say(format!("  docker save (full tar)        {:>10}", mb(v2)));
+        self.say(format!("  docker save | gzip -6         {:>10}", mb(gz)));
+        self.say(format!(
+            "  ferry delta, plain CDC        {:>10}  (--no-tar-split)",
+            mb(plain)
+        ));
+        self.say(format!(
+            "  ferry delta pack              {:>10}  ({:.1}% of the full tar)",
+            mb(update),
+            100.0 * update as f64 / v2 as f64
+        ));
+        Ok(())
+    }
+
+    /// The size of the same delta without tar-aware splitting.
+    fn plain_delta(&self) -> Result<u64> {
+        let mut p = Store::open_writer(&self.dir.join("plain-store"), NO_WAIT)?;
+        for v in [&self.v1, &self.v2] {
             let opts = AddOptions {
                 tar_split: false,
                 ..AddOptions::default()
@@ -418,51 +474,9 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
             bases: vec!["demo/app:1".into()],
             ..Default::default()
         };
-        write_pack(&p, &opts, std::io::sink(), &Quiet)?
+        Ok(write_pack(&p, &opts, std::io::sink(), &Quiet)?
             .1
             .totals
-            .pack_bytes
-    };
-    w(
-        out,
-        "\nshipping demo/app:2 to a side that has demo/app:1:".into(),
-    );
-    w(
-        out,
-        format!("  docker save (full tar)        {:>10}", mb(size(&v2))),
-    );
-    w(
-        out,
-        format!("  docker save | gzip -6         {:>10}", mb(gz)),
-    );
-    w(
-        out,
-        format!(
-            "  ferry delta, plain CDC        {:>10}  (--no-tar-split)",
-            mb(plain)
-        ),
-    );
-    w(
-        out,
-        format!(
-            "  ferry delta pack              {:>10}  ({:.1}% of the full tar)",
-            mb(size(&update)),
-            100.0 * size(&update) as f64 / size(&v2) as f64
-        ),
-    );
-    Ok(())
-}
-
-/// A writer that only counts the bytes written to it.
-#[derive(Default)]
-pub struct CountingSink(pub u64);
-
-impl Write for CountingSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+            .pack_bytes)
     }
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 use crate::add::{self, AddOptions, AddReport, Source};
-use crate::archive::docker::{ImageInfo, verify};
+use crate::archive::image::{ImageInfo, Verified, verify};
 use crate::checkout;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -293,8 +293,27 @@ pub fn load(
     // streamed in pass 2 are the ones verified in pass 1 even if the
     // snapshot is replaced meanwhile.
     let _view = store.read_view()?;
-    // Pass 1: reassemble into the archive verifier, so that nothing
-    // unverified reaches the daemon.
+    let verified = verify_snapshot(store, name, &expected, progress)?;
+    let snap = daemon.stream_load(store, name, progress)?;
+    daemon.confirm(&expected)?;
+    Ok(LoadReport {
+        snapshot: name.to_string(),
+        size: snap.size,
+        images: expected,
+        layers_verified: verified.layers,
+        layout: verified.layout.to_string(),
+    })
+}
+
+/// Pass 1 of [`load`]: reassembles snapshot `name` into the archive
+/// verifier, so that nothing unverified reaches the daemon, and checks
+/// that the archive holds every image the snapshot's metadata names.
+fn verify_snapshot(
+    store: &Store,
+    name: &str,
+    expected: &[ImageInfo],
+    progress: &dyn Progress,
+) -> Result<Verified> {
     let (pipe_r, mut pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
     let (checked, verified) = std::thread::scope(|scope| {
         let verifier =
@@ -311,7 +330,7 @@ pub fn load(
         (_, Err(m)) => return Err(Error::Integrity(format!("{name}: {m}"))),
         (Err(e), Ok(_)) => return Err(e),
     };
-    for want in &expected {
+    for want in expected {
         if !verified.images.iter().any(|v| v.id == want.id) {
             return Err(Error::Integrity(format!(
                 "{name} should hold image {} but its archive does not",
@@ -319,91 +338,102 @@ pub fn load(
             )));
         }
     }
+    Ok(verified)
+}
 
-    // Pass 2: stream into POST /images/load and read the daemon's answer
-    // to the end (load errors arrive inside the response stream).
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let body = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let options = ImportImageOptionsBuilder::new().quiet(true).build();
-    let host = daemon.host.clone();
-    let docker = daemon.docker.clone();
-    let answer = daemon.rt.spawn(async move {
-        let mut responses = docker.import_image_stream(options, body, None);
-        let mut messages = Vec::new();
-        while let Some(item) = responses.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(Error::Docker(format!(
-                            "the Docker daemon at {host} rejected the image: {}",
-                            detail.message.unwrap_or_default()
-                        )));
-                    }
-                    if let Some(s) = info.stream {
-                        messages.push(s.trim().to_string());
-                    }
-                }
-                Err(
-                    bollard::errors::Error::DockerResponseServerError { message, .. }
-                    | bollard::errors::Error::DockerStreamError { error: message },
-                ) => {
+impl Daemon {
+    /// Pass 2 of [`load`]: streams snapshot `name` into POST /images/load
+    /// and reads the daemon's answer to the end (load errors arrive inside
+    /// the response stream). On a failed reassembly the request body is
+    /// aborted, so the daemon discards the partial image.
+    fn stream_load(&self, store: &Store, name: &str, progress: &dyn Progress) -> Result<Snapshot> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        let body = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let answer = self
+            .rt
+            .spawn(load_answer(self.docker.clone(), self.host.clone(), body));
+        let mut writer = BodyWriter {
+            tx,
+            buf: BytesMut::with_capacity(FRAME),
+        };
+        let streamed = checkout::checkout(store, name, &mut writer, progress).and_then(|s| {
+            writer
+                .flush()
+                .map_err(|e| Error::io("streaming to the Docker daemon", e))?;
+            Ok(s)
+        });
+        if let Err(e) = &streamed {
+            // Abort the request body so the daemon discards a partial image.
+            let _ = writer.tx.blocking_send(Err(std::io::Error::other(format!(
+                "ferry aborted the load: {e}"
+            ))));
+        }
+        drop(writer);
+        let answer = self
+            .rt
+            .block_on(answer)
+            .map_err(|e| Error::Docker(format!("load task failed: {e}")))?;
+        match (streamed, answer) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(s), Ok(_)) => Ok(s),
+        }
+    }
+
+    /// Confirms from the daemon that each expected image is present and
+    /// that each of its tags names it.
+    fn confirm(&self, expected: &[ImageInfo]) -> Result<()> {
+        for want in expected {
+            self.require(&want.id)?;
+            for tag in &want.tags {
+                let tagged = self.require(tag)?;
+                if tagged.id != want.id {
                     return Err(Error::Docker(format!(
-                        "the Docker daemon at {host} rejected the image: {message}"
+                        "after loading, {tag} in the Docker daemon is {} instead of {}",
+                        tagged.id, want.id
                     )));
                 }
-                Err(e) => return Err(docker_err(&host, e)),
             }
         }
-        Ok(messages)
-    });
-    let mut writer = BodyWriter {
-        tx,
-        buf: BytesMut::with_capacity(FRAME),
-    };
-    let streamed = checkout::checkout(store, name, &mut writer, progress).and_then(|s| {
-        writer
-            .flush()
-            .map_err(|e| Error::io("streaming to the Docker daemon", e))?;
-        Ok(s)
-    });
-    if let Err(e) = &streamed {
-        // Abort the request body so the daemon discards a partial image.
-        let _ = writer.tx.blocking_send(Err(std::io::Error::other(format!(
-            "ferry aborted the load: {e}"
-        ))));
+        Ok(())
     }
-    drop(writer);
-    let answer = daemon
-        .rt
-        .block_on(answer)
-        .map_err(|e| Error::Docker(format!("load task failed: {e}")))?;
-    let snap = match (streamed, answer) {
-        (Err(e), _) => return Err(e),
-        (Ok(_), Err(e)) => return Err(e),
-        (Ok(s), Ok(_)) => s,
-    };
+}
 
-    // Confirm from the daemon.
-    for want in &expected {
-        let got = daemon.require(&want.id)?;
-        for tag in &want.tags {
-            let tagged = daemon.require(tag)?;
-            if tagged.id != want.id {
+/// Sends `body` as an image load and reads the daemon's answer to its end:
+/// the progress messages, or the error it reports inside the stream.
+async fn load_answer(
+    docker: Docker,
+    host: String,
+    body: tokio_stream::wrappers::ReceiverStream<std::io::Result<Bytes>>,
+) -> Result<Vec<String>> {
+    let options = ImportImageOptionsBuilder::new().quiet(true).build();
+    let mut responses = docker.import_image_stream(options, body, None);
+    let mut messages = Vec::new();
+    while let Some(item) = responses.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail {
+                    return Err(Error::Docker(format!(
+                        "the Docker daemon at {host} rejected the image: {}",
+                        detail.message.unwrap_or_default()
+                    )));
+                }
+                if let Some(s) = info.stream {
+                    messages.push(s.trim().to_string());
+                }
+            }
+            Err(
+                bollard::errors::Error::DockerResponseServerError { message, .. }
+                | bollard::errors::Error::DockerStreamError { error: message },
+            ) => {
                 return Err(Error::Docker(format!(
-                    "after loading, {tag} in the Docker daemon is {} instead of {}",
-                    tagged.id, want.id
+                    "the Docker daemon at {host} rejected the image: {message}"
                 )));
             }
+            Err(e) => return Err(docker_err(&host, e)),
         }
-        let _ = got;
     }
-    Ok(LoadReport {
-        snapshot: name.to_string(),
-        size: snap.size,
-        images: expected,
-        layers_verified: verified.layers,
-        layout: verified.layout.to_string(),
-    })
+    Ok(messages)
 }
 
 /// One image of the daemon, as `ferry images` lists it.

@@ -7,8 +7,11 @@
 //! - [`chunker`]: FastCDC cutting and BLAKE3 naming, in parallel batches.
 //! - [`id`]: the typed identities of chunks, snapshots and index rows.
 //! - [`codec`]: how chunk bytes are encoded (zstd or raw).
+//! - [`counting`]: counting the bytes through a reader or writer.
 //! - [`store`]: data files plus the SQLite index, with locking and rollback.
-//! - [`archive`]: compression detection and tar/docker-archive awareness.
+//! - [`archive`]: compression detection and tar/docker-archive awareness;
+//!   [`archive::image`] is the layout of image archives (legacy `docker save`
+//!   and OCI) and the verification of their digests.
 //! - [`add`], [`checkout`]: streams into and out of the store.
 //! - [`pack`]: the pack file format (reader and writer).
 //! - [`send`]: planning and writing packs (and volumes) from a store.
@@ -27,6 +30,7 @@ pub mod checkout;
 pub mod chunker;
 pub mod cli;
 pub mod codec;
+pub mod counting;
 pub mod demo;
 pub mod docker;
 pub mod error;

@@ -153,32 +153,7 @@ fn docker_failures_are_one_clear_line() {
         f(&d.host, &s).args(["save", "nope:1"]),
         &["has no image 'nope:1'", "ferry images"],
     );
-    // A user who may not use the socket is told so.
-    if let Some(setpriv) = tool("setpriv") {
-        let mut c = std::process::Command::new(setpriv);
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_ferry"),
-        ])
-        .args([
-            "--store",
-            "/tmp/ferry-nobody-store",
-            "--docker-host",
-            &d.host,
-            "images",
-        ]);
-        fails(
-            &mut c,
-            &["permission denied on the Docker socket", "docker group"],
-        );
-    } else {
-        skip(
-            "docker_failures_are_one_clear_line (socket permissions)",
-            "setpriv not installed (apt-get install util-linux)",
-        );
-    }
+    socket_permissions_are_named(&d);
     // A snapshot that never became complete: its delta's base is missing.
     build_images(&d);
     let sa = t.path().join("a");
@@ -214,26 +189,61 @@ fn docker_failures_are_one_clear_line() {
         out.contains("tags app:1 confirmed") && out.contains("tags app:2 confirmed"),
         "{out}"
     );
+    bad_archives_never_reach_docker(&d, t.path(), &sb);
+}
+
+/// A user who may not use the socket is told so.
+fn socket_permissions_are_named(d: &Dockerd) {
+    if let Some(setpriv) = tool("setpriv") {
+        let mut c = std::process::Command::new(setpriv);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ferry"),
+        ])
+        .args([
+            "--store",
+            "/tmp/ferry-nobody-store",
+            "--docker-host",
+            &d.host,
+            "images",
+        ]);
+        fails(
+            &mut c,
+            &["permission denied on the Docker socket", "docker group"],
+        );
+    } else {
+        skip(
+            "docker_failures_are_one_clear_line (socket permissions)",
+            "setpriv not installed (apt-get install util-linux)",
+        );
+    }
+}
+
+/// Archives that are not docker archives, that the daemon rejects, or whose
+/// layers do not match their configs: one line each, nothing loaded.
+fn bad_archives_never_reach_docker(d: &Dockerd, dir: &Path, sb: &Path) {
     // A file that is not a docker archive cannot be loaded.
-    ok(ferry(&sb)
+    ok(ferry(sb)
         .arg("add")
-        .arg(write(t.path(), "plain.bin", b"just bytes")));
+        .arg(write(dir, "plain.bin", b"just bytes")));
     fails(
-        f(&d.host, &sb).args(["load", "plain.bin"]),
+        f(&d.host, sb).args(["load", "plain.bin"]),
         &["not a docker archive", "ferry checkout"],
     );
     // The daemon rejects an archive whose layer is not a tar: ferry reads
     // the load response to the end and reports the daemon's message.
-    let bad = t.path().join("bad.tar");
+    let bad = dir.join("bad.tar");
     write_docker_archive(&bad, "bad:1", &[random_bytes(9, 100_000)]).unwrap();
-    ok(ferry(&sb).arg("add").arg(&bad));
+    ok(ferry(sb).arg("add").arg(&bad));
     fails(
-        f(&d.host, &sb).args(["load", "bad:1"]),
+        f(&d.host, sb).args(["load", "bad:1"]),
         &["rejected the image"],
     );
     // An archive whose layer does not match its config never reaches Docker.
     let layer = layer_tar(&sample_files(5, "x", 10, 4096), 1);
-    let tampered = t.path().join("tampered.tar");
+    let tampered = dir.join("tampered.tar");
     write_docker_archive(&tampered, "tampered:1", std::slice::from_ref(&layer)).unwrap();
     let mut bytes = std::fs::read(&tampered).unwrap();
     let at = bytes
@@ -243,9 +253,9 @@ fn docker_failures_are_one_clear_line() {
         + 600;
     bytes[at] ^= 1;
     std::fs::write(&tampered, bytes).unwrap();
-    ok(ferry(&sb).arg("add").arg(&tampered));
+    ok(ferry(sb).arg("add").arg(&tampered));
     fails(
-        f(&d.host, &sb).args(["load", "tampered:1"]),
+        f(&d.host, sb).args(["load", "tampered:1"]),
         &["integrity check failed", "the image config names"],
     );
     assert!(

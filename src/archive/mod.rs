@@ -3,8 +3,8 @@
 //! a `docker save` archive's manifest.json (its RepoTags) is picked up
 //! without a second read.
 
-pub mod docker;
 pub mod gzip;
+pub mod image;
 pub mod split;
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -118,11 +118,11 @@ pub struct TarFacts {
 
 impl TarFacts {
     /// The images a docker-archive manifest.json names (empty otherwise).
-    pub fn images(&self) -> Vec<docker::ImageInfo> {
+    pub fn images(&self) -> Vec<image::ImageInfo> {
         self.manifest
             .as_deref()
-            .and_then(|m| docker::parse_manifest(m).ok())
-            .map(|m| docker::images(&m))
+            .and_then(|m| image::parse_manifest(m).ok())
+            .map(|m| image::images(&m))
             .unwrap_or_default()
     }
 

@@ -10,6 +10,8 @@
 
 use std::io::{self, Read};
 
+use crate::counting::Counting;
+
 /// What a run of [`Sink::data`] bytes is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -309,25 +311,19 @@ fn file(
     let want = size.min(BLOCK as u64) as usize;
     let n = read_full(r, &mut head[..want])?;
     if depth < MAX_DEPTH && size >= 2 * BLOCK as u64 && n == BLOCK && is_tar_header(&head) {
-        let mut counted = Counted {
-            inner: (&head[..]).chain(r.take(size - BLOCK as u64)),
-            n: 0,
-        };
+        let mut counted = Counting::new((&head[..]).chain(r.take(size - BLOCK as u64)));
         tar(&mut counted, sink, depth + 1, inflated)?;
         // The nested parser reads its input to the end.
-        return Ok(counted.n);
+        return Ok(counted.count());
     }
     // Compressed layers (OCI archives from skopeo, containerd's store):
     // decompressed, split, and re-created from preflate data. Only entries
     // of the outer archive: a .tar.gz inside a layer is an image's file,
     // rarely worth the (slow) deflate analysis.
     if depth == 0 && !inflated && n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
-        let mut counted = Counted {
-            inner: (&head[..n]).chain(r.take(size - n as u64)),
-            n: 0,
-        };
+        let mut counted = Counting::new((&head[..n]).chain(r.take(size - n as u64)));
         super::gzip::entry(&mut counted, sink, depth, size)?;
-        return Ok(counted.n);
+        return Ok(counted.count());
     }
     sink.path(path, size);
     sink.begin(Kind::Content);
@@ -338,19 +334,6 @@ fn file(
     }
     sink.end();
     Ok(got)
-}
-
-struct Counted<R> {
-    inner: R,
-    n: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.n += k as u64;
-        Ok(k)
-    }
 }
 
 #[cfg(test)]

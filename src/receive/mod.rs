@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::chunker::ChunkId;
 use crate::codec::{self, Codec};
+use crate::counting::Counting;
 use crate::error::{Error, Result};
 use crate::pack::{
     ChunkRecord, DeltaRecord, GroupRecord, Header, PackReader, Record, SnapshotRecord,
@@ -74,7 +75,7 @@ pub fn unpack<R: Read>(
     label: &Path,
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
-    let counted = CountingReader { inner: input, n: 0 };
+    let counted = Counting::new(input);
     let mut reader = PackReader::new(counted).map_err(|e| bad(label, e))?;
     let h = reader.header().clone();
     accept::check_chunker(store, &h, label)?;
@@ -113,7 +114,7 @@ pub fn unpack<R: Read>(
             };
             unpacker.read_all(&mut reader)?;
             let mut report = unpacker.finish(signed_by)?;
-            report.pack_bytes = reader.get_ref().n;
+            report.pack_bytes = reader.get_ref().count();
             Ok(report)
         })
         .inspect(|_| progress.finish())
@@ -408,19 +409,5 @@ impl Unpacker<'_, '_> {
             })?;
         }
         Ok(())
-    }
-}
-
-/// Counts the bytes read through it (the pack's size).
-struct CountingReader<R> {
-    inner: R,
-    n: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        Ok(n)
     }
 }

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::archive::docker::ImageInfo;
+use crate::archive::image::ImageInfo;
 use crate::chunker::SplitStats;
 
 /// What ferry records about a snapshot besides its recipe.

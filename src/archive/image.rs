@@ -1,4 +1,5 @@
-//! Docker archives as `docker save` writes them: the legacy layout
+//! The layout of image archives as `docker save` writes them (the Engine
+//! API client itself is [`crate::docker`]): the legacy layout
 //! (manifest.json, `<id>.json` configs, `<dir>/layer.tar`) and the OCI
 //! layout of Docker 25+ (oci-layout, index.json, `blobs/sha256/<hex>`, plus
 //! manifest.json). Parses manifests and verifies every layer and config
@@ -87,22 +88,69 @@ fn strip_dot(p: &str) -> &str {
 /// diff_id its config names (legacy) or the digest in its blob name (OCI).
 /// Memory stays bounded: only small JSON files are kept.
 pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
-    let mut archive = tar::Archive::new(input);
-    let mut digests: HashMap<String, String> = HashMap::new();
-    let mut links: HashMap<String, String> = HashMap::new();
-    let mut kept: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut kept_bytes = 0usize;
-    let mut oci = false;
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("damaged tar archive: {e}"))?;
+    let contents = Contents::read(input)?;
+    contents.check_blob_names()?;
+    let manifest = contents
+        .kept
+        .get("manifest.json")
+        .ok_or("no manifest.json: not a docker archive")?;
+    let manifest = parse_manifest(manifest)?;
+    let mut images = Vec::new();
+    let mut layers = 0;
+    for m in &manifest {
+        images.push(contents.check_image(m)?);
+        layers += m.layers.len();
+    }
+    Ok(Verified {
+        images,
+        layers,
+        layout: if contents.oci { "oci" } else { "legacy" },
+    })
+}
+
+/// What one pass over an archive learned: the sha256 of every regular file,
+/// where every link points, and the bytes of the small JSON files.
+#[derive(Default)]
+struct Contents {
+    /// Path of each regular file to the hex sha256 of its bytes.
+    digests: HashMap<String, String>,
+    /// Path of each symlink or hard link to the path it resolves to.
+    links: HashMap<String, String>,
+    /// Bytes of the small JSON files, by path.
+    kept: HashMap<String, Vec<u8>>,
+    /// Total of `kept`, bounded by [`MAX_KEPT`].
+    kept_bytes: usize,
+    /// Whether an `oci-layout` file was seen.
+    oci: bool,
+}
+
+impl Contents {
+    /// Walks the tar, hashing each file, and then reads on to the very end.
+    fn read<R: Read>(input: R) -> Result<Contents, String> {
+        let mut contents = Contents::default();
+        let mut archive = tar::Archive::new(input);
+        let entries = archive
+            .entries()
+            .map_err(|e| format!("not a tar archive: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("damaged tar archive: {e}"))?;
+            contents.entry(entry)?;
+        }
+        // Read to the very end (zero blocks, record padding), so the writer
+        // feeding this reader never sees a closed pipe on a good archive.
+        std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+            .map_err(|e| format!("reading archive: {e}"))?;
+        Ok(contents)
+    }
+
+    /// Records one tar entry: a link's target, or a regular file's digest
+    /// (and its bytes, if it is small JSON). Other kinds are skipped.
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), String> {
         let path = entry.path().map_err(|e| format!("bad entry name: {e}"))?;
         let path = strip_dot(&path.to_string_lossy()).to_string();
         let kind = entry.header().entry_type();
         if path == "oci-layout" {
-            oci = true;
+            self.oci = true;
         }
         if kind.is_symlink() || kind.is_hard_link() {
             if let Ok(Some(target)) = entry.link_name() {
@@ -112,19 +160,19 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
                 } else {
                     strip_dot(&target).to_string()
                 };
-                links.insert(path, resolved);
+                self.links.insert(path, resolved);
             }
-            continue;
+            return Ok(());
         }
         if !kind.is_file() {
-            continue;
+            return Ok(());
         }
         let size = entry.header().size().unwrap_or(u64::MAX);
         let mut hasher = Sha256::new();
         let mut keep = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut first = true;
-        let mut keeping = size <= MAX_KEPT_FILE && kept_bytes + size as usize <= MAX_KEPT;
+        let mut keeping = size <= MAX_KEPT_FILE && self.kept_bytes + size as usize <= MAX_KEPT;
         loop {
             let n = entry
                 .read(&mut buf)
@@ -142,45 +190,46 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
             }
         }
         if keeping && !keep.is_empty() {
-            kept_bytes += keep.len();
-            kept.insert(path.clone(), keep);
+            self.kept_bytes += keep.len();
+            self.kept.insert(path.clone(), keep);
         }
-        digests.insert(path, crate::hex(&hasher.finalize()));
+        self.digests.insert(path, crate::hex(&hasher.finalize()));
+        Ok(())
     }
-    // Read to the very end (zero blocks, record padding), so the writer
-    // feeding this reader never sees a closed pipe on a good archive.
-    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
-        .map_err(|e| format!("reading archive: {e}"))?;
-    // Blobs must match their names.
-    let mut layers = 0;
-    for (path, digest) in &digests {
-        if let Some(hex) = path.strip_prefix("blobs/sha256/")
-            && hex != digest
-        {
-            return Err(format!(
-                "blob {path} has sha256 {digest}: the archive is damaged"
-            ));
+
+    /// Blobs must match their names.
+    fn check_blob_names(&self) -> Result<(), String> {
+        for (path, digest) in &self.digests {
+            if let Some(hex) = path.strip_prefix("blobs/sha256/")
+                && hex != digest
+            {
+                return Err(format!(
+                    "blob {path} has sha256 {digest}: the archive is damaged"
+                ));
+            }
         }
+        Ok(())
     }
-    let lookup = |p: &str| -> Option<&String> {
+
+    /// The digest of the file a path names, following links (at most 16).
+    fn lookup(&self, p: &str) -> Option<&String> {
         let mut p = strip_dot(p).to_string();
         for _ in 0..16 {
-            match links.get(&p) {
+            match self.links.get(&p) {
                 Some(t) => p = t.clone(),
                 None => break,
             }
         }
-        digests.get(&p)
-    };
-    let manifest = kept
-        .get("manifest.json")
-        .ok_or("no manifest.json: not a docker archive")?;
-    let manifest = parse_manifest(manifest)?;
-    let mut images = Vec::new();
-    for m in &manifest {
+        self.digests.get(&p)
+    }
+
+    /// Checks one manifest entry: its config against the image ID it is
+    /// named by, and each layer against its config's diff_ids.
+    fn check_image(&self, m: &ManifestEntry) -> Result<ImageInfo, String> {
         let id = image_id(&m.config)
             .ok_or_else(|| format!("config path {} names no digest", m.config))?;
-        let digest = lookup(&m.config)
+        let digest = self
+            .lookup(&m.config)
             .ok_or_else(|| format!("config {} is missing from the archive", m.config))?;
         if id[7..] != *digest {
             return Err(format!(
@@ -188,7 +237,8 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
                 m.config
             ));
         }
-        let config = kept
+        let config = self
+            .kept
             .get(strip_dot(&m.config))
             .ok_or_else(|| format!("config {} is not JSON", m.config))?;
         let config: serde_json::Value = serde_json::from_slice(config)
@@ -206,7 +256,8 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
             ));
         }
         for (layer, diff_id) in m.layers.iter().zip(&diff_ids) {
-            let digest = lookup(layer)
+            let digest = self
+                .lookup(layer)
                 .ok_or_else(|| format!("layer {layer} is missing from the archive"))?;
             let named_by_blob = strip_dot(layer).starts_with("blobs/sha256/");
             // An uncompressed layer's digest is its diff_id; a compressed OCI
@@ -216,18 +267,12 @@ pub fn verify<R: Read>(input: R) -> Result<Verified, String> {
                     "layer {layer} of {id} has sha256 {digest} but the image config names {diff_id}"
                 ));
             }
-            layers += 1;
         }
-        images.push(ImageInfo {
+        Ok(ImageInfo {
             id,
             tags: m.repo_tags.clone().unwrap_or_default(),
-        });
+        })
     }
-    Ok(Verified {
-        images,
-        layers,
-        layout: if oci { "oci" } else { "legacy" },
-    })
 }
 
 /// Resolves a symlink target relative to the link's directory.

@@ -1,0 +1,316 @@
+//! `ferry bench`: what shipping NEW to a side that has OLD costs, by every
+//! way a user would ship it (full tar, gzip, zstd, layer-level delta,
+//! `zstd --patch-from`, ferry without and with tar-aware splitting), and
+//! where ferry's bytes go (file contents, headers, plain fallback; top
+//! layers and paths). Works in temporary stores only.
+//!
+//! The other tools' rows are measured in `baselines`; the attribution of
+//! the ferry delta's bytes is made in `breakdown`.
+
+mod baselines;
+mod breakdown;
+
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use baselines::{Layer, layers};
+
+use crate::add::{AddOptions, Source};
+use crate::chunker::ChunkId;
+use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
+use crate::send::{PackOptions, write_pack};
+use crate::store::Store;
+
+/// One way of shipping NEW.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// What it is.
+    pub method: String,
+    /// Bytes shipped.
+    pub bytes: u64,
+    /// Of the full tar.
+    pub percent: f64,
+    /// Seconds to produce (None: nothing to do).
+    pub seconds: Option<f64>,
+    /// Seconds to unpack and rebuild NEW on the receiving side (ferry rows).
+    pub unpack_seconds: Option<f64>,
+}
+
+/// Where the bytes of the ferry delta pack went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// New file contents sent whole (encoded chunk bytes).
+    pub contents: u64,
+    /// Chunks sent as similarity deltas against chunks OLD has, and their bytes.
+    pub delta_chunks: u64,
+    /// Bytes of those deltas.
+    pub deltas: u64,
+    /// Tar headers, padding and archive structure.
+    pub headers: u64,
+    /// Bytes kept as plain streams (not understood, or gzip'd layers
+    /// preflate could not re-create).
+    pub raw: u64,
+    /// Deflate re-creation data of gzip'd layers.
+    pub deflate: u64,
+    /// Recipes, record framing, header and trailer.
+    pub recipes_and_framing: u64,
+}
+
+/// A layer or path and the bytes the ferry delta ships for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Share {
+    /// Layer (archive entry) or file path.
+    pub name: String,
+    /// Encoded bytes shipped.
+    pub bytes: u64,
+}
+
+/// The result of [`bench`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// What OLD was.
+    pub old: String,
+    /// What NEW was.
+    pub new: String,
+    /// Bytes of the NEW archive.
+    pub full_bytes: u64,
+    /// One row per way of shipping.
+    pub rows: Vec<Row>,
+    /// Where the ferry delta's bytes went.
+    pub breakdown: Breakdown,
+    /// The ten layers with the most shipped bytes.
+    pub top_layers: Vec<Share>,
+    /// The ten files with the most shipped bytes.
+    pub top_paths: Vec<Share>,
+}
+
+fn secs(t: Instant) -> Option<f64> {
+    Some(t.elapsed().as_secs_f64())
+}
+
+fn open(p: &Path) -> Result<BufReader<std::fs::File>> {
+    Ok(BufReader::with_capacity(
+        1 << 20,
+        crate::add::open_input(p)?,
+    ))
+}
+
+/// Compares ways of shipping `new` to a holder of `old` (archive files;
+/// `old_label`/`new_label` name them in the report). `work` is a scratch
+/// directory for temporary stores and packs. Memory: `zstd --patch-from`
+/// holds OLD in memory, as the zstd tool does; everything else streams.
+pub fn bench(
+    old: &Path,
+    new: &Path,
+    old_label: &str,
+    new_label: &str,
+    work: &Path,
+    progress: &dyn Progress,
+) -> Result<BenchReport> {
+    let full = std::fs::metadata(new)
+        .ctx(|| format!("reading {}", new.display()))?
+        .len();
+    let mut rows = Rows {
+        full,
+        rows: Vec::new(),
+    };
+    rows.push("full tar", full, None, None);
+    baselines::measure(old, new, full, &mut rows, progress)?;
+
+    let mut delta = None;
+    for variant in [Variant::Plain, Variant::Split, Variant::Deltas] {
+        let run = ferry_delta(old, new, work, variant, progress)?;
+        rows.push(variant.method(), run.bytes, run.made, run.unpacked);
+        if variant == Variant::Deltas {
+            delta = Some(run);
+        }
+    }
+    let delta = delta.expect("the ferry row is always measured");
+
+    let attributed = breakdown::attribute(new, full, &delta.pack, &delta.sent, progress)?;
+    Ok(BenchReport {
+        old: old_label.into(),
+        new: new_label.into(),
+        full_bytes: full,
+        rows: rows.rows,
+        breakdown: attributed.breakdown,
+        top_layers: attributed.top_layers,
+        top_paths: attributed.top_paths,
+    })
+}
+
+/// The report's rows, as a percentage of the full tar's `full` bytes.
+struct Rows {
+    full: u64,
+    rows: Vec<Row>,
+}
+
+impl Rows {
+    /// Adds a row: `bytes` shipped by `method`, made in `seconds` and
+    /// unpacked in `unpack`.
+    fn push(&mut self, method: &str, bytes: u64, seconds: Option<f64>, unpack: Option<f64>) {
+        let percent = if self.full == 0 {
+            0.0
+        } else {
+            100.0 * bytes as f64 / self.full as f64
+        };
+        self.rows.push(Row {
+            method: method.into(),
+            bytes,
+            percent,
+            seconds,
+            unpack_seconds: unpack,
+        })
+    }
+}
+
+/// The ways ferry is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Plain content-defined chunks (`--no-tar-split`), no deltas.
+    Plain,
+    /// Tar-aware splitting, no similarity deltas.
+    Split,
+    /// Tar-aware splitting and similarity deltas: ferry as it ships.
+    Deltas,
+}
+
+impl Variant {
+    /// Names its scratch stores and packs.
+    fn tag(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Split => "split",
+            Variant::Deltas => "deltas",
+        }
+    }
+
+    /// Its row in the report.
+    fn method(self) -> &'static str {
+        match self {
+            Variant::Plain => "ferry without tar-aware splitting",
+            Variant::Split => "ferry without similarity deltas",
+            Variant::Deltas => "ferry",
+        }
+    }
+}
+
+/// One measured ferry delta.
+struct FerryRun {
+    /// Size of the delta pack.
+    bytes: u64,
+    /// Seconds to add NEW and write the delta.
+    made: Option<f64>,
+    /// Seconds to unpack the delta and rebuild NEW on the receiving side.
+    unpacked: Option<f64>,
+    /// The delta pack.
+    pack: PathBuf,
+    /// The chunks the pack sent, in the order it sent them.
+    sent: Vec<ChunkId>,
+}
+
+/// Adds OLD and then NEW to a scratch store the way `variant` says, writes
+/// the delta of NEW against OLD, and times a receiver that holds OLD
+/// unpacking it and rebuilding NEW.
+fn ferry_delta(
+    old: &Path,
+    new: &Path,
+    work: &Path,
+    variant: Variant,
+    progress: &dyn Progress,
+) -> Result<FerryRun> {
+    let tag = variant.tag();
+    let tar_split = variant != Variant::Plain;
+    let dir = work.join(format!("store-{tag}"));
+    let mut store = Store::open_writer(&dir, std::time::Duration::ZERO)?;
+    let add = |store: &mut Store, p: &Path, name: &str| -> Result<()> {
+        let opts = AddOptions {
+            name: Some(name.into()),
+            replace: false,
+            tar_split,
+        };
+        crate::add::add(store, Source::Path(p.to_path_buf()), &opts, progress).map(|_| ())
+    };
+    add(&mut store, old, "old")?;
+    let t = Instant::now();
+    add(&mut store, new, "new")?;
+    let pack = work.join(format!("delta-{tag}.ferry"));
+    let opts = PackOptions {
+        snapshots: vec!["new".into()],
+        bases: vec!["old".into()],
+        no_deltas: variant != Variant::Deltas,
+        ..PackOptions::default()
+    };
+    let f = std::fs::File::create(&pack).ctx(|| format!("creating {}", pack.display()))?;
+    let report = write_pack(&store, &opts, BufWriter::new(f), progress)?;
+    let made = secs(t);
+    let bytes = std::fs::metadata(&pack).ctx(|| "pack".to_string())?.len();
+    // The receiving side: holds OLD, unpacks the delta and rebuilds NEW.
+    let full_pack = work.join(format!("old-{tag}.ferry"));
+    let f = std::fs::File::create(&full_pack).ctx(|| "pack".to_string())?;
+    let opts = PackOptions {
+        snapshots: vec!["old".into()],
+        ..PackOptions::default()
+    };
+    write_pack(&store, &opts, BufWriter::new(f), progress)?;
+    drop(store);
+    let mut receiver = Store::open_writer(
+        &work.join(format!("receiver-{tag}")),
+        std::time::Duration::ZERO,
+    )?;
+    crate::receive::unpack(&mut receiver, open(&full_pack)?, &full_pack, progress)?;
+    std::fs::remove_file(&full_pack).ctx(|| "cleaning up".to_string())?;
+    let t = Instant::now();
+    crate::receive::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
+    crate::checkout::checkout(&receiver, "new", &mut std::io::sink(), progress)?;
+    let unpacked = secs(t);
+    Ok(FerryRun {
+        bytes,
+        made,
+        unpacked,
+        pack,
+        sent: report.1.sent,
+    })
+}
+
+/// A bench input as an archive file: `what` is a file, used as it is; a
+/// snapshot of the store in `store_dir`, checked out into `work`; or
+/// `docker:IMAGE`, saved from the daemon at `docker_host` through a
+/// temporary store in `work`. `tag` ("old" or "new") names what it writes.
+pub fn input(
+    what: &str,
+    store_dir: &Path,
+    docker_host: Option<&str>,
+    work: &Path,
+    tag: &str,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
+    let out = work.join(format!("{tag}.tar"));
+    if let Some(image) = what.strip_prefix("docker:") {
+        let daemon = crate::docker::Daemon::connect(docker_host)?;
+        let scratch = work.join(format!("docker-{tag}"));
+        let mut store = Store::open_writer(&scratch, std::time::Duration::ZERO)?;
+        let images = [image.to_string()];
+        let r = crate::docker::save(&mut store, &daemon, &images, None, true, progress)?;
+        crate::checkout::checkout_to_path(&store, &r.add.name, &out, progress)?;
+        return Ok(out);
+    }
+    let p = Path::new(what);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    match Store::open(store_dir) {
+        Ok(store) if store.snapshot(what)?.is_some() => {
+            crate::checkout::checkout_to_path(&store, what, &out, progress)?;
+            Ok(out)
+        }
+        _ => Err(Error::Invalid(format!(
+            "'{what}' is neither a file, nor a snapshot in {}, nor docker:IMAGE",
+            store_dir.display()
+        ))),
+    }
+}
