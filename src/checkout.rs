@@ -133,7 +133,7 @@ pub fn decode_batch(
         } else {
             return Err(Error::BadStore {
                 store: dir.to_path_buf(),
-                msg: format!("recipe reads past the end of chunk {}", crate::hex(&c.id)),
+                msg: format!("recipe reads past the end of chunk {}", c.id),
             });
         };
         Ok(Decoded {
@@ -151,7 +151,7 @@ pub fn decode_batch(
                 Ok(data) => piece(p, data, c),
                 Err(f) if matches!(f.damage, Damage::WrongHash) => Err(Error::Integrity(format!(
                     "{name} cannot be checked out: chunk {} in data file {:08}.dat is damaged (its bytes do not match its BLAKE3): the store is damaged; unpack a pack that carries {name} again",
-                    crate::hex(&f.id),
+                    f.id,
                     f.file
                 ))),
                 Err(f) => Err(f.into_error(dir)),

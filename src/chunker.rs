@@ -20,7 +20,7 @@ use crate::archive::split::{self, Kind, Sink};
 use crate::error::{Error, Result};
 
 /// A chunk's name: the BLAKE3 hash of its uncompressed bytes.
-pub type ChunkId = [u8; 32];
+pub use crate::id::ChunkId;
 
 /// The chunker's parameters. They are fixed for a store and recorded in the
 /// store and in every pack, because other parameters cut other chunks.
@@ -413,20 +413,20 @@ where
                     .map(|u| match u {
                         RawUnit::Chunk(data, op) => Unit::Chunk(
                             Chunk {
-                                id: *blake3::hash(&data).as_bytes(),
+                                id: ChunkId::of(&data),
                                 data,
                             },
                             op,
                         ),
                         RawUnit::Header(data) => Unit::Header(Chunk {
-                            id: *blake3::hash(&data).as_bytes(),
+                            id: ChunkId::of(&data),
                             data,
                         }),
                         RawUnit::Meta(n, op) => Unit::Meta(n, op),
                         RawUnit::File(path, size) => Unit::File(path, size),
                         RawUnit::Part(data, out) => Unit::Part(
                             Chunk {
-                                id: *blake3::hash(&data).as_bytes(),
+                                id: ChunkId::of(&data),
                                 data,
                             },
                             out,

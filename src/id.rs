@@ -43,6 +43,20 @@ macro_rules! blake3_id {
             }
         }
 
+        impl TryFrom<&[u8]> for $name {
+            type Error = std::array::TryFromSliceError;
+
+            fn try_from(b: &[u8]) -> Result<$name, Self::Error> {
+                <[u8; 32]>::try_from(b).map($name)
+            }
+        }
+
+        impl From<[u8; 32]> for $name {
+            fn from(b: [u8; 32]) -> $name {
+                $name(b)
+            }
+        }
+
         impl From<blake3::Hash> for $name {
             fn from(h: blake3::Hash) -> $name {
                 $name(*h.as_bytes())

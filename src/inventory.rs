@@ -67,7 +67,7 @@ pub fn write(store: &Store, out: &mut dyn Write) -> Result<InventoryReport> {
         .i64(crate::store::now())
         .u64(ids.len() as u64);
     for id in &ids {
-        e.bytes(id);
+        e.bytes(id.as_bytes());
     }
     e.u32(snaps.len() as u32);
     for s in &snaps {
@@ -154,11 +154,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Inventory, String> {
     }
     let mut snapshots = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        snapshots.push((
-            d.str("name")?,
-            d.u64("size")?,
-            SnapshotDigest(d.id("hash")?),
-        ));
+        snapshots.push((d.str("name")?, d.u64("size")?, d.id("hash")?));
     }
     d.end("inventory")?;
     Ok(Inventory {

@@ -82,7 +82,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
                 Err(e) => {
                     bad_rows.insert(c.rowid, e.to_string());
                     report.bad_chunks.push(BadChunk {
-                        id: crate::hex(&c.id),
+                        id: c.id.to_string(),
                         file: c.loc.file,
                         problem: "its entry in the data file is missing or holds another chunk"
                             .into(),
@@ -104,7 +104,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn Progress) -> Result<Veri
                     Some((
                         c.rowid,
                         BadChunk {
-                            id: crate::hex(&c.id),
+                            id: c.id.to_string(),
                             file: c.loc.file,
                             problem,
                         },

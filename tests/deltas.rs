@@ -138,7 +138,7 @@ fn hand_made_header(snapshot: &str, base: &[u8], name_base: bool) -> ferry::pack
         volume: None,
         signer: None,
         extra: if name_base {
-            vec![*blake3::hash(base).as_bytes()]
+            vec![ferry::id::ChunkId::of(base)]
         } else {
             vec![]
         },
@@ -151,7 +151,7 @@ fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8
     use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
     let header = hand_made_header("d", base, name_base);
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
-    let id = *blake3::hash(data).as_bytes();
+    let id = ferry::id::ChunkId::of(data);
     let mut payload = ferry::similarity::encode(base, data);
     if damage {
         let n = payload.len();
@@ -167,7 +167,7 @@ fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8
     w.snapshot(&SnapshotRecord {
         name: "d".into(),
         size: data.len() as u64,
-        hash: ferry::id::SnapshotDigest(id),
+        hash: ferry::id::SnapshotDigest(id.0),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
@@ -392,7 +392,7 @@ fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bo
         pieces: Pieces::Ids(
             parts
                 .iter()
-                .map(|p| PieceRef::Whole(*blake3::hash(p).as_bytes()))
+                .map(|p| PieceRef::Whole(ferry::id::ChunkId::of(p)))
                 .collect(),
         ),
     })

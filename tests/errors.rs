@@ -197,9 +197,9 @@ fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
     let s = setup();
     let mut w = hand_made_pack("orphan");
     let data = b"hello";
-    let id = *blake3::hash(data).as_bytes();
+    let id = ferry::id::ChunkId::of(data);
     w.chunk(&id, ferry::codec::Codec::Raw, 5, data).unwrap();
-    let missing = [7u8; 32];
+    let missing = ferry::id::ChunkId([7u8; 32]);
     w.snapshot(&SnapshotRecord {
         name: "orphan".into(),
         size: 10,
@@ -359,7 +359,7 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
     let s = setup();
     let mut w = hand_made_pack("liar");
     let data = b"hello, world";
-    let id = *blake3::hash(data).as_bytes();
+    let id = ferry::id::ChunkId::of(data);
     w.chunk(&id, ferry::codec::Codec::Raw, data.len() as u32, data)
         .unwrap();
     w.snapshot(&SnapshotRecord {

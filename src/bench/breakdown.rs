@@ -89,7 +89,7 @@ fn shares(rec: Record, sent: &[ChunkId], position: usize) -> Option<Vec<(ChunkId
                     frame * l as u64 / total
                 };
                 given += n;
-                let id = sent.get(position + k).copied().unwrap_or([0; 32]);
+                let id = sent.get(position + k).copied().unwrap_or_default();
                 out.push((id, n, true));
             }
             out
@@ -227,7 +227,7 @@ impl Classify {
     }
 
     fn note(&mut self, data: &[u8], class: Class) {
-        let id = *blake3::hash(data).as_bytes();
+        let id = ChunkId::of(data);
         let at = (class, self.layer, self.path);
         self.map.entry(id).or_insert(at);
     }

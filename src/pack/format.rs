@@ -1,8 +1,6 @@
 //! The pack format's building blocks: magic, version, record types, limits,
 //! and a bounds-checked little-endian decoder. docs/FORMAT.md is the spec.
 
-use crate::chunker::ChunkId;
-
 /// First eight bytes of every pack.
 pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// Format version this ferry writes. Version 2 added compact recipes
@@ -171,9 +169,10 @@ impl<'a> Dec<'a> {
     pub fn i64(&mut self, what: &str) -> Result<i64, String> {
         Ok(i64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
     }
-    /// Reads a 32-byte id.
-    pub fn id(&mut self, what: &str) -> Result<ChunkId, String> {
-        Ok(self.take(32, what)?.try_into().unwrap())
+    /// Reads a 32-byte id or digest.
+    pub fn id<T: From<[u8; 32]>>(&mut self, what: &str) -> Result<T, String> {
+        let bytes: [u8; 32] = self.take(32, what)?.try_into().unwrap();
+        Ok(T::from(bytes))
     }
     /// Reads a length-prefixed UTF-8 string.
     pub fn str(&mut self, what: &str) -> Result<String, String> {

@@ -396,7 +396,7 @@ fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
         bases.push(BaseRef {
             name: d.str("base name")?,
             size: d.u64("base size")?,
-            hash: SnapshotDigest(d.id("base hash")?),
+            hash: d.id("base hash")?,
             recipe: if version >= 2 {
                 d.id("base recipe digest")?
             } else {
@@ -473,7 +473,7 @@ pub fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, Strin
     if size > i64::MAX as u64 {
         return Err(format!("snapshot {name} claims {size} bytes"));
     }
-    let hash = SnapshotDigest(d.id("snapshot hash")?);
+    let hash: SnapshotDigest = d.id("snapshot hash")?;
     let added_at = d.i64("snapshot time")?;
     let meta = d.str("snapshot metadata")?;
     let encoding = if version >= 2 {

@@ -60,7 +60,7 @@ impl<W: Write> PackWriter<W> {
         payload: &[u8],
     ) -> io::Result<()> {
         let mut head = [0u8; 37];
-        head[..32].copy_from_slice(id);
+        head[..32].copy_from_slice(id.as_bytes());
         head[32] = codec as u8;
         head[33..].copy_from_slice(&len.to_le_bytes());
         self.record(REC_CHUNK, &[&head, payload])?;
@@ -83,7 +83,7 @@ impl<W: Write> PackWriter<W> {
             "1 to 4 delta bases"
         );
         let mut head = Vec::with_capacity(37 + 10 * bases.len());
-        head.extend_from_slice(id);
+        head.extend_from_slice(id.as_bytes());
         head.extend_from_slice(&len.to_le_bytes());
         head.push(bases.len() as u8);
         for b in bases {
@@ -217,7 +217,7 @@ pub fn encode_header(header: &Header) -> io::Result<Vec<u8>> {
     }
     e.u32(header.extra.len() as u32);
     for id in &header.extra {
-        e.bytes(id);
+        e.bytes(id.as_bytes());
     }
     if e.0.len() > MAX_HEADER as usize {
         return Err(io::Error::other(
@@ -253,10 +253,10 @@ pub fn encode_snapshot(s: &SnapshotRecord) -> io::Result<Vec<u8>> {
             for p in pieces {
                 match p {
                     PieceRef::Whole(id) => {
-                        e.u8(PIECE_WHOLE).bytes(id);
+                        e.u8(PIECE_WHOLE).bytes(id.as_bytes());
                     }
                     PieceRef::Slice { id, off, len } => {
-                        e.u8(PIECE_SLICE).bytes(id).u32(*off).u32(*len);
+                        e.u8(PIECE_SLICE).bytes(id.as_bytes()).u32(*off).u32(*len);
                     }
                 }
             }

@@ -94,7 +94,7 @@ pub(super) fn base_table(
                     label,
                     format!(
                         "pack relies on chunk {} from this store's inventory, but the store does not hold it: the inventory came from another store; ask for a pack made with a fresh 'ferry inventory' of this one",
-                        &crate::hex(id)[..16]
+                        id.short()
                     ),
                 ));
             }

@@ -74,7 +74,7 @@ pub(super) fn import_snapshot(
                                 format!(
                                     "snapshot {} needs chunk {} which neither this pack nor the store holds: unpack the pack it is a delta against first",
                                     s.name,
-                                    &crate::hex(id)[..16]
+                                    id.short()
                                 ),
                             ));
                         };

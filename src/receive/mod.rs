@@ -282,10 +282,7 @@ impl Unpacker<'_, '_> {
             pieces.push(&bytes[at..at + l as usize]);
             at += l as usize;
         }
-        let ids: Vec<ChunkId> = pieces
-            .par_iter()
-            .map(|p| *blake3::hash(p).as_bytes())
-            .collect();
+        let ids: Vec<ChunkId> = pieces.par_iter().map(|p| ChunkId::of(p)).collect();
         for (p, id) in pieces.into_iter().zip(&ids) {
             self.report.chunks += 1;
             self.report.delta_chunks += 1;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::chunker::ChunkId;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::pack::recipe::{Src, TableRef};
@@ -75,8 +76,8 @@ pub(super) fn apply_delta(
         bases: &d.bases,
         payload: &d.payload,
         len: d.len as usize,
-        digest: &d.id,
-        what: format!("delta chunk {}", &crate::hex(&d.id)[..16]),
+        digest: d.id.as_bytes(),
+        what: format!("delta chunk {}", d.id.short()),
     };
     rebuild(txn, data, &frame, tables, label)
 }
@@ -161,7 +162,7 @@ fn read_base(data: &mut DataReader, base: &ChunkEntry) -> Result<Vec<u8>> {
     crate::store::read_verified_in(data, base).map_err(|_| {
         Error::Integrity(format!(
             "chunk {} in this store is damaged, so nothing can be rebuilt against it: run 'ferry verify --full'",
-            crate::hex(&base.id)
+            base.id
         ))
     })
 }
@@ -172,13 +173,13 @@ pub(super) fn verify_chunks(batch: &[&ChunkRecord]) -> std::result::Result<(), S
         let data = codec::decode(c.codec, &c.payload, c.len as usize).map_err(|e| {
             format!(
                 "pack is corrupt: chunk {} cannot be decoded ({e}): copy it again from the source",
-                crate::hex(&c.id)
+                c.id
             )
         })?;
-        if blake3::hash(&data).as_bytes() != &c.id {
+        if ChunkId::of(&data) != c.id {
             return Err(format!(
                 "pack is corrupt: chunk {} does not match its BLAKE3: copy it again from the source; if a fresh copy fails the same way, the sending store is damaged (a 'ferry checkout' there will say so)",
-                crate::hex(&c.id)
+                c.id
             ));
         }
         Ok(())

@@ -266,7 +266,7 @@ fn read_verified(reader: &DataReader, store_dir: &Path, c: &ChunkEntry) -> Resul
             store: store_dir.to_path_buf(),
             msg: format!(
                 "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",
-                crate::hex(&c.id),
+                c.id,
                 c.loc.file,
             ),
         })

@@ -224,7 +224,7 @@ impl DataWriter {
             self.dirty.push(self.num);
         }
         let mut header = [0u8; ENTRY_HEADER_LEN as usize];
-        header[..32].copy_from_slice(id);
+        header[..32].copy_from_slice(id.as_bytes());
         header[32] = codec as u8;
         header[36..40].copy_from_slice(&len.to_le_bytes());
         header[40..44].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -388,16 +388,14 @@ impl DataReader {
         let start = loc.offset as usize;
         let end = start + ENTRY_HEADER_LEN as usize + loc.clen as usize;
         match self.maps.get(&loc.file) {
-            Some(map) if map.len() >= end && &map[start..start + 32] == id => {
+            Some(map) if map.len() >= end && &map[start..start + 32] == id.as_bytes() => {
                 Ok(&map[start + ENTRY_HEADER_LEN as usize..end])
             }
             _ => Err(Error::BadStore {
                 store: self.dir.parent().unwrap_or(&self.dir).to_path_buf(),
                 msg: format!(
                     "data file {:08}.dat does not hold chunk {} at offset {}: the store is damaged",
-                    loc.file,
-                    crate::hex(id),
-                    loc.offset
+                    loc.file, id, loc.offset
                 ),
             }),
         }

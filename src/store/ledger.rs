@@ -101,7 +101,7 @@ impl Txn<'_> {
             "INSERT OR IGNORE INTO peer_chunks (peer, chunk) SELECT ?1, rowid FROM chunks WHERE id = ?2",
         )?;
         for id in chunks {
-            ins.execute(params![peer, &id[..]])?;
+            ins.execute(params![peer, &id.as_bytes()[..]])?;
         }
         let mut snap = conn.prepare_cached(
             "INSERT OR REPLACE INTO peer_snapshots (peer, name, hash) VALUES (?1, ?2, ?3)",

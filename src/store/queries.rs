@@ -121,7 +121,7 @@ impl Store {
         self.for_each_piece_batch(snapshot, 4096, |batch| {
             for (p, c) in batch {
                 visit(p, c);
-                hasher.update(&c.id);
+                hasher.update(c.id.as_bytes());
                 hasher.update(&p.off.to_le_bytes());
                 hasher.update(&p.len.to_le_bytes());
                 if p.op != Op::Out {
@@ -258,7 +258,7 @@ impl Store {
             "SELECT rowid, id, file, offset, clen, len, codec FROM chunks WHERE id = ?1",
         )?;
         Ok(stmt
-            .query_row([&id[..]], |row| {
+            .query_row([&id.as_bytes()[..]], |row| {
                 let rowid = row.get(0)?;
                 chunk_from_row(row, 1, rowid)
             })

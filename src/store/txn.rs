@@ -135,7 +135,9 @@ impl Txn<'_> {
             .store
             .conn
             .prepare_cached("SELECT rowid FROM chunks WHERE id = ?1")?;
-        Ok(stmt.query_row([&id[..]], |r| r.get(0)).optional()?)
+        Ok(stmt
+            .query_row([&id.as_bytes()[..]], |r| r.get(0))
+            .optional()?)
     }
 
     /// Commits the chunks stored so far (data fsynced first) and goes on in
@@ -172,7 +174,7 @@ impl Txn<'_> {
             "INSERT INTO chunks (id, file, offset, clen, len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         stmt.execute(params![
-            &id[..],
+            &id.as_bytes()[..],
             loc.file,
             loc.offset,
             loc.clen,

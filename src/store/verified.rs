@@ -38,7 +38,7 @@ pub struct ChunkFault {
 impl ChunkFault {
     /// The error for this fault in the store at `store`, naming the chunk.
     pub fn into_error(self, store: &Path) -> Error {
-        let id = crate::hex(&self.id);
+        let id = self.id;
         match self.damage {
             Damage::Unreadable(e) => e,
             Damage::Undecodable(e) => Error::BadStore {
@@ -58,7 +58,7 @@ impl ChunkFault {
 fn decode_checked(c: &ChunkEntry, payload: &[u8]) -> std::result::Result<Vec<u8>, Damage> {
     let data = codec::decode(c.codec, payload, c.len as usize)
         .map_err(|e| Damage::Undecodable(e.to_string()))?;
-    if blake3::hash(&data).as_bytes() != &c.id {
+    if ChunkId::of(&data) != c.id {
         return Err(Damage::WrongHash);
     }
     Ok(data)
@@ -140,13 +140,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let mut store = Store::open_writer(t.path(), Duration::ZERO).unwrap();
         let good = b"the bytes of a chunk".to_vec();
-        let good_id = *blake3::hash(&good).as_bytes();
-        let bad_id = *blake3::hash(b"other bytes").as_bytes();
+        let good_id = ChunkId::of(&good);
+        let bad_id = ChunkId::of(b"other bytes");
+        let odd_id = ChunkId([7; 32]);
         store
             .write(|txn| {
                 txn.insert_chunk(&good_id, Codec::Raw, good.len() as u32, &good)?;
                 txn.insert_chunk(&bad_id, Codec::Raw, good.len() as u32, &good)?;
-                txn.insert_chunk(&[7; 32], Codec::Zstd, 100, b"not zstd")
+                txn.insert_chunk(&odd_id, Codec::Zstd, 100, b"not zstd")
             })
             .unwrap();
         let mut reader = store.data_reader();
@@ -159,16 +160,16 @@ mod tests {
             .read_verified(&mut reader, &entry(&bad_id))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&crate::hex(&bad_id)), "{err}");
+        assert!(err.contains(&bad_id.to_string()), "{err}");
         assert!(err.contains("does not match its BLAKE3"), "{err}");
         let err = store
-            .read_verified(&mut reader, &entry(&[7; 32]))
+            .read_verified(&mut reader, &entry(&odd_id))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&crate::hex(&[7; 32])), "{err}");
+        assert!(err.contains(&odd_id.to_string()), "{err}");
         assert!(err.contains("cannot be decoded"), "{err}");
         // The batch form says which one failed and how, in item order.
-        let entries = [entry(&bad_id), entry(&good_id), entry(&[7; 32])];
+        let entries = [entry(&bad_id), entry(&good_id), entry(&odd_id)];
         let got = store.read_verified_batch(
             &mut reader,
             &entries,
@@ -180,7 +181,7 @@ mod tests {
         );
         assert_eq!(
             got,
-            vec![Err((bad_id, true)), Ok(good), Err(([7; 32], false))]
+            vec![Err((bad_id, true)), Ok(good), Err((odd_id, false))]
         );
     }
 }
