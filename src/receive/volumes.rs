@@ -100,8 +100,14 @@ pub(super) fn record_volume(
     // The trailer comes after the last batch of chunks was stored.
     let rows: Vec<ChunkRow> = rows
         .iter()
-        .map(|r| r.expect("every chunk of the volume is stored"))
-        .collect();
+        .map(|r| {
+            r.ok_or_else(|| {
+                Error::Integrity(
+                    "a chunk of this volume was read but not stored: nothing was imported; unpack the volume again".into(),
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
     let have = txn.record_volume(&NewVolume {
         set: &v.set,
         index: v.index,
