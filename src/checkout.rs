@@ -2,11 +2,13 @@
 //! chunks in parallel and checking the BLAKE3 of the whole stream against
 //! the one recorded when it was added.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 
 use crate::archive::gzip::{RecreateError, Recreator};
+use crate::chunker::ChunkId;
 use crate::error::{Error, Result};
 use crate::output::AtomicFile;
 use crate::progress::Progress;
@@ -115,8 +117,9 @@ pub fn checkout(
     Ok(snap)
 }
 
-/// Decodes a batch of pieces of snapshot `name` in parallel, every chunk
-/// checked against its id.
+/// Decodes a batch of pieces of snapshot `name`: each distinct chunk once,
+/// in parallel and checked against its id (the slices of a tar's headers
+/// stream share a chunk), then every piece is cut from its chunk's bytes.
 pub fn decode_batch(
     store: &Store,
     reader: &mut crate::store::data::DataReader,
@@ -124,41 +127,60 @@ pub fn decode_batch(
     name: &str,
 ) -> Result<Vec<Decoded>> {
     let dir = store.dir();
-    let piece = |p: &Piece, data: Vec<u8>, c: &ChunkEntry| -> Result<Decoded> {
+    let mut slot_of: HashMap<ChunkId, usize> = HashMap::with_capacity(batch.len());
+    let mut distinct: Vec<&ChunkEntry> = Vec::with_capacity(batch.len());
+    let mut uses: Vec<usize> = Vec::with_capacity(batch.len());
+    let slots: Vec<usize> = batch
+        .iter()
+        .map(|(_, c)| {
+            let slot = *slot_of.entry(c.id).or_insert_with(|| {
+                distinct.push(c);
+                uses.push(0);
+                distinct.len() - 1
+            });
+            uses[slot] += 1;
+            slot
+        })
+        .collect();
+    let mut chunks: Vec<Option<Vec<u8>>> = store
+        .read_verified_batch(reader, &distinct, |c| c, |_, bytes| bytes)
+        .into_iter()
+        .map(|bytes| match bytes {
+            Ok(data) => Ok(Some(data)),
+            Err(f) if matches!(f.damage, Damage::WrongHash) => Err(Error::Integrity(format!(
+                "{name} cannot be checked out: chunk {} in data file {:08}.dat is damaged (its bytes do not match its BLAKE3): the store is damaged; unpack a pack that carries {name} again",
+                f.id,
+                f.file
+            ))),
+            Err(f) => Err(f.into_error(dir)),
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(batch.len());
+    for ((p, c), slot) in batch.iter().zip(slots) {
+        uses[slot] -= 1;
         let (off, len) = (p.off as usize, p.len as usize);
-        let data = if off == 0 && len == data.len() {
-            data
-        } else if off + len <= data.len() {
-            data[off..off + len].to_vec()
+        let chunk = chunks[slot].as_ref().expect("taken only at its last use");
+        let data = if off == 0 && len == chunk.len() {
+            if uses[slot] == 0 {
+                chunks[slot].take().expect("present until its last use")
+            } else {
+                chunk.clone()
+            }
+        } else if off + len <= chunk.len() {
+            chunk[off..off + len].to_vec()
         } else {
             return Err(Error::BadStore {
                 store: dir.to_path_buf(),
                 msg: format!("recipe reads past the end of chunk {}", c.id),
             });
         };
-        Ok(Decoded {
+        out.push(Decoded {
             op: p.op,
             out: p.out,
             data,
-        })
-    };
-    store
-        .read_verified_batch(
-            reader,
-            batch,
-            |(_, c)| c,
-            |(p, c), bytes| match bytes {
-                Ok(data) => piece(p, data, c),
-                Err(f) if matches!(f.damage, Damage::WrongHash) => Err(Error::Integrity(format!(
-                    "{name} cannot be checked out: chunk {} in data file {:08}.dat is damaged (its bytes do not match its BLAKE3): the store is damaged; unpack a pack that carries {name} again",
-                    f.id,
-                    f.file
-                ))),
-                Err(f) => Err(f.into_error(dir)),
-            },
-        )
-        .into_iter()
-        .collect()
+        });
+    }
+    Ok(out)
 }
 
 /// Checks out to a file: writes `<path>.partial` beside it and renames it
