@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The key trusted in the version-2 fixture, and its comment.
 const FIXTURE_KEY: &str = "b43cd66c383e85152d2da84220c2eed5256bb965d7479a751be661e813265078  k";
+/// The key trusted in the version-3 fixture, and its comment.
+const FIXTURE_KEY_V3: &str = "a7661d7b7eda519df7145dac1475fb9a62e2da0c91d1aad4067855ab0b4cc15f  k";
 
 /// A copy of fixture store `name` in a new temporary directory.
 fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -44,6 +46,10 @@ fn user_version(store: &Path) -> i64 {
 /// Checks out `input.txt` byte for byte, verifies the store in full, and
 /// checks the ledger and trust list that the fixture holds.
 fn reads_everything(t: &Path, store: &Path, ledger: bool) {
+    reads_everything_with(t, store, ledger, FIXTURE_KEY)
+}
+
+fn reads_everything_with(t: &Path, store: &Path, ledger: bool, key: &str) {
     let snaps = state(store).snapshots;
     let blake3 = blake3::hash(&input()).to_hex().to_string();
     assert!(
@@ -59,7 +65,7 @@ fn reads_everything(t: &Path, store: &Path, ledger: bool) {
     let trusted = ok(ferry(store).args(["trust", "list"]));
     let peers = ok(ferry(store).arg("peers"));
     if ledger {
-        assert!(trusted.contains(FIXTURE_KEY), "{trusted}");
+        assert!(trusted.contains(key), "{trusted}");
         assert!(
             peers
                 .lines()
@@ -67,7 +73,7 @@ fn reads_everything(t: &Path, store: &Path, ledger: bool) {
             "{peers}"
         );
     } else {
-        assert!(!trusted.contains("b43cd66c"), "{trusted}");
+        assert!(!trusted.contains(&key[..8]), "{trusted}");
         assert!(!peers.contains("peer1"), "{peers}");
     }
 }
@@ -195,4 +201,19 @@ fn a_writer_refusing_a_store_of_another_chunker_does_not_migrate_it() {
     );
     assert_eq!(user_version(&store), 2);
     assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
+}
+
+#[test]
+fn a_version_3_store_reads_as_it_is_and_a_writer_keeps_it() {
+    let (t, store) = fixture("v3");
+    let before = std::fs::read(store.join("index.sqlite")).unwrap();
+    assert_eq!(user_version(&store), 3);
+    reads_everything_with(t.path(), &store, true, FIXTURE_KEY_V3);
+    assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
+    // A writer has nothing to migrate, and everything still reads.
+    ok(ferry(&store)
+        .args(["add", "--name", "again"])
+        .arg(t.path().join("out.txt")));
+    assert_eq!(user_version(&store), 3);
+    reads_everything_with(t.path(), &store, true, FIXTURE_KEY_V3);
 }
