@@ -21,6 +21,15 @@
 //! - [`output`]: output files written whole or not at all, and stdout.
 //! - [`chart`]: the SVG chart of a bench report (feature `chart`).
 //! - [`cli`]: the `ferry` command line, one module per subcommand.
+//! - [`similarity`], [`samepath`]: delta bases (super-features, old
+//!   versions of files by path) and delta frames.
+//! - [`inventory`], [`keys`]: what a peer holds; signing keys and trust.
+//! - [`verify`]: the index checked against the data files.
+//! - [`bench`]: what shipping costs against other tools.
+//! - [`varint`], [`progress`], [`error`]: shared building blocks.
+//!
+//! docs/ARCHITECTURE.md draws the rooms and the path of a chunk;
+//! docs/FORMAT.md specifies every byte.
 
 pub mod add;
 pub mod archive;
