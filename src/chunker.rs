@@ -159,7 +159,7 @@ use crate::store::Op;
 
 /// Where the bytes of an input went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct SplitStats {
     /// Tar header, padding and end-of-archive bytes (the headers stream).
     pub header_bytes: u64,

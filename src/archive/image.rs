@@ -42,7 +42,6 @@ pub fn image_id(config_path: &str) -> Option<String> {
 
 /// An image as recorded in snapshot metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ImageInfo {
     /// Docker image ID (`sha256:<config digest>`).
     pub id: String,

@@ -121,7 +121,7 @@ pub(super) fn import_snapshot(
 fn received_meta(meta: &str, label: &Path, tables: &Tables, report: &UnpackReport) -> SnapshotMeta {
     let mut meta = SnapshotMeta::from_json(meta);
     let whole = tables.pack.len() as u64 == report.chunks;
-    meta.received = Some(ReceivedMeta {
+    meta.set_received(ReceivedMeta {
         pack: label.file_name().map(|n| n.to_string_lossy().into_owned()),
         at: crate::store::now(),
         chunks: whole.then_some(report.chunks),

@@ -3,9 +3,12 @@
 //!
 //! It is stored as JSON text in the index and carried as JSON text in packs.
 //! The text is always written as one object with its keys sorted at every
-//! level, so a stored or packed record reads back to the same bytes. A key
-//! this version does not know, or a known key holding something it cannot
-//! read, is kept as it was and written back unchanged.
+//! level, so a stored or packed record reads back to the same bytes.
+//! Reading is lenient, so that metadata written by a newer ferry (a field
+//! this version does not know, one it lacks) still shows its images and
+//! tags; writing is exact: a key this version does not know, or a known key
+//! whose value does not read back to the same JSON, is written back as it
+//! was.
 
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -32,21 +35,24 @@ pub struct SnapshotMeta {
     pub received: Option<ReceivedMeta>,
     /// Keys this version does not read, kept as they were.
     pub other: Map<String, Value>,
+    /// Known keys whose values did not read back to the same JSON (fields
+    /// of a newer ferry, say): written back as they were, not as read.
+    pub verbatim: Map<String, Value>,
 }
 
 /// The docker images of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DockerMeta {
     /// `oci` or `legacy` archive layout.
+    #[serde(default)]
     pub layout: String,
     /// Image IDs and their tags.
     pub images: Vec<ImageInfo>,
 }
 
 /// The compressed file a snapshot was decompressed from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CompressedMeta {
     /// Compression format name (`gzip`, `zstd`, ...).
     pub format: String,
@@ -57,8 +63,8 @@ pub struct CompressedMeta {
 }
 
 /// How a snapshot arrived from a pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReceivedMeta {
     /// File name of the pack (null when it has none).
     pub pack: Option<String>,
@@ -75,12 +81,20 @@ pub struct ReceivedMeta {
     pub delta_bytes: Option<u64>,
 }
 
-/// Takes `key` out of `m` as a `T`; a value that does not read as one stays
-/// in `m`.
-fn take<T: serde::de::DeserializeOwned>(m: &mut Map<String, Value>, key: &str) -> Option<T> {
+/// Takes `key` out of `m` as a `T`. A value that does not read as one
+/// stays in `m`; one that reads but does not write back to the same JSON
+/// also goes to `verbatim`, which is what gets written.
+fn take<T: serde::de::DeserializeOwned + Serialize>(
+    m: &mut Map<String, Value>,
+    verbatim: &mut Map<String, Value>,
+    key: &str,
+) -> Option<T> {
     let v = m.get(key)?;
     let t = T::deserialize(v).ok()?;
-    m.remove(key);
+    let v = m.remove(key)?;
+    if serde_json::to_value(&t).ok().as_ref() != Some(&v) {
+        verbatim.insert(key.into(), v);
+    }
     Some(t)
 }
 
@@ -99,16 +113,20 @@ impl SnapshotMeta {
     /// reads as empty metadata.
     pub fn from_json(text: &str) -> SnapshotMeta {
         match serde_json::from_str(text) {
-            Ok(Value::Object(mut m)) => SnapshotMeta {
-                source: take(&mut m, "source"),
-                tar_entries: take(&mut m, "tar_entries"),
-                split: take(&mut m, "split"),
-                repo_tags: take(&mut m, "repo_tags"),
-                docker: take(&mut m, "docker"),
-                compressed: take(&mut m, "compressed"),
-                received: take(&mut m, "received"),
-                other: m,
-            },
+            Ok(Value::Object(mut m)) => {
+                let mut v = Map::new();
+                SnapshotMeta {
+                    source: take(&mut m, &mut v, "source"),
+                    tar_entries: take(&mut m, &mut v, "tar_entries"),
+                    split: take(&mut m, &mut v, "split"),
+                    repo_tags: take(&mut m, &mut v, "repo_tags"),
+                    docker: take(&mut m, &mut v, "docker"),
+                    compressed: take(&mut m, &mut v, "compressed"),
+                    received: take(&mut m, &mut v, "received"),
+                    other: m,
+                    verbatim: v,
+                }
+            }
             _ => SnapshotMeta::default(),
         }
     }
@@ -123,7 +141,17 @@ impl SnapshotMeta {
         put(&mut m, "docker", &self.docker);
         put(&mut m, "compressed", &self.compressed);
         put(&mut m, "received", &self.received);
+        for (k, v) in &self.verbatim {
+            m.insert(k.clone(), v.clone());
+        }
         Value::Object(m)
+    }
+
+    /// Records how the snapshot arrived, replacing what an earlier arrival
+    /// recorded.
+    pub fn set_received(&mut self, received: ReceivedMeta) {
+        self.verbatim.remove("received");
+        self.received = Some(received);
     }
 
     /// The text stored in the index and carried in packs.
@@ -156,8 +184,27 @@ mod tests {
         assert_eq!(m.images()[0].id, "sha256:1");
         assert_eq!(m.compressed.as_ref().unwrap().format, "gzip");
         assert_eq!(m.received.as_ref().unwrap().pack, None);
-        assert!(m.split.is_none() && m.repo_tags.is_none());
+        assert!(m.repo_tags.is_none(), "a string is not a list of tags");
+        assert_eq!(m.split, Some(SplitStats::default()), "read leniently");
         assert_eq!(m.to_json(), text);
+    }
+
+    #[test]
+    fn a_newer_ferrys_fields_are_read_leniently_and_written_back_as_they_were() {
+        let text = r#"{"docker":{"images":[{"id":"sha256:1","platform":"arm64","tags":["a:1"]}],"layout":"oci","zones":3},"received":{"at":5}}"#;
+        let mut m = SnapshotMeta::from_json(text);
+        assert_eq!(m.images()[0].tags, ["a:1"]);
+        assert_eq!(m.received.as_ref().unwrap().at, 5);
+        assert_eq!(m.to_json(), text, "nothing added, nothing dropped");
+        m.set_received(ReceivedMeta {
+            pack: Some("p.ferry".into()),
+            at: 9,
+            ..ReceivedMeta::default()
+        });
+        assert_eq!(
+            m.to_json(),
+            r#"{"docker":{"images":[{"id":"sha256:1","platform":"arm64","tags":["a:1"]}],"layout":"oci","zones":3},"received":{"at":9,"pack":"p.ferry"}}"#
+        );
     }
 
     #[test]
