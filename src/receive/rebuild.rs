@@ -159,11 +159,13 @@ fn rebuild(
 /// A base chunk's bytes from this store, checked against its id.
 fn read_base(data: &mut DataReader, base: &ChunkEntry) -> Result<Vec<u8>> {
     data.ensure(base.loc)?;
-    crate::store::read_verified_in(data, base).map_err(|_| {
-        Error::Integrity(format!(
+    crate::store::read_verified_in(data, base).map_err(|f| match f.damage {
+        // The data file's own error names the file and offset.
+        crate::store::Damage::Unreadable(e) => e,
+        _ => Error::Integrity(format!(
             "chunk {} in this store is damaged, so nothing can be rebuilt against it: run 'ferry verify --full'",
             base.id
-        ))
+        )),
     })
 }
 

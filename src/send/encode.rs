@@ -262,12 +262,16 @@ impl<'a> Encoder<'a> {
 /// store is caught here, not after the air gap. The chunk must be in the
 /// reader's window (see [`DataReader::ensure`]).
 fn read_verified(reader: &DataReader, store_dir: &Path, c: &ChunkEntry) -> Result<Vec<u8>> {
-    crate::store::read_verified_in(reader, c).map_err(|_| Error::BadStore {
+    crate::store::read_verified_in(reader, c).map_err(|f| match f.damage {
+        // The data file's own error names the file and offset.
+        crate::store::Damage::Unreadable(e) => e,
+        _ => Error::BadStore {
             store: store_dir.to_path_buf(),
             msg: format!(
                 "chunk {} in data file {:08}.dat is damaged, so it cannot be packed: run 'ferry verify --full' to see which snapshots it breaks",
                 c.id,
                 c.loc.file,
             ),
-        })
+        },
+    })
 }
