@@ -59,6 +59,37 @@ impl Stdout {
     }
 }
 
+/// Standard output carrying a data stream (a pack, a snapshot) behind a
+/// 1 MiB buffer. Unlike a report, a stream whose reader went away is cut
+/// short, which is a failure: a closed pipe here is an error that says so.
+pub fn stream() -> BufWriter<StreamOut> {
+    BufWriter::with_capacity(BUFFER, StreamOut(io::stdout()))
+}
+
+/// Standard output for a data stream (see [`stream`]).
+pub struct StreamOut(io::Stdout);
+
+fn cut_short(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return io::Error::other(
+            "the reader of standard output closed it before the stream ended, so what it got is cut short",
+        );
+    }
+    e
+}
+
+impl Write for StreamOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(cut_short)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf).map_err(cut_short)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(cut_short)
+    }
+}
+
 impl Default for Stdout {
     fn default() -> Stdout {
         Stdout::new()

@@ -9,7 +9,7 @@ use indicatif::HumanBytes;
 use super::Context;
 use super::output::rate;
 use crate::Result;
-use crate::output::{Stdout, is_dash};
+use crate::output::is_dash;
 
 /// Flags of `ferry checkout`.
 #[derive(clap::Args)]
@@ -26,7 +26,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     let store = ctx.open()?;
     let t = Instant::now();
     let snap = if is_dash(&a.output) {
-        crate::checkout::checkout(&store, &a.snapshot, &mut Stdout::buffered(), &ctx.bar)?
+        crate::checkout::checkout(&store, &a.snapshot, &mut crate::output::stream(), &ctx.bar)?
     } else {
         crate::checkout::checkout_to_path(&store, &a.snapshot, &a.output, &ctx.bar)?
     };

@@ -8,7 +8,7 @@ use indicatif::HumanBytes;
 use super::Context;
 use super::output::{print_json, rate, say};
 use crate::inventory::Receiver;
-use crate::output::{AtomicFile, Stdout, is_dash};
+use crate::output::{AtomicFile, is_dash};
 use crate::progress::Progress;
 use crate::send::{PackOptions, PackReport};
 use crate::store::Store;
@@ -152,7 +152,7 @@ fn write(
     }
     let out = a.output.as_deref().expect("clap requires -o");
     if is_dash(out) {
-        let (_, r) = crate::send::write_pack(store, opts, Stdout::buffered(), bar)?;
+        let (_, r) = crate::send::write_pack(store, opts, crate::output::stream(), bar)?;
         return Ok((Vec::new(), r));
     }
     write_files(store, opts, out, bar)
