@@ -306,6 +306,11 @@ impl Unpacker<'_, '_> {
             self.records.push(s);
             return Ok(());
         }
+        self.import(s)
+    }
+
+    /// Places one snapshot record against the current tables.
+    fn import(&mut self, s: SnapshotRecord) -> Result<()> {
         import_snapshot(
             self.txn,
             s,
@@ -355,14 +360,7 @@ impl Unpacker<'_, '_> {
             .map(Some)
             .collect();
         for s in volumes::pending_records(self.txn.store(), set)? {
-            import_snapshot(
-                self.txn,
-                s,
-                self.label,
-                &self.tables,
-                &mut self.stored_here,
-                &mut self.report,
-            )?;
+            self.import(s)?;
         }
         self.txn.finish_volume_set(set)
     }
