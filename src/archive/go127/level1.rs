@@ -1,0 +1,142 @@
+//! Level 1 (`BestSpeed`, Go's `level1.go`): one 32 Ki-entry table of
+//! 5-byte hashes, sparse indexing, and skipping ahead faster the longer no
+//! match turns up.
+
+use super::fast::{
+    BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, TABLE_BITS,
+    TABLE_SIZE, boxed_array, emit_remainder, hash5, load8, load32, load64, match_len_long,
+};
+use super::tokens::Tokens;
+
+/// Level 1 match finder state.
+pub(super) struct Level1 {
+    fgen: FastGen,
+    table: Box<[i32; TABLE_SIZE]>,
+}
+
+impl Level1 {
+    /// A fresh encoder.
+    pub(super) fn new() -> Level1 {
+        Level1 {
+            fgen: FastGen::new(),
+            table: boxed_array(),
+        }
+    }
+
+    /// The history and pending block.
+    pub(super) fn generator(&mut self) -> &mut FastGen {
+        &mut self.fgen
+    }
+
+    /// Adds the `len` pending bytes to the history as one block and finds
+    /// its tokens into `dst`.
+    pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
+        if self.fgen.cur >= BUFFER_RESET {
+            match self.fgen.rebase_min() {
+                None => self.table.fill(0),
+                Some(min_off) => {
+                    for v in self.table.iter_mut() {
+                        *v = self.fgen.rebase(*v, min_off);
+                    }
+                }
+            }
+            self.fgen.cur = MAX_MATCH_OFFSET;
+        }
+        let s = self.fgen.add_block(len);
+        if len < MIN_NON_LITERAL_BLOCK_SIZE {
+            // Left for the caller, which never searches blocks this small.
+            dst.n = len;
+            return;
+        }
+        let next_emit = self.search(dst, s);
+        emit_remainder(dst, self.fgen.hist(), next_emit);
+    }
+
+    /// The match loop over the history from `s`; returns where the
+    /// trailing literals start.
+    fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
+        const SKIP_LOG: i32 = 5;
+        const DO_EVERY: i32 = 2;
+        let src = self.fgen.hist();
+        let table = &mut *self.table;
+        let cur = self.fgen.cur;
+        let h = |u: u64| hash5::<TABLE_BITS>(u);
+        let mut next_emit = s;
+        let s_limit = src.len() as i32 - INPUT_MARGIN;
+        let mut cv = load64(src, s);
+        loop {
+            let mut next_s;
+            let mut t;
+            loop {
+                let mut next_hash = h(cv);
+                let candidate = table[next_hash];
+                next_s = s + DO_EVERY + ((s - next_emit) >> SKIP_LOG);
+                if next_s > s_limit {
+                    return next_emit;
+                }
+                let mut now = load64(src, next_s);
+                table[next_hash] = s + cur;
+                next_hash = h(now);
+                t = candidate - cur;
+                if s - t < MAX_MATCH_OFFSET && cv as u32 == load32(src, t) {
+                    table[next_hash] = next_s + cur;
+                    break;
+                }
+                // Try the next position right away.
+                cv = now;
+                s = next_s;
+                next_s += 1;
+                let candidate = table[next_hash];
+                now >>= 8;
+                table[next_hash] = s + cur;
+                t = candidate - cur;
+                if s - t < MAX_MATCH_OFFSET && cv as u32 == load32(src, t) {
+                    table[next_hash] = next_s + cur;
+                    break;
+                }
+                cv = now;
+                s = next_s;
+            }
+
+            // A 4-byte match at s; emit it and look for another right after.
+            loop {
+                let mut l = match_len_long(src, s + 4, t + 4) + 4;
+                while t > 0 && s > next_emit && load8(src, t - 1) == load8(src, s - 1) {
+                    s -= 1;
+                    t -= 1;
+                    l += 1;
+                }
+                if next_emit < s {
+                    dst.add_literals(&src[next_emit as usize..s as usize]);
+                }
+                dst.add_match_long(l, (s - t - 1) as u32);
+                s += l;
+                next_emit = s;
+                if next_s >= s {
+                    s = next_s + 1;
+                }
+                if s >= s_limit {
+                    // Index the first position after the match.
+                    if ((s + l + 8) as usize) < src.len() {
+                        table[h(load64(src, s))] = s + cur;
+                    }
+                    return next_emit;
+                }
+                // Index s-2 and s, and check s for another match.
+                let mut x = load64(src, s - 2);
+                let o = cur + s - 2;
+                table[h(x)] = o;
+                x >>= 16;
+                let curr_hash = h(x);
+                let candidate = table[curr_hash];
+                table[curr_hash] = o + 2;
+                t = candidate - cur;
+                if s - t > MAX_MATCH_OFFSET || x as u32 != load32(src, t) {
+                    cv = x >> 8;
+                    s += 1;
+                    break;
+                }
+            }
+        }
+    }
+}
