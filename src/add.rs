@@ -11,14 +11,15 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::archive::split::Layer;
 use crate::archive::{self, Compression, Watch};
 use crate::chunker::{self, ChunkId, Unit};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::store::{
-    ChunkRow, CompressedMeta, DockerMeta, NewSnapshot, Op, Piece, SnapshotDigest, SnapshotMeta,
-    Store, Txn, now,
+    ChunkRow, CompressedMeta, DockerMeta, KnownLayer, KnownLayers, NewSnapshot, Op, Piece,
+    SnapshotDigest, SnapshotMeta, Store, Txn, now,
 };
 
 /// Where the bytes come from.
@@ -256,37 +257,40 @@ fn chunk_stream<R: Read + Send>(
     tar_split: bool,
     progress: &dyn Progress,
 ) -> Result<Chunked> {
-    let mut recipe = Recipe::new(snap);
+    let known = txn.store().known_layers()?;
+    let mut recipe = Recipe::new(snap, &known);
     let mut new_chunks = 0u64;
     let mut new_bytes = 0u64;
     let mut in_flight: Option<InFlight> = None;
     let mut in_flight_ids: HashSet<ChunkId> = HashSet::new();
     let mut rows: HashMap<ChunkId, ChunkRow> = HashMap::new();
-    let (watch, split) = chunker::for_each_batch(reader, params, tar_split, |units| {
-        // Progress counts input bytes (not deflate plain text).
-        let bytes: u64 = units
-            .iter()
-            .map(|u| match u {
-                Unit::Meta(n, Op::Out) => *n,
-                Unit::Chunk(c, Op::Out) => c.data.len() as u64,
-                Unit::Part(_, out) => *out,
-                _ => 0,
-            })
-            .sum();
-        // This batch's chunks encode on the pool while the previous
-        // batch is written.
-        let (next, fresh) = start_batch(txn, units, &in_flight_ids, bytes)?;
-        if let Some(prev) = in_flight.replace(next) {
-            let done = prev.bytes;
-            for s in finish_batch(txn, prev, &mut rows, &mut new_chunks, &mut new_bytes)? {
-                recipe.push(s);
+    let (watch, split) =
+        chunker::for_each_batch_known(reader, params, tar_split, &known, |units| {
+            // Progress counts input bytes (not deflate plain text).
+            let bytes: u64 = units
+                .iter()
+                .map(|u| match u {
+                    Unit::Meta(n, Op::Out) => *n,
+                    Unit::Chunk(c, Op::Out) => c.data.len() as u64,
+                    Unit::Part(_, out) => *out,
+                    Unit::Layer(Layer::Reused { size, .. }) => *size,
+                    _ => 0,
+                })
+                .sum();
+            // This batch's chunks encode on the pool while the previous
+            // batch is written.
+            let (next, fresh) = start_batch(txn, units, &in_flight_ids, bytes)?;
+            if let Some(prev) = in_flight.replace(next) {
+                let done = prev.bytes;
+                for s in finish_batch(txn, prev, &mut rows, &mut new_chunks, &mut new_bytes)? {
+                    recipe.push(s);
+                }
+                recipe.drain(txn)?;
+                progress.advance(done);
             }
-            recipe.drain(txn)?;
-            progress.advance(done);
-        }
-        in_flight_ids = fresh;
-        Ok(())
-    })?;
+            in_flight_ids = fresh;
+            Ok(())
+        })?;
     if let Some(last) = in_flight.take() {
         let done = last.bytes;
         for s in finish_batch(txn, last, &mut rows, &mut new_chunks, &mut new_bytes)? {
@@ -401,12 +405,15 @@ enum Stored {
     Meta(u64, Op),
     /// The next whole pieces are the contents of this file (path, size).
     File(Vec<u8>, u64),
+    /// A compressed layer blob starts, ends or is taken from the store.
+    Layer(Layer),
 }
 
 /// What a unit of a batch is, once looked up in the index.
 enum Step {
     Meta(u64, Op),
     File(Vec<u8>, u64),
+    Layer(Layer),
     Chunk {
         id: ChunkId,
         len: u32,
@@ -460,6 +467,10 @@ fn start_batch(
             }
             Unit::File(path, size) => {
                 steps.push(Step::File(path, size));
+                continue;
+            }
+            Unit::Layer(l) => {
+                steps.push(Step::Layer(l));
                 continue;
             }
             Unit::Chunk(c, op) => (c, Kind::Whole(op)),
@@ -539,6 +550,10 @@ fn finish_batch(
                 out.push(Stored::File(path, size));
                 continue;
             }
+            Step::Layer(l) => {
+                out.push(Stored::Layer(l));
+                continue;
+            }
             Step::Chunk { id, len, kind, row } => (id, len, kind, row),
         };
         let row = match row {
@@ -576,9 +591,15 @@ fn finish_batch(
 /// Builds a snapshot's recipe from stored units: whole chunks go in as they
 /// come; a headers-stream run becomes slices of header chunks, written once
 /// the chunks covering it have been cut.
-struct Recipe {
+struct Recipe<'k> {
     snap: i64,
     seq: u64,
+    /// Layer blobs the store held when the add began.
+    known: &'k KnownLayers,
+    /// The layer blob being split: its sha256 and first recipe row.
+    layer: Option<([u8; 32], u64)>,
+    /// Layer blobs of this snapshot, for the `layers` table.
+    layers: Vec<([u8; 32], KnownLayer)>,
     pending: VecDeque<Stored>,
     /// Header chunks not yet fully used: row, start in the headers stream, length.
     headers: VecDeque<(ChunkRow, u64, u32)>,
@@ -588,11 +609,14 @@ struct Recipe {
     next_meta: u64,
 }
 
-impl Recipe {
-    fn new(snap: i64) -> Recipe {
+impl<'k> Recipe<'k> {
+    fn new(snap: i64, known: &'k KnownLayers) -> Recipe<'k> {
         Recipe {
             snap,
             seq: 0,
+            known,
+            layer: None,
+            layers: Vec::new(),
             pending: VecDeque::new(),
             headers: VecDeque::new(),
             header_end: 0,
@@ -665,19 +689,75 @@ impl Recipe {
                         }
                     }
                 }
+                Stored::Layer(_) => {
+                    if let Some(Stored::Layer(l)) = self.pending.pop_front() {
+                        self.layer_event(txn, l)?;
+                    }
+                }
                 Stored::Header(..) => unreachable!("header chunks are not queued"),
             }
         }
         Ok(())
     }
 
+    /// Notes where a layer blob's pieces are, or copies a known one's.
+    fn layer_event(&mut self, txn: &mut Txn<'_>, event: Layer) -> Result<()> {
+        match event {
+            Layer::Start(digest) => self.layer = Some((digest, self.seq)),
+            Layer::End {
+                digest,
+                named,
+                blake3,
+                size,
+                outcome,
+            } => {
+                let start = self.layer.take().filter(|(d, _)| *d == digest);
+                if let (Some((_, seq)), true, Some(kind)) =
+                    (start, named, chunker::kind_of(outcome))
+                {
+                    let layer = KnownLayer {
+                        snapshot: self.snap,
+                        blake3,
+                        size,
+                        seq,
+                        count: self.seq - seq,
+                        kind,
+                    };
+                    self.layers.push((digest, layer));
+                }
+            }
+            Layer::Reused { digest, .. } => {
+                let Some(known) = self.known.get(&digest) else {
+                    return Err(Error::Integrity(
+                        "a reused layer is not in the store (a ferry bug)".into(),
+                    ));
+                };
+                txn.copy_layer(known, self.snap, self.seq)?;
+                self.layers.push((
+                    digest,
+                    KnownLayer {
+                        snapshot: self.snap,
+                        seq: self.seq,
+                        ..*known
+                    },
+                ));
+                self.seq += known.count;
+            }
+        }
+        Ok(())
+    }
+
     /// Places what is left; after the last batch every run is covered.
+    /// Then records the snapshot's layer blobs.
     fn finish(&mut self, txn: &mut Txn<'_>) -> Result<()> {
         self.drain(txn)?;
         if !self.pending.is_empty() || self.next_meta != self.header_end {
             return Err(Error::Integrity(
                 "the headers stream does not cover the recipe (a ferry bug)".into(),
             ));
+        }
+        for (digest, layer) in &self.layers {
+            txn.insert_layer(digest, layer)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 
-use crate::archive::gzip::{RecreateError, Recreator};
+use crate::archive::recreate::{RecreateError, Recreator};
 use crate::chunker::ChunkId;
 use crate::error::{Error, Result};
 use crate::output::AtomicFile;
@@ -67,7 +67,7 @@ pub fn checkout(
                     for d in batch {
                         match d.op {
                             Op::Out => {
-                                deflate.end()?;
+                                deflate.end(&mut emit)?;
                                 emit(&d.data).map_err(RecreateError::Io)?;
                             }
                             Op::Plain => deflate.plain(&d.data, &mut emit)?,
@@ -75,7 +75,7 @@ pub fn checkout(
                         }
                     }
                 }
-                deflate.end()?;
+                deflate.end(&mut emit)?;
                 out.flush().map_err(RecreateError::Io)?;
                 Ok((size, hasher.finalize()))
             },
@@ -96,6 +96,7 @@ pub fn checkout(
         // A write error explains a stopped feed; report it first.
         let written = written.map_err(|e| match e {
             RecreateError::Io(e) => Error::io("writing output", e),
+            RecreateError::Unknown(msg) => Error::Invalid(format!("{name} cannot be re-created: {msg}")),
             RecreateError::Bad(msg) => Error::Integrity(format!(
                 "{name} cannot be re-created: {msg}: the store is damaged; unpack a pack that carries {name} again"
             )),

@@ -16,8 +16,9 @@ use std::sync::mpsc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::archive::split::{self, Kind, Sink};
+use crate::archive::split::{self, Kind, Layer, Sink};
 use crate::error::{Error, Result};
+use crate::store::KnownLayers;
 
 /// A chunk's name: the BLAKE3 hash of its uncompressed bytes.
 pub use crate::id::ChunkId;
@@ -153,6 +154,9 @@ pub enum Unit {
     /// The chunks that follow are the contents of the file at this path
     /// (as its tar entry names it), of this size.
     File(Vec<u8>, u64),
+    /// A compressed layer blob starts, ends, or is one the store holds
+    /// (whose pieces the recipe then copies).
+    Layer(Layer),
 }
 
 use crate::store::Op;
@@ -173,7 +177,8 @@ pub struct SplitStats {
     /// Tar streams understood (the outer archive and each layer).
     pub tars: u64,
     /// gzip'd tars (compressed layers) decompressed, split, and re-created
-    /// from preflate data; their files count in `content_bytes`.
+    /// from plain text (and preflate data); their files count in
+    /// `content_bytes`.
     pub gzip_layers: u64,
     /// Compressed bytes of those layers.
     pub gzip_layer_bytes: u64,
@@ -186,6 +191,81 @@ pub struct SplitStats {
     pub deflate_parts: u64,
     /// Bytes of those records.
     pub deflate_part_bytes: u64,
+    /// gzip'd tars the store already held (same sha256 and bytes): their
+    /// pieces were copied, without analysis. They count in `gzip_layers`
+    /// and `gzip_encoders` too.
+    pub reused_layers: u64,
+    /// gzip'd tars by what re-creates them.
+    pub gzip_encoders: EncoderCounts,
+}
+
+/// gzip'd tars counted by what re-creates them (`ls --json`
+/// `meta.split.gzip_encoders`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EncoderCounts {
+    /// Go 1.8–1.26 `compress/gzip`, from plain text alone.
+    #[serde(rename = "go-stdlib")]
+    pub go_stdlib: u64,
+    /// Go 1.27+ `compress/gzip`, from plain text alone.
+    #[serde(rename = "go1.27")]
+    pub go127: u64,
+    /// klauspost/pgzip, from plain text alone.
+    pub pgzip: u64,
+    /// preflate-rs correction data and plain text.
+    pub preflate: u64,
+    /// Kept (wholly or from some point on) as compressed bytes.
+    pub raw: u64,
+}
+
+impl EncoderCounts {
+    /// Counts one layer.
+    pub fn count(&mut self, outcome: split::Outcome) {
+        use crate::archive::goenc::Encoder;
+        match outcome {
+            split::Outcome::Rebuilt(None) => self.preflate += 1,
+            split::Outcome::Rebuilt(Some(Encoder::GoStdlib)) => self.go_stdlib += 1,
+            split::Outcome::Rebuilt(Some(Encoder::Go127)) => self.go127 += 1,
+            split::Outcome::Rebuilt(Some(Encoder::Pgzip)) => self.pgzip += 1,
+            split::Outcome::Fallback => self.raw += 1,
+            split::Outcome::NotTar => {}
+        }
+    }
+
+    /// The names of the encoders counted (not `raw`), as pack headers list them.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("go-stdlib", self.go_stdlib),
+            ("go1.27", self.go127),
+            ("pgzip", self.pgzip),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
+/// How a layer's deflate stream is kept, as the store's `layers` table
+/// numbers it: 0 preflate, an encoder's number, 255 raw.
+pub fn kind_of(outcome: split::Outcome) -> Option<u8> {
+    match outcome {
+        split::Outcome::Rebuilt(None) => Some(0),
+        split::Outcome::Rebuilt(Some(e)) => Some(e as u8),
+        split::Outcome::Fallback => Some(255),
+        split::Outcome::NotTar => None,
+    }
+}
+
+/// The outcome a `layers` kind stands for.
+fn outcome_of(kind: u8) -> split::Outcome {
+    match kind {
+        0 => split::Outcome::Rebuilt(None),
+        255 => split::Outcome::Fallback,
+        n => crate::archive::goenc::Encoder::from_number(n).map_or(split::Outcome::Fallback, |e| {
+            split::Outcome::Rebuilt(Some(e))
+        }),
+    }
 }
 
 /// How many bytes of chunks the reader thread gathers before handing a batch
@@ -208,9 +288,11 @@ struct Batcher<'a> {
     plain: bool,
     stats: SplitStats,
     closed: bool,
+    known: &'a KnownLayers,
 }
 
 enum RawUnit {
+    Layer(Layer),
     Chunk(Vec<u8>, Op),
     Header(Vec<u8>),
     Meta(u64, Op),
@@ -342,9 +424,34 @@ impl Sink for Batcher<'_> {
         self.emit(RawUnit::Part(record, out));
     }
 
+    fn known_layer(&mut self, digest: &[u8; 32], size: u64) -> Option<[u8; 32]> {
+        self.known
+            .get(digest)
+            .filter(|k| k.size == size)
+            .map(|k| k.blake3)
+    }
+
+    fn layer(&mut self, event: Layer) {
+        self.flush_meta();
+        if let Layer::Reused { digest, size } = event {
+            let kind = self.known.get(&digest).map_or(0, |k| k.kind);
+            let outcome = outcome_of(kind);
+            self.stats.reused_layers += 1;
+            self.stats.gzip_encoders.count(outcome);
+            if outcome == split::Outcome::Fallback {
+                self.stats.gzip_fallback_layers += 1;
+            } else {
+                self.stats.gzip_layers += 1;
+                self.stats.gzip_layer_bytes += size;
+            }
+        }
+        self.emit(RawUnit::Layer(event));
+    }
+
     fn gzip(&mut self, outcome: split::Outcome, size: u64, raw: u64) {
+        self.stats.gzip_encoders.count(outcome);
         match outcome {
-            split::Outcome::Rebuilt => {
+            split::Outcome::Rebuilt(_) => {
                 self.stats.gzip_layers += 1;
                 self.stats.gzip_layer_bytes += size;
             }
@@ -366,6 +473,22 @@ pub fn for_each_batch<R, F>(
     source: R,
     params: Params,
     tar_aware: bool,
+    each: F,
+) -> Result<(R, SplitStats)>
+where
+    R: Read + Send,
+    F: FnMut(Vec<Unit>) -> Result<()>,
+{
+    for_each_batch_known(source, params, tar_aware, &KnownLayers::new(), each)
+}
+
+/// [`for_each_batch`], taking the compressed layer blobs in `known` from
+/// the store ([`Unit::Layer`] says where) instead of splitting them again.
+pub fn for_each_batch_known<R, F>(
+    source: R,
+    params: Params,
+    tar_aware: bool,
+    known: &KnownLayers,
     mut each: F,
 ) -> Result<(R, SplitStats)>
 where
@@ -390,6 +513,7 @@ where
                 plain: false,
                 stats: SplitStats::default(),
                 closed: false,
+                known,
             };
             let mut stoppable = Stoppable {
                 inner: &mut source,
@@ -423,6 +547,7 @@ where
                             data,
                         }),
                         RawUnit::Meta(n, op) => Unit::Meta(n, op),
+                        RawUnit::Layer(l) => Unit::Layer(l),
                         RawUnit::File(path, size) => Unit::File(path, size),
                         RawUnit::Part(data, out) => Unit::Part(
                             Chunk {

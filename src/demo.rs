@@ -134,17 +134,38 @@ fn sha256_hex(data: &[u8]) -> String {
 /// Writes a `docker save`-style (legacy layout) archive of `tag` holding
 /// the given layer tars, in the order docker writes them.
 pub fn write_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Result<()> {
-    write_archive(path, tag, layers, false)
+    write_archive(path, tag, layers, false, None)
 }
 
 /// Writes an archive in the OCI layout `docker save` uses since Docker 25:
 /// `oci-layout`, `index.json`, content-addressed `blobs/sha256/...`, plus
 /// the legacy `manifest.json` pointing into the blobs.
 pub fn write_oci_docker_archive(path: &Path, tag: &str, layers: &[Vec<u8>]) -> Result<()> {
-    write_archive(path, tag, layers, true)
+    write_archive(path, tag, layers, true, None)
 }
 
-fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Result<()> {
+/// Makes a layer blob from a layer tar.
+pub type Compressor<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+
+/// Writes an archive as `docker save` writes it from containerd's image
+/// store (Docker 29): the OCI layout of [`write_oci_docker_archive`], with
+/// every layer blob the gzip stream `compress` makes of the layer tar.
+pub fn write_docker29_archive(
+    path: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    compress: Compressor<'_>,
+) -> Result<()> {
+    write_archive(path, tag, layers, true, Some(compress))
+}
+
+fn write_archive(
+    path: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    oci: bool,
+    gzip: Option<Compressor<'_>>,
+) -> Result<()> {
     let diff_ids: Vec<String> = layers
         .iter()
         .map(|l| format!("sha256:{}", sha256_hex(l)))
@@ -173,12 +194,18 @@ fn write_archive(path: &Path, tag: &str, layers: &[Vec<u8>], oci: bool) -> Resul
     let config_path;
     if oci {
         let mut descriptors = Vec::new();
-        for l in layers {
+        for plain in layers {
+            let compressed = gzip.map(|z| z(plain));
+            let l = compressed.as_deref().unwrap_or(plain);
             let hex = sha256_hex(l);
             put(&format!("blobs/sha256/{hex}"), l)?;
             layer_paths.push(format!("blobs/sha256/{hex}"));
             descriptors.push(serde_json::json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "mediaType": if gzip.is_some() {
+                    "application/vnd.oci.image.layer.v1.tar+gzip"
+                } else {
+                    "application/vnd.oci.image.layer.v1.tar"
+                },
                 "digest": format!("sha256:{hex}"),
                 "size": l.len(),
             }));

@@ -142,6 +142,7 @@ fn hand_made_header(snapshot: &str, base: &[u8], name_base: bool) -> ferry::pack
         } else {
             vec![]
         },
+        encoders: vec![],
     }
 }
 

@@ -187,6 +187,7 @@ fn hand_made_pack(snapshot: &str) -> ferry::pack::PackWriter<Vec<u8>> {
         volume: None,
         signer: None,
         extra: vec![],
+        encoders: vec![],
     };
     ferry::pack::PackWriter::new(Vec::new(), &header).unwrap()
 }

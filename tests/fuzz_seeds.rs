@@ -189,7 +189,7 @@ impl ferry::archive::split::Sink for Parts {
 
 /// Replays a deflate_part seed through the re-creator; the bytes it emits.
 fn recreate(mut rest: &[u8]) -> Result<usize, String> {
-    let mut rec = ferry::archive::gzip::Recreator::default();
+    let mut rec = ferry::archive::recreate::Recreator::default();
     let mut emitted = 0;
     let mut emit = |b: &[u8]| -> std::io::Result<()> {
         emitted += b.len();
@@ -209,7 +209,7 @@ fn recreate(mut rest: &[u8]) -> Result<usize, String> {
             rest = &rest[3 + len..];
         }
     }
-    rec.end().map_err(|e| format!("{e:?}"))?;
+    rec.end(&mut emit).map_err(|e| format!("{e:?}"))?;
     Ok(emitted)
 }
 

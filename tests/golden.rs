@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x05\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x06\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -574,12 +574,27 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// decompressed pieces and of the zstd frame as written, BLAKE3 of
 /// `meta.split`, and BLAKE3 of the whole pack without the header's creation
 /// time and writer and the snapshot's `added_at` (and without the trailer's
-/// digest, which covers them).
+/// digest, which covers them). Recorded with pack format 6 (its header's
+/// encoder list, and `meta.split`'s `reused_layers` and `gzip_encoders`);
+/// the recipe itself is the one format 5 recorded.
 const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     3,
     186,
     "7fab198854658ad680d321698a7ce1a8c975b74dcde565e46cb18db7b9b68bc1",
     "11ebc9b424d65af932e30c0cde4bc21aff897c828f065f5d421c5c7378dde9cd",
-    "6f178a03be33595c27dd1d98f208f1e0186d8520c9cf1d5fa0b14433ea5f5a20",
-    "00091310a4ab894b689281cf04e48b1ad5fb28739ee0b929cba16995f9cac439",
+    "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
+    "a40346ae5f8be5c6bed464efe727fc755a4ee2a174cca013412472fedaf8e60d",
 );
+
+#[test]
+fn golden_packs_of_version_6_read() {
+    // Layers gzip'd by Go 1.8-1.26, pgzip and Go 1.27, re-created from
+    // plain text by ferry's models of those encoders; b's unchanged layer
+    // was taken from the store.
+    let (full, delta) = golden_version(6, "go");
+    let enc = &split_meta(&full)["gzip_encoders"];
+    for name in ["go-stdlib", "pgzip", "go1.27"] {
+        assert_eq!(enc[name], 1, "{enc}");
+    }
+    assert_eq!(split_meta(&delta)["reused_layers"], 1);
+}

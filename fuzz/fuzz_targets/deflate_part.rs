@@ -3,7 +3,7 @@
 //! re-create or return an error, never panic or run away.
 #![no_main]
 
-use ferry::archive::gzip::Recreator;
+use ferry::archive::recreate::Recreator;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -39,5 +39,5 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     }
-    let _ = rec.end();
+    let _ = rec.end(&mut emit);
 });

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::rc::Rc;
 
-use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
+use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor};
 
 use super::split::{self, Kind, Sink};
 
@@ -93,142 +93,14 @@ impl Part {
     }
 }
 
-/// Re-creates deflate streams from parts and plain text (the checkout side).
-/// Feed it pieces in recipe order; it hands back compressed bytes as soon as
-/// a part has all its plain text.
-#[derive(Default)]
-pub struct Recreator {
-    parts: VecDeque<(Part, u64)>,
-    plain: Vec<u8>,
-    /// Plain bytes at the front of `plain` already used.
-    used: usize,
-    rec: Option<RecreateStreamProcessor>,
-    done: u64,
-}
-
-impl Recreator {
-    /// True when no part or plain text is waiting.
-    pub fn idle(&self) -> bool {
-        self.parts.is_empty() && self.plain.len() == self.used
-    }
-
-    /// A part record producing `out` compressed bytes.
-    pub fn part(
-        &mut self,
-        data: &[u8],
-        out: u64,
-        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-    ) -> Result<(), RecreateError> {
-        let part = Part::decode(data).map_err(RecreateError::Bad)?;
-        if part.first && !self.idle() {
-            return Err(RecreateError::Bad(
-                "a deflate stream starts before the previous one is complete".into(),
-            ));
-        }
-        self.parts.push_back((part, out));
-        self.run(emit)
-    }
-
-    /// Plain text for the waiting parts.
-    pub fn plain(
-        &mut self,
-        data: &[u8],
-        emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-    ) -> Result<(), RecreateError> {
-        if self.parts.is_empty() {
-            return Err(RecreateError::Bad(
-                "plain text without a deflate part".into(),
-            ));
-        }
-        self.plain.extend_from_slice(data);
-        self.run(emit)
-    }
-
-    /// The recipe moves on to plain output: everything must be used up.
-    pub fn end(&mut self) -> Result<(), RecreateError> {
-        if self.idle() {
-            Ok(())
-        } else {
-            Err(RecreateError::Bad(format!(
-                "a deflate stream ends with {} parts and {} plain bytes unused",
-                self.parts.len(),
-                self.plain.len() - self.used
-            )))
-        }
-    }
-
-    fn run(&mut self, emit: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<(), RecreateError> {
-        while let Some((part, out)) = self.parts.front() {
-            let have = (self.plain.len() - self.used) as u64;
-            if have < part.plain_len {
-                break;
-            }
-            let end = self.used + part.plain_len as usize;
-            if part.first {
-                self.rec = Some(RecreateStreamProcessor::new());
-            }
-            let rec = self.rec.as_mut().ok_or_else(|| {
-                RecreateError::Bad("a deflate stream does not start with its first part".into())
-            })?;
-            // preflate-rs can panic on correction data it did not write (an
-            // arithmetic overflow in its decoder): a damaged part is an
-            // error, not a crash. The processor is dropped with the part.
-            let plain = &self.plain[self.used..end];
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                rec.recompress(&mut &plain[..], &part.corrections)
-            }));
-            let (bytes, _) = match result {
-                Ok(r) => r.map_err(|e| {
-                    RecreateError::Bad(format!("deflate part does not re-create: {e}"))
-                })?,
-                Err(_) => {
-                    self.rec = None;
-                    return Err(RecreateError::Bad(
-                        "deflate part does not re-create: its correction data is damaged".into(),
-                    ));
-                }
-            };
-            if bytes.len() as u64 != *out {
-                return Err(RecreateError::Bad(format!(
-                    "deflate part re-created {} bytes, the recipe says {out}",
-                    bytes.len()
-                )));
-            }
-            self.done += 1;
-            self.used = end;
-            self.parts.pop_front();
-            emit(&bytes).map_err(RecreateError::Io)?;
-        }
-        if self.used > (1 << 20) || self.used == self.plain.len() {
-            self.plain.drain(..self.used);
-            self.used = 0;
-        }
-        Ok(())
-    }
-}
-
-/// Why re-creating failed.
-#[derive(Debug)]
-pub enum RecreateError {
-    /// The recipe or a part record is wrong.
-    Bad(String),
-    /// Writing the output failed.
-    Io(io::Error),
-}
-
-impl From<io::Error> for RecreateError {
-    fn from(e: io::Error) -> Self {
-        RecreateError::Io(e)
-    }
-}
-
 /// What happened to one gzip entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a gzip'd tar (or a header this code does not parse): kept as a file.
     NotTar,
-    /// Every deflate part was recorded.
-    Rebuilt,
+    /// Every deflate part was recorded: by preflate-rs (`None`), or as a
+    /// Go encoder's output.
+    Rebuilt(Option<super::goenc::Encoder>),
     /// preflate gave up part-way (or at once): the rest is plain compressed bytes.
     Fallback,
 }
@@ -286,7 +158,7 @@ fn read_header(r: &mut dyn Read) -> io::Result<Result<Vec<u8>, Vec<u8>>> {
 }
 
 /// The parts recorded but not yet handed to the sink.
-type Queue = Rc<RefCell<VecDeque<(Vec<u8>, u64)>>>;
+pub(super) type Queue = Rc<RefCell<VecDeque<(Vec<u8>, u64)>>>;
 
 /// Reads the plain text of a deflate stream, recording a part for each
 /// piece it analyses.
@@ -392,13 +264,19 @@ impl Read for Inflater<'_> {
 }
 
 /// Hands queued parts to the sink before any plain text that follows them.
-struct PartSink<'a> {
+pub(super) struct PartSink<'a> {
     inner: &'a mut dyn Sink,
     queue: Queue,
 }
 
-impl PartSink<'_> {
-    fn flush(&mut self) {
+impl<'a> PartSink<'a> {
+    /// Hands `queue`'s parts to `inner` as plain text follows them.
+    pub(super) fn new(inner: &'a mut dyn Sink, queue: Queue) -> Self {
+        PartSink { inner, queue }
+    }
+
+    /// Hands on every queued part.
+    pub(super) fn flush(&mut self) {
         let parts: Vec<_> = self.queue.borrow_mut().drain(..).collect();
         for (record, out) in parts {
             self.inner.part(record, out);
@@ -443,10 +321,10 @@ pub(super) fn entry(
     sink: &mut dyn Sink,
     depth: u32,
     size: u64,
-) -> io::Result<()> {
+) -> io::Result<Outcome> {
     let head = match read_header(r)? {
         Ok(h) => h,
-        Err(read) => return whole(sink, Kind::Content, &[&read], r).map(|_| ()),
+        Err(read) => return whole(sink, Kind::Content, &[&read], r).map(|_| Outcome::NotTar),
     };
     // Only tars are worth re-creating, and analysing a deflate stream is
     // slow: look at the first plain bytes (cheaply) before anything else.
@@ -460,7 +338,12 @@ pub(super) fn entry(
     )
     .unwrap_or(0);
     if n < 512 || !split::is_tar_header(&probe) {
-        return whole(sink, Kind::Content, &[&head, &peek], r).map(|_| ());
+        return whole(sink, Kind::Content, &[&head, &peek], r).map(|_| Outcome::NotTar);
+    }
+    // A header Go writes: try its encoders before preflate, which cannot
+    // model them.
+    if let Some(model) = super::gostream::detect(&head, &mut peek, r)? {
+        return super::gostream::entry(model, &head, peek, r, sink, depth, size);
     }
     let config = PreflateConfig {
         max_chain_length: 4096,
@@ -478,7 +361,7 @@ pub(super) fn entry(
         text: Vec::new(),
         pos: 0,
         first: true,
-        state: Outcome::Rebuilt,
+        state: Outcome::Rebuilt(None),
         done: false,
         queue: queue.clone(),
         probing: true,
@@ -497,13 +380,13 @@ pub(super) fn entry(
         if n == 512 && split::is_tar_header(&probe) {
             let raw = whole(sink, Kind::Raw, &[&head, &pending], inf.input)?;
             sink.gzip(Outcome::Fallback, size, raw);
-            return Ok(());
+            return Ok(Outcome::Fallback);
         }
-        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| ());
+        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| Outcome::NotTar);
     }
     if inf.text.len() < 512 || !split::is_tar_header(&inf.text[..512]) {
         let pending = std::mem::take(&mut inf.pending);
-        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| ());
+        return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| Outcome::NotTar);
     }
     inf.probing = false;
     sink.meta(&head);
@@ -525,7 +408,7 @@ pub(super) fn entry(
     let outcome = inf.state;
     inf.pending.drain(..inf.consumed);
     let tail = std::mem::take(&mut inf.pending);
-    let raw = if outcome == Outcome::Rebuilt && tail.len() <= 64 && inf.eof {
+    let raw = if outcome == Outcome::Rebuilt(None) && tail.len() <= 64 && inf.eof {
         sink.meta(&tail);
         0
     } else {
@@ -534,14 +417,23 @@ pub(super) fn entry(
     sink.gzip(
         outcome,
         size,
-        if outcome == Outcome::Rebuilt { 0 } else { raw },
+        if outcome == Outcome::Rebuilt(None) {
+            0
+        } else {
+            raw
+        },
     );
-    Ok(())
+    Ok(outcome)
 }
 
 /// Hands `read` and the rest of `r` to the sink as one stream of `kind`;
 /// returns its length.
-fn whole(sink: &mut dyn Sink, kind: Kind, read: &[&[u8]], r: &mut dyn Read) -> io::Result<u64> {
+pub(super) fn whole(
+    sink: &mut dyn Sink,
+    kind: Kind,
+    read: &[&[u8]],
+    r: &mut dyn Read,
+) -> io::Result<u64> {
     let mut n: u64 = read.iter().map(|b| b.len() as u64).sum();
     let mut started = false;
     if n > 0 {
@@ -581,46 +473,5 @@ mod tests {
         assert!(Part::decode(&[1, 4, 0]).is_err());
         assert!(Part::decode(&[1, 0, 0x80]).is_err());
         assert!(Part::decode(&[1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
-    }
-}
-
-#[cfg(test)]
-mod damaged_parts {
-    use super::*;
-
-    /// Damaged correction data that makes preflate-rs 0.7.6 overflow inside
-    /// its decoder (found by the deflate_part fuzz target; pieces framed as
-    /// that target frames them). With overflow checks on, as in tests and
-    /// debug builds, this panicked; it must be an error.
-    #[test]
-    fn correction_data_that_panics_the_decoder_is_an_error() {
-        let data: &[u8] = include_bytes!("../../tests/data/preflate-overflow.bin");
-        let mut rec = Recreator::default();
-        let mut emit = |_: &[u8]| -> io::Result<()> { Ok(()) };
-        let mut rest = data;
-        let mut failed = None;
-        while rest.len() >= 3 && failed.is_none() {
-            let kind = rest[0];
-            let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
-            rest = &rest[3..];
-            let out = if kind & 1 == 0 {
-                let (out, more) = rest.split_first_chunk::<4>().expect("framed");
-                rest = more;
-                Some(u32::from_le_bytes(*out) as u64)
-            } else {
-                None
-            };
-            let (piece, more) = rest.split_at(len.min(rest.len()));
-            rest = more;
-            let result = match out {
-                Some(out) => rec.part(piece, out, &mut emit),
-                None => rec.plain(piece, &mut emit),
-            };
-            failed = result.err();
-        }
-        match failed {
-            Some(RecreateError::Bad(m)) => assert!(m.contains("deflate part"), "{m}"),
-            other => panic!("expected a refused part, got {other:?}"),
-        }
     }
 }

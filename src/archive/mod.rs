@@ -3,8 +3,15 @@
 //! a `docker save` archive's manifest.json (its RepoTags) is picked up
 //! without a second read.
 
+pub mod go127;
+pub mod goenc;
+pub mod gostd;
+mod gostream;
 pub mod gzip;
 pub mod image;
+pub mod kpflate;
+mod layers;
+pub mod recreate;
 pub mod split;
 
 use std::io::{self, BufRead, BufReader, Read};

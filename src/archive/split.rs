@@ -48,6 +48,43 @@ pub trait Sink {
     /// bytes are kept as they are (all of them when preflate could not
     /// analyse it, none when every part was recorded).
     fn gzip(&mut self, _outcome: Outcome, _size: u64, _raw: u64) {}
+    /// A compressed layer blob named `blobs/sha256/<digest>` of `size`
+    /// bytes is next: the BLAKE3 of the blob of that name the store holds,
+    /// if it holds one of that size (then the blob is only hashed, and
+    /// [`Sink::layer`] reports it reused).
+    fn known_layer(&mut self, _digest: &[u8; 32], _size: u64) -> Option<[u8; 32]> {
+        None
+    }
+    /// A compressed layer blob starts or ends, or came again (see [`Layer`]).
+    fn layer(&mut self, _event: Layer) {}
+}
+
+/// Where a compressed layer blob named by its sha256 sits in the split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Its bytes are split from here on.
+    Start([u8; 32]),
+    /// They ended.
+    End {
+        /// The sha256 its name gives.
+        digest: [u8; 32],
+        /// True when its bytes have that sha256.
+        named: bool,
+        /// BLAKE3 of its bytes.
+        blake3: [u8; 32],
+        /// Its size.
+        size: u64,
+        /// How its deflate stream is kept.
+        outcome: Outcome,
+    },
+    /// A blob the store holds came again, byte for byte (its BLAKE3 was
+    /// checked): its pieces are the stored ones.
+    Reused {
+        /// Its sha256.
+        digest: [u8; 32],
+        /// Its size.
+        size: u64,
+    },
 }
 
 pub use super::gzip::Outcome;
@@ -321,9 +358,7 @@ fn file(
     // of the outer archive: a .tar.gz inside a layer is an image's file,
     // rarely worth the (slow) deflate analysis.
     if depth == 0 && !inflated && n >= 18 && head.starts_with(&[0x1f, 0x8b, 0x08]) {
-        let mut counted = Counting::new((&head[..n]).chain(r.take(size - n as u64)));
-        super::gzip::entry(&mut counted, sink, depth, size)?;
-        return Ok(counted.count());
+        return super::layers::gzip_entry(&head[..n], r, sink, size, path);
     }
     sink.path(path, size);
     sink.begin(Kind::Content);

@@ -62,6 +62,7 @@ pub(super) fn attribute(
         .len();
     let mut breakdown = charges.breakdown;
     breakdown.recipes_and_framing = pack_bytes.saturating_sub(charges.chunk_bytes);
+    breakdown.gzip_layers = classes.gzip_layers;
     Ok(Attributed {
         breakdown,
         top_layers: top(charges.by_layer, &classes.names),
@@ -195,6 +196,7 @@ struct Classify {
     names: Vec<String>,
     index: HashMap<String, u32>,
     map: HashMap<ChunkId, (Class, u32, u32)>,
+    gzip_layers: crate::chunker::EncoderCounts,
 }
 
 impl Classify {
@@ -210,6 +212,7 @@ impl Classify {
             names: Vec::new(),
             index: HashMap::new(),
             map: HashMap::new(),
+            gzip_layers: Default::default(),
         };
         c.layer = c.intern("(archive)");
         c.path = c.layer;
@@ -340,6 +343,10 @@ impl Sink for Classify {
         if let Some(l) = self.outer.pop() {
             self.layer = l;
         }
+    }
+
+    fn gzip(&mut self, outcome: split::Outcome, _size: u64, _raw: u64) {
+        self.gzip_layers.count(outcome);
     }
 
     fn part(&mut self, record: Vec<u8>, _out: u64) {

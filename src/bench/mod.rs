@@ -58,6 +58,8 @@ pub struct Breakdown {
     pub deflate: u64,
     /// Recipes, record framing, header and trailer.
     pub recipes_and_framing: u64,
+    /// NEW's gzip'd layers, by what re-creates them.
+    pub gzip_layers: crate::chunker::EncoderCounts,
 }
 
 /// A layer or path and the bytes the ferry delta ships for it.

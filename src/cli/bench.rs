@@ -82,6 +82,17 @@ fn print(r: &BenchReport) -> Result<()> {
         HumanBytes(b.deflate),
         HumanBytes(b.recipes_and_framing)
     )?;
+    let g = &b.gzip_layers;
+    if g.go_stdlib + g.go127 + g.pgzip + g.preflate + g.raw > 0 {
+        say!(
+            "gzip'd layers of NEW, by what re-creates them: {} go-stdlib, {} go1.27, {} pgzip, {} preflate, {} kept compressed",
+            g.go_stdlib,
+            g.go127,
+            g.pgzip,
+            g.preflate,
+            g.raw
+        )?;
+    }
     for (title, list) in [("layers", &r.top_layers), ("paths", &r.top_paths)] {
         if list.is_empty() {
             continue;

@@ -7,8 +7,10 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// (snapshot records with an encoding byte) and base recipe digests;
 /// version 3 added recipe ops (deflate re-creation of gzip'd layers),
 /// volumes, signatures and extra base chunks; version 4 added delta chunk
-/// records; version 5 added delta group records.
-pub const VERSION: u32 = 5;
+/// records; version 5 added delta group records; version 6 added layers
+/// re-created by Go encoders (Go part records) and the header's encoder
+/// list.
+pub const VERSION: u32 = 6;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 

@@ -55,6 +55,10 @@ pub struct Header {
     /// Chunks the receiver holds outside the bases (from its inventory):
     /// they follow the bases' chunk tables in the base index (format 3).
     pub extra: Vec<ChunkId>,
+    /// Compression encoders the carried layers are re-created with
+    /// ([`crate::archive::goenc::Encoder::name`]); a reader that does not
+    /// know one refuses the pack (format 6).
+    pub encoders: Vec<String>,
 }
 
 /// Where a volume sits in its set.

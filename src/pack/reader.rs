@@ -23,6 +23,9 @@ pub enum ReadError {
     Io(io::Error),
     /// The signature does not match the pack and its signer's key.
     BadSignature,
+    /// The pack's layers need a compression encoder this ferry does not
+    /// model (format 6).
+    Encoder(String),
 }
 
 impl std::fmt::Display for ReadError {
@@ -44,6 +47,10 @@ impl std::fmt::Display for ReadError {
                 write!(f, "pack is corrupt: {m}: copy it again from the source")
             }
             ReadError::Io(e) => write!(f, "reading pack: {e}"),
+            ReadError::Encoder(name) => write!(
+                f,
+                "pack holds layers compressed by `{name}`, which this ferry cannot re-create: upgrade ferry on this side"
+            ),
             ReadError::BadSignature => write!(
                 f,
                 "pack signature does not match (the pack was altered after signing, or signed with another key): do not trust it; get a fresh copy from the sender"
@@ -123,6 +130,7 @@ impl<R: Read> PackReader<R> {
                 volume: None,
                 signer: None,
                 extra: Vec::new(),
+                encoders: Vec::new(),
             },
             version,
             chunks: 0,
@@ -137,6 +145,14 @@ impl<R: Read> PackReader<R> {
             )));
         }
         r.header = decode_header(&payload, version).map_err(corrupt)?;
+        if let Some(name) = r
+            .header
+            .encoders
+            .iter()
+            .find(|n| crate::archive::goenc::Encoder::from_name(n).is_none())
+        {
+            return Err(ReadError::Encoder(name.clone()));
+        }
         r.max_chunk_len = r.header.params.max;
         Ok(r)
     }
@@ -451,6 +467,16 @@ fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
             extra.push(d.id("extra chunk id")?);
         }
     }
+    let mut encoders = Vec::new();
+    if version >= 6 {
+        let n = d.u32("encoder count")? as usize;
+        if n > d.remaining() / 4 {
+            return Err(format!("header claims {n} encoders, more than it can hold"));
+        }
+        for _ in 0..n {
+            encoders.push(d.str("encoder name")?);
+        }
+    }
     d.end("header")?;
     Ok(Header {
         algorithm,
@@ -462,6 +488,7 @@ fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
         volume,
         signer,
         extra,
+        encoders,
     })
 }
 
@@ -548,6 +575,7 @@ mod tests {
             volume: None,
             signer: None,
             extra: vec![],
+            encoders: vec![],
         }
     }
 

@@ -219,6 +219,10 @@ pub fn encode_header(header: &Header) -> io::Result<Vec<u8>> {
     for id in &header.extra {
         e.bytes(id.as_bytes());
     }
+    e.u32(header.encoders.len() as u32);
+    for name in &header.encoders {
+        e.str(name);
+    }
     if e.0.len() > MAX_HEADER as usize {
         return Err(io::Error::other(
             "pack header too large: pack fewer snapshots at once",

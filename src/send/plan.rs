@@ -469,6 +469,7 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .map(|k| k.verifying_key().to_bytes()),
             extra: self.extra,
+            encoders: encoders(snaps),
         };
         Plan {
             header,
@@ -636,4 +637,17 @@ impl<'f> Walk<'f> {
             _ => None,
         }
     }
+}
+
+/// The compression encoders the layers of `snaps` are re-created with.
+fn encoders(snaps: &[Snapshot]) -> Vec<String> {
+    let mut names: Vec<String> = snaps
+        .iter()
+        .filter_map(|s| s.meta.split.as_ref())
+        .flat_map(|split| split.gzip_encoders.names())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

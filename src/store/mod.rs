@@ -14,6 +14,7 @@
 //! against its id; `lock` is the writer lock and [`data`] the data files.
 
 pub mod data;
+mod layers;
 mod ledger;
 mod lock;
 mod meta;
@@ -36,6 +37,7 @@ use crate::codec::Codec;
 use crate::error::{Error, IoContext, Result};
 pub use crate::id::{ChunkRow, SnapshotDigest};
 use data::{DataReader, Location};
+pub use layers::{KnownLayer, KnownLayers};
 pub use ledger::Peer;
 pub use meta::{CompressedMeta, DockerMeta, ReceivedMeta, SnapshotMeta};
 pub use schema::SCHEMA_VERSION;

@@ -123,8 +123,26 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 ";
 
+/// Version 4: compressed layer blobs by their content digest, so an
+/// unchanged layer of the next version reuses its recipe pieces without
+/// being analysed again. Recipes from this version on may hold Go part
+/// records (re-created by a Go encoder model), which older ferries cannot
+/// re-create.
+const LAYERS: &str = "
+CREATE TABLE layers (
+    digest   BLOB    NOT NULL,
+    snapshot INTEGER NOT NULL,
+    blake3   BLOB    NOT NULL,
+    size     INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    kind     INTEGER NOT NULL,
+    PRIMARY KEY (digest, snapshot)
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order: entry `i` takes the index to version `i + 1`.
-const MIGRATIONS: [&str; 3] = [BASE, RECIPE_OPS, AIRGAP];
+const MIGRATIONS: [&str; 4] = [BASE, RECIPE_OPS, AIRGAP, LAYERS];
 
 /// Version of the index schema this ferry writes (SQLite's `user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -154,10 +172,12 @@ pub enum Table {
     TrustedKeys,
     /// Files split out of snapshots' tars.
     Files,
+    /// Compressed layer blobs and where their pieces are.
+    Layers,
 }
 
 impl Table {
-    pub(super) const ALL: [Table; 9] = [
+    pub(super) const ALL: [Table; 10] = [
         Table::Volumes,
         Table::VolumeChunks,
         Table::Pending,
@@ -167,6 +187,7 @@ impl Table {
         Table::Features,
         Table::TrustedKeys,
         Table::Files,
+        Table::Layers,
     ];
 
     /// Its name in the index.
@@ -181,6 +202,7 @@ impl Table {
             Table::Features => "features",
             Table::TrustedKeys => "trusted_keys",
             Table::Files => "files",
+            Table::Layers => "layers",
         }
     }
 
@@ -322,11 +344,20 @@ mod tests {
         conn
     }
 
+    /// A version-2 writer's new index, with the migrations since applied.
+    fn current_index() -> Connection {
+        let conn = version2_index();
+        for sql in &MIGRATIONS[3..] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn
+    }
+
     #[test]
     fn migrations_give_the_layout_of_a_new_version_2_index() {
         let fresh = Connection::open_in_memory().unwrap();
         migrate(&fresh, 0).unwrap();
-        assert_eq!(layout(&fresh), layout(&version2_index()));
+        assert_eq!(layout(&fresh), layout(&current_index()));
         let v: i64 = fresh
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
@@ -346,10 +377,11 @@ mod tests {
             }
             let before = Schema::read(&conn, 2).unwrap();
             for t in Table::ALL {
-                assert_eq!(before.has(t), !drop.contains(&t.name()), "{}", t.name());
+                let in_v2 = t != Table::Layers && !drop.contains(&t.name());
+                assert_eq!(before.has(t), in_v2, "{}", t.name());
             }
             migrate(&conn, 2).unwrap();
-            assert_eq!(layout(&conn), layout(&version2_index()));
+            assert_eq!(layout(&conn), layout(&current_index()));
             let after = Schema::read(&conn, SCHEMA_VERSION).unwrap();
             assert!(Table::ALL.iter().all(|&t| after.has(t)));
         }

@@ -287,6 +287,9 @@ impl Txn<'_> {
             .execute("DELETE FROM files WHERE snapshot = ?1", [snapshot])?;
         self.store
             .conn
+            .execute("DELETE FROM layers WHERE snapshot = ?1", [snapshot])?;
+        self.store
+            .conn
             .execute("DELETE FROM snapshots WHERE rowid = ?1", [snapshot])?;
         Ok(())
     }

@@ -219,3 +219,4 @@ pub fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
         pack.display()
     );
 }
+pub mod gotools;

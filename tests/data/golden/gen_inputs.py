@@ -4,6 +4,11 @@ archive (a.tar, b.tar) in OUTDIR, deterministically.
 
     gen_inputs.py OUTDIR plain   # three plain tar layers
     gen_inputs.py OUTDIR gz      # the middle layer gzip'd by GNU gzip (gzip -n -6)
+    gen_inputs.py OUTDIR go      # Docker 29 style: every layer a blob named by
+                                 # its sha256, gzip'd by a Go encoder: Go 1.8-1.26
+                                 # compress/gzip level 6 ($GOLDEN_STDGZIP), pgzip
+                                 # level 5 ($GOLDEN_PGZIP), Go 1.27 level 6
+                                 # ($GOLDEN_GO127GZIP): tests/go programs
 
 b.tar edits a few bytes in the middle of app/data.txt (a file of several
 chunks), changes one small file of the middle layer, and adds a file; every
@@ -11,8 +16,10 @@ other byte of every file is the same. Text is drawn from a small vocabulary
 by a fixed xorshift64 stream, so zstd packs it small while FastCDC still
 finds content-defined cut points in it.
 """
+import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -74,6 +81,16 @@ def gzip_bytes(data):
     ).stdout
 
 
+def go_gzip(program, level, data):
+    return subprocess.run(
+        [os.environ[program], "-level", str(level)], input=data, stdout=subprocess.PIPE, check=True
+    ).stdout
+
+
+# Layer i of the "go" variant: the program and level that compress it.
+GO_ENCODERS = [("GOLDEN_STDGZIP", 6), ("GOLDEN_PGZIP", 5), ("GOLDEN_GO127GZIP", 6)]
+
+
 def layers(version):
     os_files = [("etc/os-release", b"NAME=golden\nVERSION_ID=1\n")] + [
         ("usr/share/doc/pkg%02d/README" % i, text(100 + i, 1500 + 97 * i))
@@ -99,7 +116,11 @@ def archive(version, variant):
     names = []
     members = []
     for i, layer in enumerate(layers(version)):
-        if variant == "gz" and i == 1:
+        if variant == "go":
+            program, level = GO_ENCODERS[i]
+            layer = go_gzip(program, level, layer)
+            name = "blobs/sha256/" + hashlib.sha256(layer).hexdigest()
+        elif variant == "gz" and i == 1:
             name = "layer%d/layer.tar.gz" % i
             layer = gzip_bytes(layer)
         else:
@@ -115,7 +136,7 @@ def archive(version, variant):
 
 def main():
     out, variant = sys.argv[1], sys.argv[2]
-    assert variant in ("plain", "gz")
+    assert variant in ("plain", "gz", "go")
     for version in ("a", "b"):
         with open("%s/%s.tar" % (out, version), "wb") as f:
             f.write(archive(version, variant))

