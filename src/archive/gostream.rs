@@ -9,7 +9,9 @@
 //! from the last recorded part on as plain compressed bytes, like a layer
 //! preflate gives up on, so the result is always byte-exact.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -115,6 +117,54 @@ fn reproduced(model: Model, plain: &[u8], ended: bool, comp: &[u8]) -> Option<us
     Some(out.len())
 }
 
+/// Plain text handed to the encoder thread and not yet answered, at most.
+const IN_FLIGHT: usize = 8 << 20;
+
+/// The encoder, on a thread of its own: it is the slow stage, so inflating,
+/// splitting and chunking go on beside it. Each job is a step of plain text
+/// (and whether the stream closes after it); each answer is what the
+/// encoder wrote for that job, in order.
+fn encoder_thread(
+    mut enc: Deflater,
+    jobs: mpsc::Receiver<(Vec<u8>, bool)>,
+    answers: mpsc::Sender<Vec<u8>>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        if let Deflater::Pgzip(stream) = &mut enc {
+            // pgzip blocks are independent: compress those of every waiting
+            // job together, in parallel.
+            let mut bytes = batch[0].0.len();
+            while bytes < IN_FLIGHT && !batch[batch.len() - 1].1 {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        bytes += job.0.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let slices: Vec<&[u8]> = batch.iter().map(|(d, _)| &d[..]).collect();
+            let close = batch[batch.len() - 1].1;
+            for out in stream.write_parts(&slices, close) {
+                if answers.send(out).is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        let (data, close) = &batch[0];
+        let mut out = Vec::new();
+        enc.write(data, &mut out);
+        if *close {
+            enc.close(&mut out);
+        }
+        if answers.send(out).is_err() {
+            return;
+        }
+    }
+}
+
 /// Reads a Go-written deflate stream's plain text, recording a part for
 /// each [`PART_PLAIN`] of it once its re-compression matched.
 struct GoInflater<'a> {
@@ -124,16 +174,25 @@ struct GoInflater<'a> {
     comp: Vec<u8>,
     start: u64,
     dec: Decompress,
+    /// The inflater reached the end of the deflate stream (and the job
+    /// that closes the encoder is sent).
     ended: bool,
-    enc: Deflater,
+    /// The inflater failed (damaged or cut-short stream).
+    broken: bool,
+    jobs: Option<mpsc::SyncSender<(Vec<u8>, bool)>>,
+    answers: mpsc::Receiver<Vec<u8>>,
+    /// Steps sent to the encoder, not yet answered, and their bytes.
+    in_flight: VecDeque<(Vec<u8>, bool)>,
+    in_flight_bytes: usize,
     model: Model,
     /// Compressed bytes the encoder wrote (and matched) so far.
     matched: u64,
     /// Where the last recorded part ended (compressed offset).
     boundary: u64,
-    /// Plain text since the last part, not yet released.
+    /// Matched plain text since the last part, not yet released.
     plain: Vec<u8>,
-    scratch: Vec<u8>,
+    /// The encoder closed and everything it wrote matched.
+    done: bool,
     text: Vec<u8>,
     pos: usize,
     first: bool,
@@ -157,51 +216,74 @@ impl GoInflater<'_> {
         Ok(self.start + (self.comp.len() as u64) >= upto)
     }
 
-    /// Checks the encoder's new output against the stream.
-    fn check(&mut self) -> io::Result<bool> {
-        let end = self.matched + self.scratch.len() as u64;
-        if !self.fill(end)? {
-            return Ok(false);
-        }
-        let from = (self.matched - self.start) as usize;
-        let ok = self.comp[from..from + self.scratch.len()] == self.scratch[..];
-        self.matched = end;
-        self.scratch.clear();
-        Ok(ok)
-    }
-
-    /// Inflates one step and re-compresses it; false on a mismatch.
-    fn step(&mut self) -> io::Result<bool> {
+    /// Inflates one step and hands it to the encoder.
+    fn inflate(&mut self) -> io::Result<()> {
         let at = self.dec.total_in();
         self.fill(at + READ as u64)?;
         let from = (at - self.start) as usize;
-        let old = self.plain.len();
-        self.plain.reserve(STEP);
-        let status =
-            self.dec
-                .decompress_vec(&self.comp[from..], &mut self.plain, FlushDecompress::None);
-        let progressed = self.dec.total_in() != at || self.plain.len() != old;
+        let mut step = Vec::with_capacity(STEP);
+        let status = self
+            .dec
+            .decompress_vec(&self.comp[from..], &mut step, FlushDecompress::None);
+        let progressed = self.dec.total_in() != at || !step.is_empty();
         match status {
             Ok(Status::StreamEnd) => self.ended = true,
             Ok(_) if progressed => {}
             // Damaged or cut short: not this stream's encoder any more.
-            _ => return Ok(false),
+            _ => {
+                self.broken = true;
+                return Ok(());
+            }
         }
-        self.enc.write(&self.plain[old..], &mut self.scratch);
-        if self.ended {
-            self.enc.close(&mut self.scratch);
+        let job = (step, self.ended);
+        self.in_flight_bytes += job.0.len();
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|j| j.send(job.clone()).is_ok());
+        if !sent {
+            self.broken = true;
+            return Ok(());
         }
-        if !self.check()? {
+        self.in_flight.push_back(job);
+        Ok(())
+    }
+
+    /// Takes the encoder's answer for the oldest step and checks it against
+    /// the stream; false on a mismatch.
+    fn check(&mut self) -> io::Result<bool> {
+        let Ok(out) = self.answers.recv() else {
+            return Ok(false);
+        };
+        let Some((step, close)) = self.in_flight.pop_front() else {
+            return Ok(false);
+        };
+        self.in_flight_bytes -= step.len();
+        let end = self.matched + out.len() as u64;
+        if !self.fill(end)? {
             return Ok(false);
         }
-        Ok(!self.ended || self.matched == self.dec.total_in())
+        let from = (self.matched - self.start) as usize;
+        if self.comp[from..from + out.len()] != out[..] {
+            return Ok(false);
+        }
+        self.matched = end;
+        self.plain.extend_from_slice(&step);
+        if close {
+            // The close wrote the rest of the deflate stream, exactly.
+            if self.matched != self.dec.total_in() {
+                return Ok(false);
+            }
+            self.done = true;
+        }
+        Ok(true)
     }
 
     /// Records a part for the plain text since the last one.
     fn cut(&mut self) {
         let part = GoPart {
             first: self.first,
-            last: self.ended,
+            last: self.done,
             model: self.model,
             plain_len: self.plain.len() as u64,
         };
@@ -218,19 +300,31 @@ impl GoInflater<'_> {
         self.pos = 0;
     }
 
+    /// Stops matching: the encoder thread is let go.
+    fn fall_back(&mut self) {
+        self.state = Outcome::Fallback;
+        self.jobs = None;
+    }
+
     /// Works until a part is recorded; false when there is no more plain
     /// text (the stream ended, or stopped matching).
     fn next_part(&mut self) -> io::Result<bool> {
-        if self.ended || self.state == Outcome::Fallback {
+        if self.done || self.state == Outcome::Fallback {
             return Ok(false);
         }
         loop {
-            if !self.step()? {
-                self.state = Outcome::Fallback;
+            while !self.ended && !self.broken && self.in_flight_bytes < IN_FLIGHT {
+                self.inflate()?;
+            }
+            if self.in_flight.is_empty() || !self.check()? {
+                self.fall_back();
                 return Ok(false);
             }
-            if self.ended || self.plain.len() >= PART_PLAIN {
+            if self.done || self.plain.len() >= PART_PLAIN {
                 self.cut();
+                if self.done {
+                    self.jobs = None;
+                }
                 return Ok(true);
             }
         }
@@ -266,30 +360,56 @@ pub(super) fn entry(
         .encoder
         .deflater(model.level)
         .expect("trial models are modelled");
-    let queue: Queue = Queue::default();
-    let mut inf = GoInflater {
-        input: r,
-        eof: false,
-        comp: peek,
-        start: 0,
-        dec: Decompress::new(false),
-        ended: false,
-        enc,
-        model,
-        matched: 0,
-        boundary: 0,
-        plain: Vec::new(),
-        scratch: Vec::new(),
-        text: Vec::new(),
-        pos: 0,
-        first: true,
-        state: Outcome::Rebuilt(Some(model.encoder)),
-        queue: queue.clone(),
-    };
+    let (jobs, job_rx) = mpsc::sync_channel(IN_FLIGHT / STEP + 2);
+    let (answer_tx, answers) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || encoder_thread(enc, job_rx, answer_tx));
+        let queue: Queue = Queue::default();
+        let mut inf = GoInflater {
+            input: r,
+            eof: false,
+            comp: peek,
+            start: 0,
+            dec: Decompress::new(false),
+            ended: false,
+            broken: false,
+            jobs: Some(jobs),
+            answers,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            model,
+            matched: 0,
+            boundary: 0,
+            plain: Vec::new(),
+            done: false,
+            text: Vec::new(),
+            pos: 0,
+            first: true,
+            state: Outcome::Rebuilt(Some(model.encoder)),
+            queue: queue.clone(),
+        };
+        let result = split_stream(&mut inf, head, sink, queue, depth, size);
+        // Whatever happened, the encoder thread stops with its job queue.
+        inf.jobs = None;
+        result
+    })
+}
+
+/// Splits the plain text `inf` gives as a tar, then hands on the rest of
+/// the entry: the gzip trailer, or the compressed bytes from the last
+/// recorded part on.
+fn split_stream(
+    inf: &mut GoInflater<'_>,
+    head: &[u8],
+    sink: &mut dyn Sink,
+    queue: Queue,
+    depth: u32,
+    size: u64,
+) -> io::Result<Outcome> {
     sink.meta(head);
     sink.inflate(true);
     let mut parts = PartSink::new(sink, queue);
-    split::tar(&mut inf, &mut parts, depth + 1, true)?;
+    split::tar(inf, &mut parts, depth + 1, true)?;
     // The splitter reads its input to the end; anything it left is kept plain.
     let mut rest = Vec::new();
     inf.read_to_end(&mut rest)?;
@@ -300,7 +420,6 @@ pub(super) fn entry(
     }
     parts.flush();
     sink.inflate(false);
-    // The gzip trailer, or everything from the last recorded part on.
     let outcome = inf.state;
     let from = (inf.boundary - inf.start) as usize;
     let mut tail = inf.comp.split_off(from);
