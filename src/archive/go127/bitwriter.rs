@@ -170,20 +170,15 @@ impl BitWriter {
             *e = (u64::from(c >> 8) | extra << clen) << 8
                 | (clen + u64::from(LENGTH_EXTRA_BITS[code]));
         }
+        // Per offset code: code bits << 32 | base << 16 | code length << 8 | bit count.
         let mut off_tab = [0u64; 32];
         for (code, e) in off_tab.iter_mut().enumerate().take(30) {
             let c = off.get(code).copied().unwrap_or(0);
-            *e = u64::from(c >> 8) << 8 | (u64::from(hlen(c)) + u64::from(OFFSET_EXTRA_BITS[code]));
+            *e = u64::from(c >> 8) << 32
+                | u64::from(OFFSET_BASE[code]) << 16
+                | u64::from(hlen(c)) << 8
+                | (u64::from(hlen(c)) + u64::from(OFFSET_EXTRA_BITS[code]));
         }
-        let mut off_base = [0u32; 32];
-        off_base[..30].copy_from_slice(&OFFSET_BASE[..30]);
-        let off_clen = {
-            let mut t = [0u32; 32];
-            for (code, e) in t.iter_mut().enumerate().take(30) {
-                *e = off.get(code).map_or(0, |&c| hlen(c));
-            }
-            t
-        };
 
         let (tokens, defer_eob) = match tokens.split_last() {
             Some((&256, rest)) => (rest, true),
@@ -192,27 +187,29 @@ impl BitWriter {
         let (mut bits, mut nbits, mut p) = (self.bits, self.nbits, self.nbytes);
         let buf = &mut *self.buf;
         for &t in tokens {
-            // Fewer than 8 pending bits leave room for a whole match (at
-            // most 15 + 5 bits of length and 15 + 13 bits of offset).
-            put_bytes(buf, &mut p, &mut bits, &mut nbits);
             if p >= BUF_FLUSH {
                 self.out.extend_from_slice(&buf[..p]);
                 p = 0;
             }
-            if t < 256 {
-                let c = lits[t as usize];
-                bits |= u64::from(c >> 8) << nbits;
-                nbits += c & 0xff;
-                continue;
-            }
+            // Fewer than 8 pending bits leave room for a whole match (at
+            // most 15 + 5 bits of length and 15 + 13 bits of offset).
+            put_bytes(buf, &mut p, &mut bits, &mut nbits);
+            // Both codings are worked out and one is selected without a
+            // branch: literals and matches alternate unpredictably.
+            let lit = u64::from(lits[(t & 255) as usize]);
             let lc = len_tab[((t >> 22) & 255) as usize];
-            bits |= (lc >> 8) << nbits;
-            nbits += (lc & 0xff) as u32;
-            let code = ((t >> 16) & 31) as usize;
-            let oc = off_tab[code];
-            let extra = (t & 0xffff).wrapping_sub(off_base[code]) & 0xffff;
-            bits |= ((oc >> 8) | u64::from(extra) << off_clen[code]) << nbits;
-            nbits += (oc & 0xff) as u32;
+            let oc = off_tab[((t >> 16) & 31) as usize];
+            let extra = u64::from(t.wrapping_sub((oc >> 16) as u32) & 0xffff);
+            let off_bits = (oc >> 32) | extra << ((oc >> 8) & 0xff);
+            let m_bits = (lc >> 8) | off_bits << (lc & 0xff);
+            let m_len = (lc & 0xff) + (oc & 0xff);
+            let (v, n) = if t < 256 {
+                (lit >> 8, lit & 0xff)
+            } else {
+                (m_bits, m_len)
+            };
+            bits |= v << nbits;
+            nbits += n as u32;
         }
         self.bits = bits;
         self.nbits = nbits;
@@ -222,6 +219,111 @@ impl BitWriter {
         }
         if defer_eob {
             self.write_code(lit[256]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::huffman::new_hcode;
+    use super::super::tokens::{MATCH_TYPE, offset_code};
+    use super::*;
+
+    /// Appends bits one at a time, LSB first.
+    struct Naive {
+        out: Vec<u8>,
+        n: usize,
+    }
+
+    impl Naive {
+        fn put(&mut self, v: u64, len: u32) {
+            for i in 0..len {
+                if self.n & 7 == 0 {
+                    self.out.push(0);
+                }
+                if v >> i & 1 == 1 {
+                    *self.out.last_mut().expect("pushed above") |= 1 << (self.n % 8);
+                }
+                self.n += 1;
+            }
+        }
+        fn code(&mut self, c: u32) {
+            self.put(u64::from(c >> 8), hlen(c));
+        }
+    }
+
+    /// xorshift64 stream.
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    fn codes(n: usize, next: &mut impl FnMut() -> u64, max_len: bool) -> Vec<u32> {
+        (0..n)
+            .map(|_| {
+                let len = if max_len { 15 } else { 1 + (next() % 15) as u8 };
+                new_hcode((next() & ((1 << len) - 1)) as u16, len)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokens_pack_like_a_bit_by_bit_writer() {
+        for (seed, max_len) in [(1, false), (2, true), (3, false)] {
+            let mut next = rng(seed);
+            let lit = codes(286, &mut next, max_len);
+            let off = codes(30, &mut next, max_len);
+            let mut tokens = Vec::new();
+            let mut naive = Naive {
+                out: Vec::new(),
+                n: 0,
+            };
+            // A 3-bit header first, so tokens start unaligned.
+            naive.put(5, 3);
+            for _ in 0..20_000 {
+                if next() % 3 == 1 {
+                    let xl = (next() % 256) as u32;
+                    let xoff = (next() % 32768) as u32;
+                    let oc = offset_code(xoff);
+                    tokens.push(MATCH_TYPE | xl << 22 | oc << 16 | xoff);
+                    let lc = LENGTH_CODES[xl as usize] as usize;
+                    naive.code(lit[257 + lc]);
+                    naive.put(
+                        u64::from(xl - u32::from(LENGTH_BASE[lc])),
+                        u32::from(LENGTH_EXTRA_BITS[lc]),
+                    );
+                    naive.code(off[oc as usize]);
+                    let extra = xoff - OFFSET_BASE[oc as usize];
+                    naive.put(u64::from(extra), u32::from(OFFSET_EXTRA_BITS[oc as usize]));
+                } else {
+                    let b = (next() % 256) as u32;
+                    tokens.push(b);
+                    naive.code(lit[b as usize]);
+                }
+            }
+            tokens.push(256);
+            naive.code(lit[256]);
+            let mut w = BitWriter::new();
+            w.write_bits(5, 3);
+            w.write_tokens(&tokens, &lit, &off);
+            let bytes: Vec<u8> = (0..4000).map(|i| (i * 7) as u8).collect();
+            w.write_literals(&bytes, &lit);
+            for &b in &bytes {
+                naive.code(lit[b as usize]);
+            }
+            w.flush_align();
+            let at = w.out.iter().zip(&naive.out).position(|(a, b)| a != b);
+            assert!(
+                w.out == naive.out,
+                "seed {seed}: lengths {} {}, first difference at {at:?}",
+                w.out.len(),
+                naive.out.len()
+            );
         }
     }
 }

@@ -107,11 +107,18 @@ impl FastGen {
     }
 }
 
+/// A position as an index; negative positions become out of range.
+#[inline(always)]
+pub(super) fn idx(i: i32) -> usize {
+    i as u32 as usize
+}
+
 /// Little-endian `u64` at `i` (0 past the end, which the callers never reach).
 #[inline(always)]
 pub(super) fn load64(b: &[u8], i: i32) -> u64 {
-    let i = i as usize;
-    match b.get(i..i.wrapping_add(8)) {
+    // Through u32, so that i + 8 cannot overflow and negative i is out of range.
+    let i = i as u32 as usize;
+    match b.get(i..i + 8) {
         Some(&[a0, a1, a2, a3, a4, a5, a6, a7]) => {
             u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7])
         }
@@ -122,8 +129,8 @@ pub(super) fn load64(b: &[u8], i: i32) -> u64 {
 /// Little-endian `u32` at `i` (0 past the end, which the callers never reach).
 #[inline(always)]
 pub(super) fn load32(b: &[u8], i: i32) -> u32 {
-    let i = i as usize;
-    match b.get(i..i.wrapping_add(4)) {
+    let i = i as u32 as usize;
+    match b.get(i..i + 4) {
         Some(&[a0, a1, a2, a3]) => u32::from_le_bytes([a0, a1, a2, a3]),
         _ => 0,
     }
@@ -132,7 +139,7 @@ pub(super) fn load32(b: &[u8], i: i32) -> u32 {
 /// The byte at `i` (0 past the end, which the callers never reach).
 #[inline(always)]
 pub(super) fn load8(b: &[u8], i: i32) -> u8 {
-    b.get(i as usize).copied().unwrap_or(0)
+    b.get(i as u32 as usize).copied().unwrap_or(0)
 }
 
 /// Hash of the low 4 bytes of `u` into `B` bits.
@@ -156,32 +163,37 @@ pub(super) fn hash7<const B: u32>(u: u64) -> usize {
 /// Length of the common prefix of `a` and `b` (at most `a.len()`).
 #[inline(always)]
 pub(super) fn match_len(a: &[u8], b: &[u8]) -> usize {
-    let mut n = 0;
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
-            break;
-        };
-        let diff = u64::from_le_bytes(x) ^ u64::from_le_bytes(y);
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut i = 0;
+    while i + 8 <= n {
+        let diff = le64(a, i) ^ le64(b, i);
         if diff != 0 {
-            return n + (diff.trailing_zeros() / 8) as usize;
+            return i + (diff.trailing_zeros() / 8) as usize;
         }
-        n += 8;
+        i += 8;
     }
-    for (x, y) in a[n..].iter().zip(&b[n.min(b.len())..]) {
-        if x != y {
-            break;
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Little-endian `u64` at `i` of `s` (0 past the end, which callers avoid).
+#[inline(always)]
+fn le64(s: &[u8], i: usize) -> u64 {
+    match s.get(i..i + 8) {
+        Some(&[a0, a1, a2, a3, a4, a5, a6, a7]) => {
+            u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7])
         }
-        n += 1;
+        _ => 0,
     }
-    n
 }
 
 /// Match length between positions `s` and `t` of `src`, up to the end.
 #[inline(always)]
 pub(super) fn match_len_long(src: &[u8], s: i32, t: i32) -> i32 {
-    match (src.get(s as usize..), src.get(t as usize..)) {
+    match (src.get(idx(s)..), src.get(idx(t)..)) {
         (Some(a), Some(b)) => match_len(a, b) as i32,
         _ => 0,
     }
@@ -190,9 +202,9 @@ pub(super) fn match_len_long(src: &[u8], s: i32, t: i32) -> i32 {
 /// Match length between positions `s` and `t` of `src`, at most 254.
 #[inline(always)]
 pub(super) fn match_len_limited(src: &[u8], s: i32, t: i32) -> i32 {
-    let s = s as usize;
+    let s = idx(s);
     let end = (s + 258 - 4).min(src.len());
-    match (src.get(s..end), src.get(t as usize..)) {
+    match (src.get(s..end), src.get(idx(t)..)) {
         (Some(a), Some(b)) => match_len(a, b) as i32,
         _ => 0,
     }
@@ -202,10 +214,8 @@ pub(super) fn match_len_limited(src: &[u8], s: i32, t: i32) -> i32 {
 /// (an encoder that found nothing leaves the block to be stored).
 #[inline]
 pub(super) fn emit_remainder(dst: &mut Tokens, src: &[u8], from: i32) {
-    if let Some(rest) = src.get(from as usize..)
-        && !rest.is_empty()
-        && dst.n != 0
-    {
+    let rest = src.get(idx(from)..).unwrap_or_default();
+    if !rest.is_empty() && dst.n != 0 {
         dst.add_literals(rest);
     }
 }

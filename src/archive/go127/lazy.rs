@@ -289,16 +289,13 @@ impl Lazy {
         self.length = MIN_MATCH_LENGTH - 1;
         self.offset = 0;
         let min_index = (self.index - WINDOW_SIZE).max(0);
-        if self.chain_head - self.hash_offset >= min_index
-            && lookahead > prev_length
-            && prev_length < self.lazy
-            && let Some((l, o)) = self.find_match(
-                window,
-                self.index,
-                self.chain_head - self.hash_offset,
-                lookahead,
-            )
-        {
+        let head = self.chain_head - self.hash_offset;
+        let searched = if head >= min_index && lookahead > prev_length && prev_length < self.lazy {
+            self.find_match(window, self.index, head, lookahead)
+        } else {
+            None
+        };
+        if let Some((l, o)) = searched {
             self.length = l;
             self.offset = o;
         }

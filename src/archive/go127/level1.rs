@@ -4,13 +4,13 @@
 
 use super::fast::{
     BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, TABLE_BITS,
-    TABLE_SIZE, boxed_array, emit_remainder, hash5, load8, load32, load64, match_len_long,
+    TABLE_SIZE, boxed_array, emit_remainder, hash5, idx, load8, load32, load64, match_len_long,
 };
 use super::tokens::Tokens;
 
 /// Level 1 match finder state.
 pub(super) struct Level1 {
-    fgen: FastGen,
+    history: FastGen,
     table: Box<[i32; TABLE_SIZE]>,
 }
 
@@ -18,38 +18,38 @@ impl Level1 {
     /// A fresh encoder.
     pub(super) fn new() -> Level1 {
         Level1 {
-            fgen: FastGen::new(),
+            history: FastGen::new(),
             table: boxed_array(),
         }
     }
 
     /// The history and pending block.
-    pub(super) fn generator(&mut self) -> &mut FastGen {
-        &mut self.fgen
+    pub(super) fn history(&mut self) -> &mut FastGen {
+        &mut self.history
     }
 
     /// Adds the `len` pending bytes to the history as one block and finds
     /// its tokens into `dst`.
     pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
-        if self.fgen.cur >= BUFFER_RESET {
-            match self.fgen.rebase_min() {
+        if self.history.cur >= BUFFER_RESET {
+            match self.history.rebase_min() {
                 None => self.table.fill(0),
                 Some(min_off) => {
                     for v in self.table.iter_mut() {
-                        *v = self.fgen.rebase(*v, min_off);
+                        *v = self.history.rebase(*v, min_off);
                     }
                 }
             }
-            self.fgen.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
-        let s = self.fgen.add_block(len);
+        let s = self.history.add_block(len);
         if len < MIN_NON_LITERAL_BLOCK_SIZE {
             // Left for the caller, which never searches blocks this small.
             dst.n = len;
             return;
         }
         let next_emit = self.search(dst, s);
-        emit_remainder(dst, self.fgen.hist(), next_emit);
+        emit_remainder(dst, self.history.hist(), next_emit);
     }
 
     /// The match loop over the history from `s`; returns where the
@@ -57,9 +57,9 @@ impl Level1 {
     fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
         const SKIP_LOG: i32 = 5;
         const DO_EVERY: i32 = 2;
-        let src = self.fgen.hist();
+        let src = self.history.hist();
         let table = &mut *self.table;
-        let cur = self.fgen.cur;
+        let cur = self.history.cur;
         let h = |u: u64| hash5::<TABLE_BITS>(u);
         let mut next_emit = s;
         let s_limit = src.len() as i32 - INPUT_MARGIN;
@@ -107,7 +107,7 @@ impl Level1 {
                     l += 1;
                 }
                 if next_emit < s {
-                    dst.add_literals(&src[next_emit as usize..s as usize]);
+                    dst.add_literals(&src[idx(next_emit)..idx(s)]);
                 }
                 dst.add_match_long(l, (s - t - 1) as u32);
                 s += l;

@@ -3,7 +3,7 @@
 
 use super::fast::{
     BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, boxed_array,
-    emit_remainder, hash5, load8, load32, load64, match_len, match_len_long,
+    emit_remainder, hash5, idx, load8, load32, load64, match_len, match_len_long,
 };
 use super::level6::Pair;
 use super::tokens::Tokens;
@@ -15,7 +15,7 @@ const L3_TABLE_SIZE: usize = 1 << L3_TABLE_BITS;
 
 /// Level 3 match finder state.
 pub(super) struct Level3 {
-    fgen: FastGen,
+    history: FastGen,
     table: Box<[Pair; L3_TABLE_SIZE]>,
 }
 
@@ -28,7 +28,7 @@ fn h(u: u64) -> usize {
 /// Length of the common prefix of `src[a..]` and `src[b..]`.
 #[inline(always)]
 fn common(src: &[u8], a: i32, b: i32) -> usize {
-    match (src.get(a as usize..), src.get(b as usize..)) {
+    match (src.get(idx(a)..), src.get(idx(b)..)) {
         (Some(x), Some(y)) => match_len(x, y),
         _ => 0,
     }
@@ -38,48 +38,51 @@ impl Level3 {
     /// A fresh encoder.
     pub(super) fn new() -> Level3 {
         Level3 {
-            fgen: FastGen::new(),
+            history: FastGen::new(),
             table: boxed_array(),
         }
     }
 
     /// The history and pending block.
-    pub(super) fn generator(&mut self) -> &mut FastGen {
-        &mut self.fgen
+    pub(super) fn history(&mut self) -> &mut FastGen {
+        &mut self.history
     }
 
     /// Adds the `len` pending bytes to the history as one block and finds
     /// its tokens into `dst`.
     pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
-        if self.fgen.cur >= BUFFER_RESET {
-            match self.fgen.rebase_min() {
+        if self.history.cur >= BUFFER_RESET {
+            match self.history.rebase_min() {
                 None => self.table.fill(Pair::default()),
                 Some(min_off) => {
                     for v in self.table.iter_mut() {
-                        v.cur = self.fgen.rebase(v.cur, min_off);
-                        v.prev = self.fgen.rebase(v.prev, min_off);
+                        let (c, p) = (
+                            self.history.rebase(v.cur(), min_off),
+                            self.history.rebase(v.prev(), min_off),
+                        );
+                        *v = Pair::new(c, p);
                     }
                 }
             }
-            self.fgen.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
-        let s = self.fgen.add_block(len);
+        let s = self.history.add_block(len);
         if len < MIN_NON_LITERAL_BLOCK_SIZE {
             // Left for the caller, which never searches blocks this small.
             dst.n = len;
             return;
         }
         let next_emit = self.search(dst, s);
-        emit_remainder(dst, self.fgen.hist(), next_emit);
+        emit_remainder(dst, self.history.hist(), next_emit);
     }
 
     /// The match loop over the history from `s`; returns where the
     /// trailing literals start.
     fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
         const SKIP_LOG: i32 = 7;
-        let src = self.fgen.hist();
+        let src = self.history.hist();
         let table = &mut *self.table;
-        let cur = self.fgen.cur;
+        let cur = self.history.cur;
         let mut next_emit = s;
         let s_limit = src.len() as i32 - INPUT_MARGIN;
         let mut cv = load64(src, s);
@@ -99,27 +102,27 @@ impl Level3 {
                 let min_offset = cur + s - (MAX_MATCH_OFFSET - 4);
                 table[next_hash].push(s + cur);
 
-                candidate = candidates.cur;
+                candidate = candidates.cur();
                 if candidate < min_offset {
                     // The older candidate is out of reach too.
                     cv = now;
                     continue;
                 }
                 if cv as u32 == load32(src, candidate - cur) {
-                    if candidates.prev < min_offset
-                        || cv as u32 != load32(src, candidates.prev - cur)
+                    if candidates.prev() < min_offset
+                        || cv as u32 != load32(src, candidates.prev() - cur)
                     {
                         break;
                     }
                     // Both match: take the longer.
                     let l1 = common(src, s + 4, candidate - cur + 4);
-                    let l2 = common(src, s + 4, candidates.prev - cur + 4);
+                    let l2 = common(src, s + 4, candidates.prev() - cur + 4);
                     if l2 > l1 {
-                        candidate = candidates.prev;
+                        candidate = candidates.prev();
                     }
                     break;
                 }
-                candidate = candidates.prev;
+                candidate = candidates.prev();
                 if candidate > min_offset && cv as u32 == load32(src, candidate - cur) {
                     break;
                 }
@@ -135,7 +138,7 @@ impl Level3 {
                     l += 1;
                 }
                 if next_emit < s {
-                    dst.add_literals(&src[next_emit as usize..s as usize]);
+                    dst.add_literals(&src[idx(next_emit)..idx(s)]);
                 }
                 dst.add_match_long(l, (s - t - 1) as u32);
                 s += l;
@@ -169,12 +172,12 @@ impl Level3 {
 
                 // Go on with another match at s if either candidate has one.
                 let min_offset = cur + s - (MAX_MATCH_OFFSET - 4);
-                candidate = candidates.cur;
+                candidate = candidates.cur();
                 if candidate > min_offset {
                     if cv as u32 == load32(src, candidate - cur) {
                         continue;
                     }
-                    candidate = candidates.prev;
+                    candidate = candidates.prev();
                     if candidate > min_offset && cv as u32 == load32(src, candidate - cur) {
                         continue;
                     }

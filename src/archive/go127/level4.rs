@@ -3,14 +3,14 @@
 
 use super::fast::{
     BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, TABLE_BITS,
-    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, load8, load32, load64, match_len,
+    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, idx, load8, load32, load64, match_len,
     match_len_long,
 };
 use super::tokens::Tokens;
 
 /// Level 4 match finder state.
 pub(super) struct Level4 {
-    fgen: FastGen,
+    history: FastGen,
     table: Box<[i32; TABLE_SIZE]>,
     b_table: Box<[i32; TABLE_SIZE]>,
 }
@@ -30,7 +30,7 @@ fn hl(u: u64) -> usize {
 /// Length of the common prefix of `src[a..]` and `src[b..]`.
 #[inline(always)]
 fn common(src: &[u8], a: i32, b: i32) -> usize {
-    match (src.get(a as usize..), src.get(b as usize..)) {
+    match (src.get(idx(a)..), src.get(idx(b)..)) {
         (Some(x), Some(y)) => match_len(x, y),
         _ => 0,
     }
@@ -40,52 +40,52 @@ impl Level4 {
     /// A fresh encoder.
     pub(super) fn new() -> Level4 {
         Level4 {
-            fgen: FastGen::new(),
+            history: FastGen::new(),
             table: boxed_array(),
             b_table: boxed_array(),
         }
     }
 
     /// The history and pending block.
-    pub(super) fn generator(&mut self) -> &mut FastGen {
-        &mut self.fgen
+    pub(super) fn history(&mut self) -> &mut FastGen {
+        &mut self.history
     }
 
     /// Adds the `len` pending bytes to the history as one block and finds
     /// its tokens into `dst`.
     pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
-        if self.fgen.cur >= BUFFER_RESET {
-            match self.fgen.rebase_min() {
+        if self.history.cur >= BUFFER_RESET {
+            match self.history.rebase_min() {
                 None => {
                     self.table.fill(0);
                     self.b_table.fill(0);
                 }
                 Some(min_off) => {
                     for v in self.table.iter_mut().chain(self.b_table.iter_mut()) {
-                        *v = self.fgen.rebase(*v, min_off);
+                        *v = self.history.rebase(*v, min_off);
                     }
                 }
             }
-            self.fgen.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
-        let s = self.fgen.add_block(len);
+        let s = self.history.add_block(len);
         if len < MIN_NON_LITERAL_BLOCK_SIZE {
             // Left for the caller, which never searches blocks this small.
             dst.n = len;
             return;
         }
         let next_emit = self.search(dst, s);
-        emit_remainder(dst, self.fgen.hist(), next_emit);
+        emit_remainder(dst, self.history.hist(), next_emit);
     }
 
     /// The match loop over the history from `s`; returns where the
     /// trailing literals start.
     fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
         const SKIP_LOG: i32 = 6;
-        let src = self.fgen.hist();
+        let src = self.history.hist();
         let table = &mut *self.table;
         let b_table = &mut *self.b_table;
-        let cur = self.fgen.cur;
+        let cur = self.history.cur;
         let mut next_emit = s;
         let s_limit = src.len() as i32 - INPUT_MARGIN;
         let mut cv = load64(src, s);
@@ -135,7 +135,7 @@ impl Level4 {
                 l += 1;
             }
             if next_emit < s {
-                dst.add_literals(&src[next_emit as usize..s as usize]);
+                dst.add_literals(&src[idx(next_emit)..idx(s)]);
             }
             dst.add_match_long(l, (s - t - 1) as u32);
             s += l;

@@ -4,7 +4,7 @@
 
 use super::fast::{
     BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, TABLE_BITS,
-    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, load8, load32, load64,
+    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, idx, load8, load32, load64,
     match_len_limited, match_len_long,
 };
 use super::level6::{Pair, rebase_pairs};
@@ -12,7 +12,7 @@ use super::tokens::{MAX_MATCH_LENGTH, Tokens};
 
 /// Level 5 match finder state.
 pub(super) struct Level5 {
-    fgen: FastGen,
+    history: FastGen,
     table: Box<[i32; TABLE_SIZE]>,
     b_table: Box<[Pair; TABLE_SIZE]>,
 }
@@ -41,54 +41,54 @@ impl Level5 {
     /// A fresh encoder.
     pub(super) fn new() -> Level5 {
         Level5 {
-            fgen: FastGen::new(),
+            history: FastGen::new(),
             table: boxed_array(),
             b_table: boxed_array(),
         }
     }
 
     /// The history and pending block.
-    pub(super) fn generator(&mut self) -> &mut FastGen {
-        &mut self.fgen
+    pub(super) fn history(&mut self) -> &mut FastGen {
+        &mut self.history
     }
 
     /// Adds the `len` pending bytes to the history as one block and finds
     /// its tokens into `dst`.
     pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
-        if self.fgen.cur >= BUFFER_RESET {
-            match self.fgen.rebase_min() {
+        if self.history.cur >= BUFFER_RESET {
+            match self.history.rebase_min() {
                 None => {
                     self.table.fill(0);
                     self.b_table.fill(Pair::default());
                 }
                 Some(min_off) => {
                     for v in self.table.iter_mut() {
-                        *v = self.fgen.rebase(*v, min_off);
+                        *v = self.history.rebase(*v, min_off);
                     }
-                    rebase_pairs(&self.fgen, &mut self.b_table[..], min_off);
+                    rebase_pairs(&self.history, &mut self.b_table[..], min_off);
                 }
             }
-            self.fgen.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
-        let s = self.fgen.add_block(len);
+        let s = self.history.add_block(len);
         if len < MIN_NON_LITERAL_BLOCK_SIZE {
             // Left for the caller, which never searches blocks this small.
             dst.n = len;
             return;
         }
         let next_emit = self.search(dst, s);
-        emit_remainder(dst, self.fgen.hist(), next_emit);
+        emit_remainder(dst, self.history.hist(), next_emit);
     }
 
     /// The match loop over the history from `s`; returns where the
     /// trailing literals start.
     fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
-        let src = self.fgen.hist();
+        let src = self.history.hist();
         let mut cx = Ctx {
             src,
             table: &mut self.table,
             b_table: &mut self.b_table,
-            cur: self.fgen.cur,
+            cur: self.history.cur,
             s_limit: src.len() as i32 - INPUT_MARGIN,
         };
         let cur = cx.cur;
@@ -113,7 +113,7 @@ impl Level5 {
                 l += 1;
             }
             if next_emit < s2 {
-                dst.add_literals(&src[next_emit as usize..s2 as usize]);
+                dst.add_literals(&src[idx(next_emit)..idx(s2)]);
             }
             dst.add_match_long(l, (s2 - t - 1) as u32);
             s = s2 + l;
@@ -182,11 +182,11 @@ impl Ctx<'_> {
             let hs_next = hs(next);
             let hl_next = hl(next);
 
-            let t = l_candidate.cur - cur;
+            let t = l_candidate.cur() - cur;
             if s - t < MAX_MATCH_OFFSET {
                 if cv as u32 == load32(src, t) {
                     self.index_next(hs_next, hl_next, next_s);
-                    let t2 = l_candidate.prev - cur;
+                    let t2 = l_candidate.prev() - cur;
                     if self.hit(s, t2, cv) {
                         let l = match_len_limited(src, s + 4, t + 4) + 4;
                         let ml1 = match_len_limited(src, s + 4, t2 + 4) + 4;
@@ -202,7 +202,7 @@ impl Ctx<'_> {
                     }
                     return Some(Found { s, t, l: 0, next_s });
                 }
-                let t = l_candidate.prev - cur;
+                let t = l_candidate.prev() - cur;
                 if self.hit(s, t, cv) {
                     self.index_next(hs_next, hl_next, next_s);
                     return Some(Found { s, t, l: 0, next_s });
@@ -235,7 +235,7 @@ impl Ctx<'_> {
         let l = match_len_limited(src, s + 4, t + 4) + 4;
         let l_candidate = self.b_table[hl_next];
         self.index_next(hs_next, hl_next, next_s);
-        let t2 = l_candidate.cur - cur;
+        let t2 = l_candidate.cur() - cur;
         if next_s - t2 < MAX_MATCH_OFFSET {
             if load32(src, t2) == next as u32 {
                 let ml = match_len_limited(src, next_s + 4, t2 + 4) + 4;
@@ -248,7 +248,7 @@ impl Ctx<'_> {
                     };
                 }
             }
-            let t2 = l_candidate.prev - cur;
+            let t2 = l_candidate.prev() - cur;
             if self.hit(next_s, t2, next) {
                 let ml = match_len_limited(src, next_s + 4, t2 + 4) + 4;
                 if ml > l {
@@ -271,7 +271,7 @@ impl Ctx<'_> {
     fn better_at_end(&self, s: i32, t: i32, l: i32) -> (i32, i32, i32) {
         const SKIP_BEGINNING: i32 = 2;
         let src = self.src;
-        let e_long = self.b_table[hl(load64(src, s + l))].cur;
+        let e_long = self.b_table[hl(load64(src, s + l))].cur();
         let t2 = e_long - self.cur - l + SKIP_BEGINNING;
         let s2 = s + SKIP_BEGINNING;
         let off = s2 - t2;

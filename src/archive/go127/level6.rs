@@ -5,45 +5,60 @@
 
 use super::fast::{
     BUFFER_RESET, FastGen, INPUT_MARGIN, MAX_MATCH_OFFSET, MIN_NON_LITERAL_BLOCK_SIZE, TABLE_BITS,
-    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, load8, load32, load64,
+    TABLE_SIZE, boxed_array, emit_remainder, hash4, hash7, idx, load8, load32, load64,
     match_len_limited, match_len_long,
 };
 use super::tokens::{MAX_MATCH_LENGTH, Tokens};
 
-/// A hash table entry remembering the two latest positions.
+/// A hash table entry remembering the two latest positions, packed in one
+/// `u64` (latest in the low half) so that adding one is a single store.
 #[derive(Clone, Copy, Default)]
-pub(super) struct Pair {
-    /// The latest position (+ cur).
-    pub(super) cur: i32,
-    /// The one before it.
-    pub(super) prev: i32,
-}
+pub(super) struct Pair(u64);
 
 impl Pair {
+    /// An entry with latest position `cur` and the one before it `prev`.
+    #[inline(always)]
+    pub(super) fn new(cur: i32, prev: i32) -> Pair {
+        Pair(u64::from(cur as u32) | u64::from(prev as u32) << 32)
+    }
+
+    /// The latest position (+ cur).
+    #[inline(always)]
+    pub(super) fn cur(self) -> i32 {
+        self.0 as u32 as i32
+    }
+
+    /// The position before it.
+    #[inline(always)]
+    pub(super) fn prev(self) -> i32 {
+        (self.0 >> 32) as u32 as i32
+    }
+
     /// Makes `v` the latest position.
     #[inline(always)]
     pub(super) fn push(&mut self, v: i32) {
-        self.prev = self.cur;
-        self.cur = v;
+        self.0 = self.0 << 32 | u64::from(v as u32);
     }
 }
 
 /// Rebases a two-candidate table the way levels 5 and 6 do: an entry whose
 /// latest position is out of reach is cleared whole.
-pub(super) fn rebase_pairs(fgen: &FastGen, table: &mut [Pair], min_off: i32) {
+pub(super) fn rebase_pairs(history: &FastGen, table: &mut [Pair], min_off: i32) {
     for v in table.iter_mut() {
-        if v.cur <= min_off {
-            *v = Pair::default();
+        *v = if v.cur() <= min_off {
+            Pair::default()
         } else {
-            v.cur = v.cur - fgen.cur + MAX_MATCH_OFFSET;
-            v.prev = fgen.rebase(v.prev, min_off);
-        }
+            Pair::new(
+                v.cur() - history.cur + MAX_MATCH_OFFSET,
+                history.rebase(v.prev(), min_off),
+            )
+        };
     }
 }
 
 /// Level 6 match finder state.
 pub(super) struct Level6 {
-    fgen: FastGen,
+    history: FastGen,
     table: Box<[i32; TABLE_SIZE]>,
     b_table: Box<[Pair; TABLE_SIZE]>,
 }
@@ -72,54 +87,54 @@ impl Level6 {
     /// A fresh encoder.
     pub(super) fn new() -> Level6 {
         Level6 {
-            fgen: FastGen::new(),
+            history: FastGen::new(),
             table: boxed_array(),
             b_table: boxed_array(),
         }
     }
 
     /// The history and pending block.
-    pub(super) fn generator(&mut self) -> &mut FastGen {
-        &mut self.fgen
+    pub(super) fn history(&mut self) -> &mut FastGen {
+        &mut self.history
     }
 
     /// Adds the `len` pending bytes to the history as one block and finds
     /// its tokens into `dst`.
     pub(super) fn encode(&mut self, dst: &mut Tokens, len: usize) {
-        if self.fgen.cur >= BUFFER_RESET {
-            match self.fgen.rebase_min() {
+        if self.history.cur >= BUFFER_RESET {
+            match self.history.rebase_min() {
                 None => {
                     self.table.fill(0);
                     self.b_table.fill(Pair::default());
                 }
                 Some(min_off) => {
                     for v in self.table.iter_mut() {
-                        *v = self.fgen.rebase(*v, min_off);
+                        *v = self.history.rebase(*v, min_off);
                     }
-                    rebase_pairs(&self.fgen, &mut self.b_table[..], min_off);
+                    rebase_pairs(&self.history, &mut self.b_table[..], min_off);
                 }
             }
-            self.fgen.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
-        let s = self.fgen.add_block(len);
+        let s = self.history.add_block(len);
         if len < MIN_NON_LITERAL_BLOCK_SIZE {
             // Left for the caller, which never searches blocks this small.
             dst.n = len;
             return;
         }
         let next_emit = self.search(dst, s);
-        emit_remainder(dst, self.fgen.hist(), next_emit);
+        emit_remainder(dst, self.history.hist(), next_emit);
     }
 
     /// The match loop over the history from `s`; returns where the
     /// trailing literals start.
     fn search(&mut self, dst: &mut Tokens, mut s: i32) -> i32 {
-        let src = self.fgen.hist();
+        let src = self.history.hist();
         let mut cx = Ctx {
             src,
             table: &mut self.table,
             b_table: &mut self.b_table,
-            cur: self.fgen.cur,
+            cur: self.history.cur,
             s_limit: src.len() as i32 - INPUT_MARGIN,
         };
         let cur = cx.cur;
@@ -147,7 +162,7 @@ impl Level6 {
                 l += 1;
             }
             if next_emit < s2 {
-                dst.add_literals(&src[next_emit as usize..s2 as usize]);
+                dst.add_literals(&src[idx(next_emit)..idx(s2)]);
             }
             dst.add_match_long(l, (s2 - t - 1) as u32);
             repeat = s2 - t;
@@ -230,12 +245,12 @@ impl Ctx<'_> {
             let hs_next = hs(next);
             let hl_next = hl(next);
 
-            let t = l_candidate.cur - cur;
+            let t = l_candidate.cur() - cur;
             if s - t < MAX_MATCH_OFFSET {
                 if cv as u32 == load32(src, t) {
                     // The long candidate matches at least 4 bytes.
                     self.index_next(hs_next, hl_next, next_s);
-                    let t2 = l_candidate.prev - cur;
+                    let t2 = l_candidate.prev() - cur;
                     if self.hit(s, t2, cv) {
                         let l = match_len_limited(src, s + 4, t + 4) + 4;
                         let ml1 = match_len_limited(src, s + 4, t2 + 4) + 4;
@@ -252,7 +267,7 @@ impl Ctx<'_> {
                     return Some(Found { s, t, l: 0, next_s });
                 }
                 // The latest long candidate failed; try the one before it.
-                let t = l_candidate.prev - cur;
+                let t = l_candidate.prev() - cur;
                 if self.hit(s, t, cv) {
                     self.index_next(hs_next, hl_next, next_s);
                     return Some(Found { s, t, l: 0, next_s });
@@ -309,7 +324,7 @@ impl Ctx<'_> {
             }
         }
         // Then the long candidates at next_s.
-        let t2 = l_candidate.cur - cur;
+        let t2 = l_candidate.cur() - cur;
         if next_s - t2 < MAX_MATCH_OFFSET {
             if load32(src, t2) == next as u32 {
                 let ml = match_len_limited(src, next_s + 4, t2 + 4) + 4;
@@ -322,7 +337,7 @@ impl Ctx<'_> {
                     };
                 }
             }
-            let t2 = l_candidate.prev - cur;
+            let t2 = l_candidate.prev() - cur;
             if self.hit(next_s, t2, next) {
                 let ml = match_len_limited(src, next_s + 4, t2 + 4) + 4;
                 if ml > f.l {
@@ -348,7 +363,7 @@ impl Ctx<'_> {
         let src = self.src;
         let e_long = self.b_table[hl(load64(src, s + l))];
         let s2 = s + SKIP_BEGINNING;
-        let t2 = e_long.cur - self.cur - l + SKIP_BEGINNING;
+        let t2 = e_long.cur() - self.cur - l + SKIP_BEGINNING;
         let off = s2 - t2;
         if off < MAX_MATCH_OFFSET {
             if off > 0 && t2 >= 0 {
@@ -357,7 +372,7 @@ impl Ctx<'_> {
                     (s, t, l) = (s2, t2, l2);
                 }
             }
-            let t2 = e_long.prev - self.cur - l + SKIP_BEGINNING;
+            let t2 = e_long.prev() - self.cur - l + SKIP_BEGINNING;
             let off = s2 - t2;
             if off > 0 && off < MAX_MATCH_OFFSET && t2 >= 0 {
                 let l2 = match_len_long(src, s2, t2);

@@ -55,14 +55,14 @@ impl Fast {
     }
 
     /// The history, which also holds the pending block.
-    fn generator(&mut self) -> &mut fast::FastGen {
+    fn history(&mut self) -> &mut fast::FastGen {
         match self {
-            Fast::L1(e) => e.generator(),
-            Fast::L2(e) => e.generator(),
-            Fast::L3(e) => e.generator(),
-            Fast::L4(e) => e.generator(),
-            Fast::L5(e) => e.generator(),
-            Fast::L6(e) => e.generator(),
+            Fast::L1(e) => e.history(),
+            Fast::L2(e) => e.history(),
+            Fast::L3(e) => e.history(),
+            Fast::L4(e) => e.history(),
+            Fast::L5(e) => e.history(),
+            Fast::L6(e) => e.history(),
         }
     }
 }
@@ -170,7 +170,7 @@ impl Encoder {
             return lz.fill(&mut self.window, &mut self.window_end, b);
         }
         let window = match &mut self.mode {
-            Mode::Fast(f) => f.generator().pending_mut(),
+            Mode::Fast(f) => f.history().pending_mut(),
             _ => &mut self.window[..],
         };
         let n = b.len().min(self.window_len - self.window_end);
@@ -222,7 +222,7 @@ impl Encoder {
                 if end == 0 {
                     return;
                 }
-                let window = fast.generator().pending(end);
+                let window = fast.history().pending(end);
                 if end <= 32 {
                     self.w.write_stored(window, false);
                 } else {
@@ -234,7 +234,7 @@ impl Encoder {
             }
         }
         fast.encode(&mut self.tokens, end);
-        let window = fast.generator().last(end);
+        let window = fast.history().last(end);
         if self.tokens.n == 0 {
             // No match at all.
             self.w.write_stored(window, false);

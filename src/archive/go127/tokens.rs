@@ -128,10 +128,7 @@ impl Tokens {
             off_hist: [0; 32],
             lit_hist: [0; 256],
             n: 0,
-            tokens: vec![0u32; 65536]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| Box::new([0u32; 65536])),
+            tokens: super::fast::boxed_array(),
         }
     }
 
