@@ -39,7 +39,7 @@ VERSIONS=(
   "3 3260f5a gz"
   "4 bcb53f9 gz"
   "5 ed9343d gz"
-  "6 GO_COMMIT go"
+  "6 d40564d go"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
