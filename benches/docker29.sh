@@ -88,7 +88,7 @@ if [[ ${LOAD:-0} == 1 ]]; then
   d=$(mktemp -d /tmp/ferry-d29load.XXXX)
   stop() {
     [[ -f $d/pid ]] && kill "$(cat "$d/pid")" 2>/dev/null && sleep 3
-    grep "$d" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
+    grep "$d" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l || true
     rm -rf "$d"
   }
   trap stop EXIT

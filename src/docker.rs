@@ -260,21 +260,40 @@ impl BodyWriter {
 }
 
 impl Write for BodyWriter {
+    /// Sends whole frames, always keeping the last [`FRAME`] bytes back
+    /// (see [`BodyWriter::finish`]).
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= FRAME {
-            self.send()?;
+        while self.buf.len() >= 2 * FRAME {
+            let frame = self.buf.split_to(FRAME).freeze();
+            self.tx.blocking_send(Ok(frame)).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the Docker daemon stopped reading the image",
+                )
+            })?;
         }
         Ok(data.len())
     }
+    /// Holds the last bytes back: only [`BodyWriter::finish`] sends them.
     fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BodyWriter {
+    /// Sends the bytes held back: the stream is complete and verified.
+    fn finish(&mut self) -> std::io::Result<()> {
         self.send()
     }
 }
 
-/// Verifies snapshot `name` (reassembly BLAKE3 and every layer and config
-/// digest), then streams it into the daemon's image load and confirms the
-/// image IDs and tags it should have created.
+/// Streams snapshot `name` into the daemon's image load while verifying it
+/// (reassembly BLAKE3, and every layer and config digest the archive
+/// names), then confirms the image IDs and tags it should have created.
+/// The daemon cannot finish a load before it has the archive's last bytes,
+/// and those are held back until everything verified: on a failure the
+/// request is aborted and the daemon discards what it read.
 pub fn load(
     store: &Store,
     daemon: &Daemon,
@@ -288,13 +307,7 @@ pub fn load(
             "snapshot {name} is not a docker archive: 'ferry checkout {name} -o FILE' writes it out instead"
         )));
     }
-
-    // One consistent view of the index for both passes, so the bytes
-    // streamed in pass 2 are the ones verified in pass 1 even if the
-    // snapshot is replaced meanwhile.
-    let _view = store.read_view()?;
-    let verified = verify_snapshot(store, name, &expected, progress)?;
-    let snap = daemon.stream_load(store, name, progress)?;
+    let (snap, verified) = daemon.stream_load(store, name, &expected, progress)?;
     daemon.confirm(&expected)?;
     Ok(LoadReport {
         snapshot: name.to_string(),
@@ -305,25 +318,16 @@ pub fn load(
     })
 }
 
-/// Pass 1 of [`load`]: reassembles snapshot `name` into the archive
-/// verifier, so that nothing unverified reaches the daemon, and checks
-/// that the archive holds every image the snapshot's metadata names.
-fn verify_snapshot(
-    store: &Store,
+/// The archive verifier's verdict on snapshot `name`, given how its
+/// reassembly went: it must hold every image the snapshot's metadata names.
+fn verdict(
     name: &str,
     expected: &[ImageInfo],
-    progress: &dyn Progress,
-) -> Result<Verified> {
-    let (pipe_r, mut pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
-    let (checked, verified) = std::thread::scope(|scope| {
-        let verifier =
-            scope.spawn(move || verify(std::io::BufReader::with_capacity(1 << 20, pipe_r)));
-        let checked = checkout::checkout(store, name, &mut pipe_w, progress);
-        drop(pipe_w);
-        (checked, verifier.join().expect("verifier thread panicked"))
-    });
-    let verified = match (checked, verified) {
-        (Ok(_), Ok(v)) => v,
+    checked: Result<Snapshot>,
+    verified: std::result::Result<Verified, String>,
+) -> Result<(Snapshot, Verified)> {
+    let (snap, verified) = match (checked, verified) {
+        (Ok(s), Ok(v)) => (s, v),
         // A reassembly or store error says most.
         (Err(e @ (Error::Integrity(_) | Error::BadStore { .. })), _) => return Err(e),
         // Otherwise the verifier stopped reading for a reason: give it.
@@ -338,15 +342,41 @@ fn verify_snapshot(
             )));
         }
     }
-    Ok(verified)
+    Ok((snap, verified))
+}
+
+/// Hands every byte to the archive verifier and to the daemon.
+struct Tee<'a> {
+    verifier: Option<std::io::PipeWriter>,
+    body: &'a mut BodyWriter,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(v) = &mut self.verifier {
+            v.write_all(data)?;
+        }
+        self.body.write_all(data)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Daemon {
-    /// Pass 2 of [`load`]: streams snapshot `name` into POST /images/load
-    /// and reads the daemon's answer to the end (load errors arrive inside
-    /// the response stream). On a failed reassembly the request body is
-    /// aborted, so the daemon discards the partial image.
-    fn stream_load(&self, store: &Store, name: &str, progress: &dyn Progress) -> Result<Snapshot> {
+    /// Streams snapshot `name` into POST /images/load, through the archive
+    /// verifier on the way, and reads the daemon's answer to the end (load
+    /// errors arrive inside the response stream). The last frame is sent
+    /// only once the reassembly and the verifier both passed; otherwise the
+    /// request body is aborted, so the daemon discards the partial image.
+    fn stream_load(
+        &self,
+        store: &Store,
+        name: &str,
+        expected: &[ImageInfo],
+        progress: &dyn Progress,
+    ) -> Result<(Snapshot, Verified)> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
         let body = tokio_stream::wrappers::ReceiverStream::new(rx);
         let answer = self
@@ -354,13 +384,26 @@ impl Daemon {
             .spawn(load_answer(self.docker.clone(), self.host.clone(), body));
         let mut writer = BodyWriter {
             tx,
-            buf: BytesMut::with_capacity(FRAME),
+            buf: BytesMut::with_capacity(2 * FRAME),
         };
-        let streamed = checkout::checkout(store, name, &mut writer, progress).and_then(|s| {
+        let (pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
+        let result = std::thread::scope(|scope| {
+            let verifier =
+                scope.spawn(move || verify(std::io::BufReader::with_capacity(1 << 20, pipe_r)));
+            let mut tee = Tee {
+                verifier: Some(pipe_w),
+                body: &mut writer,
+            };
+            let checked = checkout::checkout(store, name, &mut tee, progress);
+            tee.verifier = None;
+            let verified = verifier.join().expect("verifier thread panicked");
+            verdict(name, expected, checked, verified)
+        });
+        let streamed = result.and_then(|r| {
             writer
-                .flush()
+                .finish()
                 .map_err(|e| Error::io("streaming to the Docker daemon", e))?;
-            Ok(s)
+            Ok(r)
         });
         if let Err(e) = &streamed {
             // Abort the request body so the daemon discards a partial image.
@@ -376,7 +419,7 @@ impl Daemon {
         match (streamed, answer) {
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
-            (Ok(s), Ok(_)) => Ok(s),
+            (Ok(r), Ok(_)) => Ok(r),
         }
     }
 

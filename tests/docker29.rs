@@ -309,3 +309,35 @@ fn a_pack_naming_an_unknown_encoder_asks_for_an_upgrade() {
         .arg(write(t.path(), "x.bin", b"something")));
     unpack_refused(&s, &p, &["zopfli-9000", "upgrade ferry"]);
 }
+
+#[test]
+fn a_load_that_fails_verification_late_leaves_no_image() {
+    let test = "a_load_that_fails_verification_late_leaves_no_image";
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    // Megabytes of good layer reach the daemon before the damaged last
+    // layer is read: the archive's tail is held back, the load aborted.
+    let t = tempfile::tempdir().unwrap();
+    let big = layer_tar(&sample_files(46, "usr/lib", 120, 512 << 10), 1_600_000_000);
+    let last = layer_tar(&sample_files(47, "app", 8, 8 << 10), 1_600_000_000);
+    assert!(big.len() > 4 << 20, "{}", big.len());
+    let archive = t.path().join("late.tar");
+    ferry::demo::write_docker_archive(&archive, "late:1", &[big, last.clone()]).unwrap();
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let at = bytes.windows(64).rposition(|w| w == &last[..64]).unwrap() + 700;
+    bytes[at] ^= 1;
+    let archive = write(t.path(), "late-bad.tar", &bytes);
+    let s = t.path().join("s");
+    ok(ferry(&s).arg("add").arg(&archive));
+    fails(
+        ferry(&s).args(["--docker-host", &d.host, "load", "late:1"]),
+        &["integrity check failed", "the image config names"],
+    );
+    let inspect = d
+        .docker()
+        .args(["image", "inspect", "late:1"])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "the image was loaded");
+}
