@@ -24,6 +24,7 @@ fn rewrite(g: &GroupRecord) -> Vec<u8> {
         volume: None,
         signer: None,
         extra: vec![],
+        encoders: vec![],
     };
     let mut w = PackWriter::new(Vec::new(), &header).expect("writing to memory");
     let start = records_start(&header);

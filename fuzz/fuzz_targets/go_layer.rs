@@ -57,6 +57,9 @@ fuzz_target!(|data: &[u8]| {
     let archive = std::fs::read(&path).unwrap();
     let mut sink = Reassemble::default();
     split(&mut &archive[..], &mut sink, true).expect("reading from memory cannot fail");
-    assert!(!sink.open && !sink.inflated, "a file or stream was left open");
+    assert!(
+        !sink.open && !sink.inflated,
+        "a file or stream was left open"
+    );
     assert!(sink.out == archive, "the split changed the bytes");
 });
