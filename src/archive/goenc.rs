@@ -62,8 +62,17 @@ impl Encoder {
         Encoder::ALL.into_iter().find(|e| e.name() == name)
     }
 
+    /// True when this encoder is modelled at `level` (every level Go
+    /// accepts but -1, which Go maps to 6, and klauspost to 5).
+    pub fn models(self, level: i8) -> bool {
+        (-2..=9).contains(&level) && level != -1
+    }
+
     /// A deflater for `level`, or `None` when it is not modelled.
     pub fn deflater(self, level: i8) -> Option<Deflater> {
+        if !self.models(level) {
+            return None;
+        }
         let level = i32::from(level);
         match self {
             Encoder::GoStdlib => {
@@ -81,7 +90,8 @@ impl Encoder {
 pub struct Model {
     /// The encoder.
     pub encoder: Encoder,
-    /// Its compression level, as the Go program passed it.
+    /// Its compression level, -2 to 9 (Go's default, -1, is the level it
+    /// stands for).
     pub level: i8,
 }
 
@@ -268,7 +278,7 @@ impl GoPart {
             )));
         };
         let level = *level as i8;
-        if enc.deflater(level).is_none() {
+        if !enc.models(level) {
             return Err(GoPartError::Unknown(format!(
                 "a layer was compressed by {} at level {level}, which this ferry does not model: upgrade ferry",
                 enc.name()
@@ -348,7 +358,7 @@ pub fn candidates(head: &[u8]) -> Vec<Model> {
     for &encoder in encoders {
         for &level in levels {
             let model = Model { encoder, level };
-            if header(model) == head && encoder.deflater(level).is_some() {
+            if header(model) == head && encoder.models(level) {
                 out.push(model);
             }
         }
