@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::gzip::Via;
 use crate::archive::split::{self, Kind, Layer, Sink};
 use crate::error::{Error, Result};
 use crate::store::KnownLayers;
@@ -214,7 +215,9 @@ pub struct EncoderCounts {
     pub pgzip: u64,
     /// preflate-rs correction data and plain text.
     pub preflate: u64,
-    /// Kept (wholly or from some point on) as compressed bytes.
+    /// Kept as compressed bytes from the start (a layer kept so from some
+    /// point on counts under what re-creates its start, and in
+    /// `gzip_fallback_layers`).
     pub raw: u64,
 }
 
@@ -222,13 +225,19 @@ impl EncoderCounts {
     /// Counts one layer.
     pub fn count(&mut self, outcome: split::Outcome) {
         use crate::archive::goenc::Encoder;
-        match outcome {
-            split::Outcome::Rebuilt(None) => self.preflate += 1,
-            split::Outcome::Rebuilt(Some(Encoder::GoStdlib)) => self.go_stdlib += 1,
-            split::Outcome::Rebuilt(Some(Encoder::Go127)) => self.go127 += 1,
-            split::Outcome::Rebuilt(Some(Encoder::Pgzip)) => self.pgzip += 1,
-            split::Outcome::Fallback => self.raw += 1,
-            split::Outcome::NotTar => {}
+        let via = match outcome {
+            split::Outcome::Rebuilt(via) | split::Outcome::Fallback(Some(via)) => via,
+            split::Outcome::Fallback(None) => {
+                self.raw += 1;
+                return;
+            }
+            split::Outcome::NotTar => return,
+        };
+        match via {
+            Via::Preflate => self.preflate += 1,
+            Via::Go(Encoder::GoStdlib) => self.go_stdlib += 1,
+            Via::Go(Encoder::Go127) => self.go127 += 1,
+            Via::Go(Encoder::Pgzip) => self.pgzip += 1,
         }
     }
 
@@ -247,24 +256,38 @@ impl EncoderCounts {
 }
 
 /// How a layer's deflate stream is kept, as the store's `layers` table
-/// numbers it: 0 preflate, an encoder's number, 255 raw.
+/// numbers it: what re-creates it (0 preflate, else an encoder's number),
+/// plus 0x80 when it is kept as compressed bytes from some point on; 255
+/// when it is kept as compressed bytes from the start.
 pub fn kind_of(outcome: split::Outcome) -> Option<u8> {
     match outcome {
-        split::Outcome::Rebuilt(None) => Some(0),
-        split::Outcome::Rebuilt(Some(e)) => Some(e as u8),
-        split::Outcome::Fallback => Some(255),
+        split::Outcome::Rebuilt(via) => Some(code(via)),
+        split::Outcome::Fallback(Some(via)) => Some(FELL_BACK | code(via)),
+        split::Outcome::Fallback(None) => Some(255),
         split::Outcome::NotTar => None,
+    }
+}
+
+/// `layers` kind bit: kept as compressed bytes from some point on.
+const FELL_BACK: u8 = 0x80;
+
+fn code(via: Via) -> u8 {
+    match via {
+        Via::Preflate => 0,
+        Via::Go(e) => e as u8,
     }
 }
 
 /// The outcome a `layers` kind stands for.
 fn outcome_of(kind: u8) -> split::Outcome {
-    match kind {
-        0 => split::Outcome::Rebuilt(None),
-        255 => split::Outcome::Fallback,
-        n => crate::archive::goenc::Encoder::from_number(n).map_or(split::Outcome::Fallback, |e| {
-            split::Outcome::Rebuilt(Some(e))
-        }),
+    let via = match kind & !FELL_BACK {
+        0 => Some(Via::Preflate),
+        n => crate::archive::goenc::Encoder::from_number(n).map(Via::Go),
+    };
+    match (kind, via) {
+        (255, _) | (_, None) => split::Outcome::Fallback(None),
+        (k, via) if k & FELL_BACK != 0 => split::Outcome::Fallback(via),
+        (_, Some(via)) => split::Outcome::Rebuilt(via),
     }
 }
 
@@ -438,7 +461,7 @@ impl Sink for Batcher<'_> {
             let outcome = outcome_of(kind);
             self.stats.reused_layers += 1;
             self.stats.gzip_encoders.count(outcome);
-            if outcome == split::Outcome::Fallback {
+            if matches!(outcome, split::Outcome::Fallback(_)) {
                 self.stats.gzip_fallback_layers += 1;
             } else {
                 self.stats.gzip_layers += 1;
@@ -455,7 +478,7 @@ impl Sink for Batcher<'_> {
                 self.stats.gzip_layers += 1;
                 self.stats.gzip_layer_bytes += size;
             }
-            split::Outcome::Fallback => {
+            split::Outcome::Fallback(_) => {
                 self.stats.gzip_fallback_layers += 1;
                 self.stats.gzip_fallback_bytes += raw;
             }

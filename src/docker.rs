@@ -319,20 +319,24 @@ pub fn load(
 }
 
 /// The archive verifier's verdict on snapshot `name`, given how its
-/// reassembly went: it must hold every image the snapshot's metadata names.
+/// reassembly went (`verifier_stopped` when it failed because the verifier
+/// stopped reading): it must hold every image the snapshot's metadata names.
 fn verdict(
     name: &str,
     expected: &[ImageInfo],
     checked: Result<Snapshot>,
     verified: std::result::Result<Verified, String>,
+    verifier_stopped: bool,
 ) -> Result<(Snapshot, Verified)> {
     let (snap, verified) = match (checked, verified) {
         (Ok(s), Ok(v)) => (s, v),
-        // A reassembly or store error says most.
-        (Err(e @ (Error::Integrity(_) | Error::BadStore { .. })), _) => return Err(e),
-        // Otherwise the verifier stopped reading for a reason: give it.
-        (_, Err(m)) => return Err(Error::Integrity(format!("{name}: {m}"))),
-        (Err(e), Ok(_)) => return Err(e),
+        // The verifier stopped reading for a reason: give it.
+        (Err(_), Err(m)) if verifier_stopped => {
+            return Err(Error::Integrity(format!("{name}: {m}")));
+        }
+        // Otherwise the reassembly's own error says most.
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(m)) => return Err(Error::Integrity(format!("{name}: {m}"))),
     };
     for want in expected {
         if !verified.images.iter().any(|v| v.id == want.id) {
@@ -345,18 +349,24 @@ fn verdict(
     Ok((snap, verified))
 }
 
-/// Hands every byte to the archive verifier and to the daemon.
+/// Hands every byte to the archive verifier and to the daemon, noting
+/// which of them stopped taking bytes (its own account says why).
 struct Tee<'a> {
     verifier: Option<std::io::PipeWriter>,
     body: &'a mut BodyWriter,
+    verifier_stopped: bool,
+    daemon_stopped: bool,
 }
 
 impl Write for Tee<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if let Some(v) = &mut self.verifier {
-            v.write_all(data)?;
+            v.write_all(data)
+                .inspect_err(|_| self.verifier_stopped = true)?;
         }
-        self.body.write_all(data)?;
+        self.body
+            .write_all(data)
+            .inspect_err(|_| self.daemon_stopped = true)?;
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -377,6 +387,7 @@ impl Daemon {
         expected: &[ImageInfo],
         progress: &dyn Progress,
     ) -> Result<(Snapshot, Verified)> {
+        let (pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
         let body = tokio_stream::wrappers::ReceiverStream::new(rx);
         let answer = self
@@ -386,18 +397,24 @@ impl Daemon {
             tx,
             buf: BytesMut::with_capacity(2 * FRAME),
         };
-        let (pipe_r, pipe_w) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
+        let mut daemon_stopped = false;
         let result = std::thread::scope(|scope| {
             let verifier =
                 scope.spawn(move || verify(std::io::BufReader::with_capacity(1 << 20, pipe_r)));
             let mut tee = Tee {
                 verifier: Some(pipe_w),
                 body: &mut writer,
+                verifier_stopped: false,
+                daemon_stopped: false,
             };
             let checked = checkout::checkout(store, name, &mut tee, progress);
             tee.verifier = None;
-            let verified = verifier.join().expect("verifier thread panicked");
-            verdict(name, expected, checked, verified)
+            let (verifier_stopped, stopped) = (tee.verifier_stopped, tee.daemon_stopped);
+            daemon_stopped = stopped;
+            let verified = verifier
+                .join()
+                .unwrap_or_else(|_| Err("the archive verifier failed (a ferry bug)".into()));
+            verdict(name, expected, checked, verified, verifier_stopped)
         });
         let streamed = result.and_then(|r| {
             writer
@@ -417,6 +434,8 @@ impl Daemon {
             .block_on(answer)
             .map_err(|e| Error::Docker(format!("load task failed: {e}")))?;
         match (streamed, answer) {
+            // The daemon stopped reading: its answer says why.
+            (Err(_), Err(e)) if daemon_stopped => Err(e),
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
             (Ok(r), Ok(_)) => Ok(r),

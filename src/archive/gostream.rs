@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::goenc::{self, Deflater, GoPart, Model};
-use super::gzip::{self, Outcome, PartSink, Queue};
+use super::gzip::{self, Outcome, PartSink, Queue, Via};
 use super::split::{self, Kind, Sink};
 
 /// Plain text each part covers (the last one may be shorter).
@@ -24,8 +24,9 @@ const PART_PLAIN: usize = 1 << 20;
 /// Plain text a trial re-compresses at most.
 const TRIAL_PLAIN: usize = 8 << 20;
 /// Compressed bytes a trial reads at most (it reads more than the first
-/// peek only while no candidate has written a byte).
-const TRIAL_COMP: usize = 1 << 20;
+/// peek only while no candidate has written a byte; more than pgzip's 1 MiB
+/// block, before which pgzip writes nothing).
+const TRIAL_COMP: usize = 2 << 20;
 /// Matching output that settles a trial for a candidate.
 const DECIDED: usize = 64 << 10;
 /// Plain text a trial feeds its candidate between checks.
@@ -61,7 +62,8 @@ pub fn trial(models: &[Model], comp: &[u8]) -> Trial {
     }
     let mut best: Option<(usize, Model)> = None;
     for &model in models {
-        let Some(n) = reproduced(model, &plain, ended, comp) else {
+        let tried = std::panic::catch_unwind(|| reproduced(model, &plain, ended, comp));
+        let Ok(Some(n)) = tried else {
             continue;
         };
         if ended && n < DECIDED && n != dec.total_in() as usize {
@@ -119,12 +121,30 @@ fn reproduced(model: Model, plain: &[u8], ended: bool, comp: &[u8]) -> Option<us
 
 /// Plain text handed to the encoder thread and not yet answered, at most.
 const IN_FLIGHT: usize = 8 << 20;
+/// Steps handed to the encoder thread and not yet answered, at most.
+const IN_FLIGHT_STEPS: usize = 256;
+/// Compressed bytes read past the last recorded part, at most: a stream
+/// that inflates to almost nothing (empty blocks) falls back here instead
+/// of being read into memory.
+const AHEAD: u64 = 32 << 20;
 
 /// The encoder, on a thread of its own: it is the slow stage, so inflating,
 /// splitting and chunking go on beside it. Each job is a step of plain text
 /// (and whether the stream closes after it); each answer is what the
 /// encoder wrote for that job, in order.
 fn encoder_thread(
+    enc: Deflater,
+    jobs: mpsc::Receiver<(Vec<u8>, bool)>,
+    answers: mpsc::Sender<Vec<u8>>,
+) {
+    // A model that panics drops its answers channel: the stream falls back
+    // to compressed bytes, and ferry goes on.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        encode_jobs(enc, jobs, answers)
+    }));
+}
+
+fn encode_jobs(
     mut enc: Deflater,
     jobs: mpsc::Receiver<(Vec<u8>, bool)>,
     answers: mpsc::Sender<Vec<u8>>,
@@ -302,18 +322,26 @@ impl GoInflater<'_> {
 
     /// Stops matching: the encoder thread is let go.
     fn fall_back(&mut self) {
-        self.state = Outcome::Fallback;
+        let via = Via::Go(self.model.encoder);
+        self.state = Outcome::Fallback((!self.first).then_some(via));
         self.jobs = None;
+        // Its answers are not wanted either: the thread stops at its next.
+        self.answers = mpsc::channel().1;
     }
 
     /// Works until a part is recorded; false when there is no more plain
     /// text (the stream ended, or stopped matching).
     fn next_part(&mut self) -> io::Result<bool> {
-        if self.done || self.state == Outcome::Fallback {
+        if self.done || matches!(self.state, Outcome::Fallback(_)) {
             return Ok(false);
         }
         loop {
-            while !self.ended && !self.broken && self.in_flight_bytes < IN_FLIGHT {
+            while !self.ended
+                && !self.broken
+                && self.in_flight_bytes < IN_FLIGHT
+                && self.in_flight.len() < IN_FLIGHT_STEPS
+                && self.dec.total_in() - self.boundary < AHEAD
+            {
                 self.inflate()?;
             }
             if self.in_flight.is_empty() || !self.check()? {
@@ -385,7 +413,7 @@ pub(super) fn entry(
             text: Vec::new(),
             pos: 0,
             first: true,
-            state: Outcome::Rebuilt(Some(model.encoder)),
+            state: Outcome::Rebuilt(Via::Go(model.encoder)),
             queue: queue.clone(),
         };
         let result = split_stream(&mut inf, head, sink, queue, depth, size);
@@ -424,12 +452,12 @@ fn split_stream(
     let from = (inf.boundary - inf.start) as usize;
     let mut tail = inf.comp.split_off(from);
     let mut raw = 0;
-    if outcome != Outcome::Fallback && tail.len() <= 64 {
+    if !matches!(outcome, Outcome::Fallback(_)) && tail.len() <= 64 {
         let mut more = vec![0u8; 65 - tail.len()];
         let n = split::read_full(inf.input, &mut more)?;
         tail.extend_from_slice(&more[..n]);
     }
-    if outcome != Outcome::Fallback && tail.len() <= 64 {
+    if !matches!(outcome, Outcome::Fallback(_)) && tail.len() <= 64 {
         sink.meta(&tail);
     } else {
         raw = gzip::whole(sink, Kind::Raw, &[&tail], inf.input)?;

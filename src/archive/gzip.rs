@@ -93,16 +93,25 @@ impl Part {
     }
 }
 
+/// What re-creates a gzip'd layer's deflate stream (or its start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// preflate-rs correction data.
+    Preflate,
+    /// A model of the Go encoder that wrote it.
+    Go(super::goenc::Encoder),
+}
+
 /// What happened to one gzip entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Not a gzip'd tar (or a header this code does not parse): kept as a file.
     NotTar,
-    /// Every deflate part was recorded: by preflate-rs (`None`), or as a
-    /// Go encoder's output.
-    Rebuilt(Option<super::goenc::Encoder>),
-    /// preflate gave up part-way (or at once): the rest is plain compressed bytes.
-    Fallback,
+    /// Every deflate part was recorded.
+    Rebuilt(Via),
+    /// Re-creation stopped part-way (after parts of this kind), or never
+    /// started (`None`): the rest is plain compressed bytes.
+    Fallback(Option<Via>),
 }
 
 /// Reads a gzip member header (RFC 1952), returning its bytes, or `Err`
@@ -183,9 +192,15 @@ struct Inflater<'a> {
 }
 
 impl Inflater<'_> {
+    /// Stops analysing: from the last recorded part on, the stream is kept
+    /// as compressed bytes.
+    fn fall_back(&mut self) {
+        self.state = Outcome::Fallback((!self.first).then_some(Via::Preflate));
+    }
+
     /// Analyses the next part; false when there is no more plain text.
     fn next_part(&mut self) -> io::Result<bool> {
-        if self.done || self.state == Outcome::Fallback {
+        if self.done || matches!(self.state, Outcome::Fallback(_)) {
             return Ok(false);
         }
         if !self.probing {
@@ -214,7 +229,7 @@ impl Inflater<'_> {
                     };
                     let record = part.encode();
                     if record.len() > MAX_PART {
-                        self.state = Outcome::Fallback;
+                        self.fall_back();
                         return Ok(false);
                     }
                     self.text.clear();
@@ -235,13 +250,13 @@ impl Inflater<'_> {
                 Ok(_) => {}
                 Err(e) if e.exit_code() == ExitCode::ShortRead => {}
                 Err(_) => {
-                    self.state = Outcome::Fallback;
+                    self.fall_back();
                     return Ok(false);
                 }
             }
             // No whole deflate block in the window: read more, if there is more.
             if self.eof || self.window >= MAX_WINDOW {
-                self.state = Outcome::Fallback;
+                self.fall_back();
                 return Ok(false);
             }
             self.window *= 2;
@@ -361,7 +376,7 @@ pub(super) fn entry(
         text: Vec::new(),
         pos: 0,
         first: true,
-        state: Outcome::Rebuilt(None),
+        state: Outcome::Rebuilt(Via::Preflate),
         done: false,
         queue: queue.clone(),
         probing: true,
@@ -379,8 +394,8 @@ pub(super) fn entry(
         let pending = std::mem::take(&mut inf.pending);
         if n == 512 && split::is_tar_header(&probe) {
             let raw = whole(sink, Kind::Raw, &[&head, &pending], inf.input)?;
-            sink.gzip(Outcome::Fallback, size, raw);
-            return Ok(Outcome::Fallback);
+            sink.gzip(Outcome::Fallback(None), size, raw);
+            return Ok(Outcome::Fallback(None));
         }
         return whole(sink, Kind::Content, &[&head, &pending], inf.input).map(|_| Outcome::NotTar);
     }
@@ -408,7 +423,7 @@ pub(super) fn entry(
     let outcome = inf.state;
     inf.pending.drain(..inf.consumed);
     let tail = std::mem::take(&mut inf.pending);
-    let raw = if outcome == Outcome::Rebuilt(None) && tail.len() <= 64 && inf.eof {
+    let raw = if outcome == Outcome::Rebuilt(Via::Preflate) && tail.len() <= 64 && inf.eof {
         sink.meta(&tail);
         0
     } else {
@@ -417,7 +432,7 @@ pub(super) fn entry(
     sink.gzip(
         outcome,
         size,
-        if outcome == Outcome::Rebuilt(None) {
+        if outcome == Outcome::Rebuilt(Via::Preflate) {
             0
         } else {
             raw

@@ -9,7 +9,7 @@ use std::io;
 
 use preflate_rs::RecreateStreamProcessor;
 
-use super::goenc::{Deflater, Encoder, GO_PART_VERSION, GoPart, GoPartError};
+use super::goenc::{Deflater, Encoder, GO_PART_VERSION, GoPart, GoPartError, Model};
 use super::gzip::Part;
 use super::split::{Kind, Sink};
 
@@ -47,7 +47,7 @@ pub struct Recreator {
     /// Plain bytes at the front of `plain` already used.
     used: usize,
     rec: Option<RecreateStreamProcessor>,
-    go: Option<Deflater>,
+    go: Option<(Model, Deflater)>,
     out: Vec<u8>,
     /// Re-create every part that can be (else pgzip parts wait for
     /// company, so that their blocks are compressed in parallel).
@@ -78,10 +78,19 @@ impl Recreator {
         } else {
             Waiting::Preflate(Part::decode(data).map_err(RecreateError::Bad)?, out)
         };
-        if waiting.first() && !self.idle() {
-            return Err(RecreateError::Bad(
-                "a deflate stream starts before the previous one is complete".into(),
-            ));
+        if waiting.first() {
+            // Parts held back for company are due before a new stream.
+            self.flushing = true;
+            let ran = self.run(emit);
+            self.flushing = false;
+            ran?;
+            if !self.idle() {
+                return Err(RecreateError::Bad(
+                    "a deflate stream starts before the previous one is complete".into(),
+                ));
+            }
+            self.rec = None;
+            self.go = None;
         }
         self.parts.push_back(waiting);
         self.run(emit)
@@ -207,9 +216,13 @@ impl Recreator {
             .collect();
         let (first, _) = parts[0];
         if first.first {
-            self.go = first.model.encoder.deflater(first.model.level);
+            self.go = first
+                .model
+                .encoder
+                .deflater(first.model.level)
+                .map(|d| (first.model, d));
         }
-        let Some(Deflater::Pgzip(stream)) = self.go.as_mut() else {
+        let Some((model, Deflater::Pgzip(stream))) = self.go.as_mut() else {
             return Err(RecreateError::Bad(
                 "a pgzip deflate stream does not start with its first part".into(),
             ));
@@ -221,7 +234,20 @@ impl Recreator {
             at += p.plain_len as usize;
         }
         let last = parts[n - 1].0.last;
-        let outs = stream.write_parts(&slices, last);
+        if parts.iter().any(|(p, _)| p.model != *model) {
+            return Err(RecreateError::Bad(
+                "a Go deflate part does not continue a stream of its encoder and level".into(),
+            ));
+        }
+        let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stream.write_parts(&slices, last)
+        }));
+        let Ok(outs) = outs else {
+            self.go = None;
+            return Err(RecreateError::Bad(
+                "a Go deflate part does not re-create".into(),
+            ));
+        };
         if last {
             self.go = None;
         }
@@ -273,17 +299,33 @@ impl Recreator {
     /// Re-compresses a Go part's plain text `plain[used..end]` into `out`.
     fn go(&mut self, part: &GoPart, end: usize) -> Result<(), RecreateError> {
         if part.first {
-            self.go = part.model.encoder.deflater(part.model.level);
+            self.go = part
+                .model
+                .encoder
+                .deflater(part.model.level)
+                .map(|d| (part.model, d));
         }
-        let go = self.go.as_mut().ok_or_else(|| {
-            RecreateError::Bad("a Go deflate stream does not start with its first part".into())
-        })?;
-        go.write(&self.plain[self.used..end], &mut self.out);
-        if part.last {
-            go.close(&mut self.out);
+        let go = match self.go.as_mut() {
+            Some((model, go)) if *model == part.model => go,
+            _ => {
+                return Err(RecreateError::Bad(
+                    "a Go deflate part does not continue a stream of its encoder and level".into(),
+                ));
+            }
+        };
+        let (plain, out) = (&self.plain[self.used..end], &mut self.out);
+        // A model that panics (on a recipe no ferry wrote) is a damaged
+        // part, not a crash; its encoder is dropped with it.
+        let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            go.write(plain, out);
+            if part.last {
+                go.close(out);
+            }
+        }));
+        if wrote.is_err() || part.last {
             self.go = None;
         }
-        Ok(())
+        wrote.map_err(|_| RecreateError::Bad("a Go deflate part does not re-create".into()))
     }
 }
 

@@ -9,7 +9,7 @@ use rusqlite::params;
 
 use super::schema::Table;
 use super::{Store, Txn};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A layer blob the store holds, by the sha256 its archive named it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +24,7 @@ pub struct KnownLayer {
     pub seq: u64,
     /// Its pieces.
     pub count: u64,
-    /// How its deflate stream is kept: an encoder number
-    /// ([`crate::archive::goenc::Encoder`]), 0 for preflate, 255 for raw.
+    /// How its deflate stream is kept ([`crate::chunker::kind_of`]).
     pub kind: u8,
 }
 
@@ -94,12 +93,21 @@ impl Txn<'_> {
     pub fn copy_layer(&mut self, layer: &KnownLayer, to: i64, seq: u64) -> Result<()> {
         let shift = seq as i64 - layer.seq as i64;
         let end = layer.seq + layer.count;
-        self.store.conn.execute(
+        let copied = self.store.conn.execute(
             "INSERT INTO recipe (snapshot, seq, chunk, off, len, op, out)
              SELECT ?1, seq + ?2, chunk, off, len, op, out FROM recipe
              WHERE snapshot = ?3 AND seq >= ?4 AND seq < ?5",
             params![to, shift, layer.snapshot, layer.seq, end],
         )?;
+        if copied as u64 != layer.count {
+            return Err(Error::BadStore {
+                store: self.store.dir().to_path_buf(),
+                msg: format!(
+                    "a layer's recipe rows are missing ({copied} of {}): run 'ferry verify'",
+                    layer.count
+                ),
+            });
+        }
         self.store.conn.execute(
             "INSERT OR REPLACE INTO files (snapshot, seq, size, path)
              SELECT ?1, seq + ?2, size, path FROM files
