@@ -127,9 +127,10 @@ CREATE TABLE IF NOT EXISTS files (
 /// unchanged layer of the next version reuses its recipe pieces without
 /// being analysed again. Recipes from this version on may hold Go part
 /// records (re-created by a Go encoder model), which older ferries cannot
-/// re-create.
+/// re-create. (`IF NOT EXISTS`: an index whose version was set back by hand
+/// keeps its tables, and must still migrate.)
 const LAYERS: &str = "
-CREATE TABLE layers (
+CREATE TABLE IF NOT EXISTS layers (
     digest   BLOB    NOT NULL,
     snapshot INTEGER NOT NULL,
     blake3   BLOB    NOT NULL,
