@@ -12,7 +12,7 @@ bin=$PWD/target/release/ferry
 work=$(mktemp -d /tmp/ferry-dockerbench.XXXX)
 cleanup() {
   [[ -f $work/pid ]] && kill "$(cat "$work/pid")" 2>/dev/null && sleep 3
-  grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
+  grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l || true
   rm -rf "$work"
 }
 trap cleanup EXIT
