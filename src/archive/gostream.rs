@@ -9,7 +9,6 @@
 //! from the last recorded part on as plain compressed bytes, like a layer
 //! preflate gives up on, so the result is always byte-exact.
 
-use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::mpsc;
 
@@ -130,12 +129,12 @@ const AHEAD: u64 = 32 << 20;
 
 /// The encoder, on a thread of its own: it is the slow stage, so inflating,
 /// splitting and chunking go on beside it. Each job is a step of plain text
-/// (and whether the stream closes after it); each answer is what the
-/// encoder wrote for that job, in order.
+/// (and whether the stream closes after it); each answer is the job handed
+/// back with what the encoder wrote for it, in order.
 fn encoder_thread(
     enc: Deflater,
     jobs: mpsc::Receiver<(Vec<u8>, bool)>,
-    answers: mpsc::Sender<Vec<u8>>,
+    answers: mpsc::Sender<Answer>,
 ) {
     // A model that panics drops its answers channel: the stream falls back
     // to compressed bytes, and ferry goes on.
@@ -147,7 +146,7 @@ fn encoder_thread(
 fn encode_jobs(
     mut enc: Deflater,
     jobs: mpsc::Receiver<(Vec<u8>, bool)>,
-    answers: mpsc::Sender<Vec<u8>>,
+    answers: mpsc::Sender<Answer>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -166,24 +165,29 @@ fn encode_jobs(
             }
             let slices: Vec<&[u8]> = batch.iter().map(|(d, _)| &d[..]).collect();
             let close = batch[batch.len() - 1].1;
-            for out in stream.write_parts(&slices, close) {
-                if answers.send(out).is_err() {
+            let outs = stream.write_parts(&slices, close);
+            for (out, (data, close)) in outs.into_iter().zip(batch) {
+                if answers.send((out, data, close)).is_err() {
                     return;
                 }
             }
             continue;
         }
-        let (data, close) = &batch[0];
+        let (data, close) = batch.pop().expect("one job");
         let mut out = Vec::new();
-        enc.write(data, &mut out);
-        if *close {
+        enc.write(&data, &mut out);
+        if close {
             enc.close(&mut out);
         }
-        if answers.send(out).is_err() {
+        if answers.send((out, data, close)).is_err() {
             return;
         }
     }
 }
+
+/// What the encoder wrote for a job, and the job (its plain text and
+/// whether it closed the stream) handed back.
+type Answer = (Vec<u8>, Vec<u8>, bool);
 
 /// Reads a Go-written deflate stream's plain text, recording a part for
 /// each [`PART_PLAIN`] of it once its re-compression matched.
@@ -200,9 +204,9 @@ struct GoInflater<'a> {
     /// The inflater failed (damaged or cut-short stream).
     broken: bool,
     jobs: Option<mpsc::SyncSender<(Vec<u8>, bool)>>,
-    answers: mpsc::Receiver<Vec<u8>>,
-    /// Steps sent to the encoder, not yet answered, and their bytes.
-    in_flight: VecDeque<(Vec<u8>, bool)>,
+    answers: mpsc::Receiver<Answer>,
+    /// Steps sent to the encoder and not yet answered, and their bytes.
+    in_flight: usize,
     in_flight_bytes: usize,
     model: Model,
     /// Compressed bytes the encoder wrote (and matched) so far.
@@ -255,29 +259,27 @@ impl GoInflater<'_> {
                 return Ok(());
             }
         }
-        let job = (step, self.ended);
-        self.in_flight_bytes += job.0.len();
+        let len = step.len();
         let sent = self
             .jobs
             .as_ref()
-            .is_some_and(|j| j.send(job.clone()).is_ok());
+            .is_some_and(|j| j.send((step, self.ended)).is_ok());
         if !sent {
             self.broken = true;
             return Ok(());
         }
-        self.in_flight.push_back(job);
+        self.in_flight += 1;
+        self.in_flight_bytes += len;
         Ok(())
     }
 
     /// Takes the encoder's answer for the oldest step and checks it against
     /// the stream; false on a mismatch.
     fn check(&mut self) -> io::Result<bool> {
-        let Ok(out) = self.answers.recv() else {
+        let Ok((out, step, close)) = self.answers.recv() else {
             return Ok(false);
         };
-        let Some((step, close)) = self.in_flight.pop_front() else {
-            return Ok(false);
-        };
+        self.in_flight -= 1;
         self.in_flight_bytes -= step.len();
         let end = self.matched + out.len() as u64;
         if !self.fill(end)? {
@@ -339,12 +341,12 @@ impl GoInflater<'_> {
             while !self.ended
                 && !self.broken
                 && self.in_flight_bytes < IN_FLIGHT
-                && self.in_flight.len() < IN_FLIGHT_STEPS
+                && self.in_flight < IN_FLIGHT_STEPS
                 && self.dec.total_in() - self.boundary < AHEAD
             {
                 self.inflate()?;
             }
-            if self.in_flight.is_empty() || !self.check()? {
+            if self.in_flight == 0 || !self.check()? {
                 self.fall_back();
                 return Ok(false);
             }
@@ -403,7 +405,7 @@ pub(super) fn entry(
             broken: false,
             jobs: Some(jobs),
             answers,
-            in_flight: VecDeque::new(),
+            in_flight: 0,
             in_flight_bytes: 0,
             model,
             matched: 0,
