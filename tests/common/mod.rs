@@ -108,6 +108,63 @@ pub fn state(store: &Path) -> StoreState {
     }
 }
 
+/// Everything a store holds, for "left exactly as it was" checks: the
+/// BLAKE3 and size of every file under `data/`, and every row of every
+/// table of the index (read through SQLite, so a WAL not yet checkpointed
+/// counts). Two fingerprints are equal only if nothing changed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub data_files: BTreeMap<String, (u64, String)>,
+    pub tables: BTreeMap<String, Vec<String>>,
+}
+
+pub fn fingerprint(store: &Path) -> Fingerprint {
+    let mut data_files = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(store.join("data")) {
+        for e in rd.flatten() {
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            data_files.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                (bytes.len() as u64, blake3::hash(&bytes).to_hex().to_string()),
+            );
+        }
+    }
+    let mut tables = BTreeMap::new();
+    let index = store.join("index.sqlite");
+    if index.exists() {
+        let conn = rusqlite::Connection::open_with_flags(
+            &index,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("opening the index");
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        for name in names {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{name}\"")).unwrap();
+            let cols = stmt.column_count();
+            let mut rows: Vec<String> = stmt
+                .query_map([], |r| {
+                    let mut row = String::new();
+                    for i in 0..cols {
+                        row.push_str(&format!("{:?}|", r.get_ref(i)?));
+                    }
+                    Ok(row)
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows.sort();
+            tables.insert(name, rows);
+        }
+    }
+    Fingerprint { data_files, tables }
+}
+
 /// A docker-save-like archive of `tag`: an OS layer, a dependency layer
 /// where three files differ between versions.
 pub fn image(dir: &Path, name: &str, tag: &str, version: u64) -> PathBuf {
