@@ -189,6 +189,7 @@ pub fn save(
                     compression: "none",
                     unchanged: true,
                     replaced: false,
+                    repaired: 0,
                 },
             });
         }

@@ -103,8 +103,9 @@ blake3_id!(
     "snapshot digest (64 hex digits)"
 );
 
-/// A chunk's row in the store's index (`chunks.rowid`). Rows are never
-/// reused while the store lives, so a row names one chunk.
+/// A chunk's row in the store's index (`chunks.rowid`). A row names one
+/// chunk for as long as it exists; gc deletes a row only together with
+/// every reference to it, so a number it frees may be taken again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkRow(pub i64);
 

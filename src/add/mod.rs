@@ -83,6 +83,8 @@ pub struct AddReport {
     pub compression: &'static str,
     /// The same snapshot was already stored; nothing changed.
     pub unchanged: bool,
+    /// Chunks the index had but whose data file no longer held them, written again.
+    pub repaired: u64,
     /// An older snapshot of this name was replaced.
     pub replaced: bool,
 }
@@ -144,8 +146,9 @@ pub fn add(
         let name = snapshot_name(opts, tags.first(), file_name, &label)?;
         let hash = SnapshotDigest::from(c.hash);
         let mut replaced = false;
+        let repaired = txn.repaired() as u64;
         if let Some(old) = txn.store().snapshot(&name)? {
-            if old.blake3 == hash {
+            if old.blake3 == hash && repaired == 0 {
                 // Already stored: keep nothing of this run (not even chunks
                 // a different split may have produced).
                 let report = AddReport {
@@ -158,17 +161,20 @@ pub fn add(
                     compression: compression.name(),
                     unchanged: true,
                     replaced: false,
+                    repaired: 0,
                 };
                 return Ok((report, false));
             }
-            if !opts.replace {
+            // The same content whose stored chunks were damaged is added
+            // again in full: the new recipe names only chunks this run saw.
+            if old.blake3 != hash && !opts.replace {
                 return Err(Error::NameConflict(format!(
                     "the store already has a snapshot named '{name}' with other content (blake3 {}): pass --replace to replace it, or --name to add this one under another name",
                     old.blake3.short()
                 )));
             }
             txn.delete_snapshot(old.rowid)?;
-            replaced = true;
+            replaced = old.blake3 != hash;
         }
         let meta = snapshot_meta(&label, &c, &tags, raw, compression);
         txn.describe_snapshot(
@@ -193,6 +199,7 @@ pub fn add(
             compression: compression.name(),
             unchanged: false,
             replaced,
+            repaired,
         };
         Ok((report, true))
     });

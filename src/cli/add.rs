@@ -71,6 +71,12 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
             ""
         }
     )?;
+    if r.repaired > 0 {
+        say!(
+            "wrote again {} chunks the index named but the data files no longer held",
+            r.repaired
+        )?;
+    }
     if r.compression != "none" {
         say!(
             "note: the input was {}-compressed; ferry stores and checks out the decompressed stream (docker load accepts it)",

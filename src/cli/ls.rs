@@ -22,7 +22,10 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     let dir = &ctx.dir;
     let snaps = match Store::open(dir) {
         Ok(s) => s.snapshots()?,
-        Err(Error::BadStore { .. }) if store::is_uninitialised(dir) => Vec::new(),
+        Err(Error::BadStore { .. }) if store::is_uninitialised(dir) => {
+            store::check_damage(dir)?;
+            Vec::new()
+        }
         Err(e) => return Err(e),
     };
     if a.json {

@@ -6,6 +6,7 @@ pub mod add;
 pub mod bench;
 pub mod checkout;
 pub mod demo;
+pub mod gc;
 pub mod images;
 pub mod inventory;
 pub mod key;
@@ -14,6 +15,7 @@ pub mod ls;
 pub mod output;
 pub mod pack;
 pub mod peers;
+pub mod rm;
 pub mod save;
 pub mod status;
 pub mod trust;
@@ -67,6 +69,10 @@ enum Cmd {
     Images(images::Args),
     /// List the snapshots in the store
     Ls(ls::Args),
+    /// Remove snapshots from the store (their chunks stay until 'ferry gc')
+    Rm(rm::Args),
+    /// Reclaim the space of chunks no snapshot needs, and of interrupted writes
+    Gc(gc::Args),
     /// Compare what shipping NEW to a side that has OLD costs with ferry and
     /// with the usual tools (works in temporary stores; yours is untouched)
     Bench(bench::Args),
@@ -133,6 +139,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Load(a) => load::run(a, &ctx),
         Cmd::Images(a) => images::run(a, &ctx),
         Cmd::Ls(a) => ls::run(a, &ctx),
+        Cmd::Rm(a) => rm::run(a, &ctx),
+        Cmd::Gc(a) => gc::run(a, &ctx),
         Cmd::Bench(a) => bench::run(a, &ctx),
         Cmd::Status(a) => status::run(a, &ctx),
         Cmd::Inventory(a) => inventory::run(a, &ctx),

@@ -23,6 +23,11 @@ pub struct Args {
 pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     let dir = &ctx.dir;
     if store::is_uninitialised(dir) {
+        store::check_damage(dir)?;
+        if !dir.is_dir() {
+            // A mistyped --store: say so rather than call nothing sound.
+            return ctx.open().map(|_| ());
+        }
         if a.json {
             return print_json(&VerifyReport::default());
         }

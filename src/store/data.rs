@@ -7,7 +7,12 @@
 //!
 //! This is the one module allowed `unsafe` code (the crate denies it
 //! elsewhere): mapping a file is unsafe because another process could
-//! change it under the map, and ferry's data files are append-only.
+//! change it under the map. ferry's rule (docs/FORMAT.md, "Data files and
+//! readers"): bytes an index row has named are never rewritten, and are
+//! removed (a file deleted or cut back) only under the readers' lock held
+//! exclusively, which every reading process holds shared while it has the
+//! store open. Bytes no committed row has named yet (a write in progress)
+//! may be cut back at any time: no reader looks at them.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -281,12 +286,18 @@ impl DataWriter {
 
     /// Undoes every append since this writer opened, across checkpoints:
     /// deletes newer files and truncates the one that was newest then.
-    pub fn undo_all(self) -> Result<()> {
+    /// Checkpoints committed some of those bytes, so readers may have them
+    /// mapped: this waits up to `wait` for the readers' lock, and without
+    /// it leaves the bytes as dead space for `ferry gc` (returning false).
+    pub fn undo_all(self, wait: std::time::Duration) -> Result<bool> {
         let DataWriter {
             dir, out, origin, ..
         } = self;
         let (file, _) = out.into_parts();
         drop(file);
+        let Some(_readers) = super::readers::exclusive(dir.parent().unwrap_or(&dir), wait) else {
+            return Ok(false);
+        };
         let keep = origin.map(|(n, _)| n).unwrap_or(0);
         for num in list(&dir)? {
             if num > keep {
@@ -297,7 +308,34 @@ impl DataWriter {
         if let Some((num, len)) = origin {
             truncate(&dir, num, len)?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A writer that appends only to new files, numbered after every file
+    /// in `dir` (for gc, which must not touch the files it rewrites).
+    pub fn fresh(dir: &Path) -> Result<DataWriter> {
+        let num = list(dir)?.last().map_or(1, |n| n + 1);
+        let (out, len) = Self::create(dir, num)?;
+        Ok(DataWriter {
+            dir: dir.to_path_buf(),
+            num,
+            out,
+            len,
+            resumed: None,
+            created: vec![num],
+            dirty: vec![num],
+            origin: None,
+        })
+    }
+
+    /// Numbers of the files this writer created.
+    pub fn created(&self) -> &[u32] {
+        &self.created
+    }
+
+    /// Bytes in the file being written, counting what is still buffered.
+    pub fn current(&self) -> (u32, u64) {
+        (self.num, self.len)
     }
 
     /// Undoes every append since open (or the last checkpoint): truncates the file
@@ -340,6 +378,11 @@ fn truncate(dir: &Path, num: u32, len: u64) -> Result<()> {
         .ctx(|| format!("truncating {}", path.display()))
 }
 
+/// The length of data file `num` in `dir`, or `None` when it is missing.
+pub fn file_len(dir: &Path, num: u32) -> Option<u64> {
+    std::fs::metadata(file_path(dir, num)).ok().map(|m| m.len())
+}
+
 /// Reads entries through memory maps of the data files.
 pub struct DataReader {
     dir: PathBuf,
@@ -363,8 +406,12 @@ impl DataReader {
         if stale {
             let path = file_path(&self.dir, num);
             let file = File::open(&path).ctx(|| format!("opening data file {}", path.display()))?;
-            // SAFETY: data files are append-only; the ranges ferry reads are
-            // committed and never rewritten while the store exists.
+            // SAFETY: the ranges ferry reads are named by committed index
+            // rows, which are never rewritten, and are removed only under
+            // the readers' lock held exclusively (see the module doc), which
+            // this process holds shared while its store is open for reading.
+            // A writer reads only its own store's files while it holds the
+            // writer lock, which every remover also needs.
             let map = unsafe { Mmap::map(&file) }.ctx(|| format!("mapping {}", path.display()))?;
             check_header_bytes(
                 &self.dir,

@@ -14,11 +14,13 @@
 //! against its id; `lock` is the writer lock and [`data`] the data files.
 
 pub mod data;
+mod gc;
 mod layers;
 mod ledger;
 mod lock;
 mod meta;
 mod queries;
+mod readers;
 mod schema;
 mod trust;
 mod txn;
@@ -37,6 +39,7 @@ use crate::codec::Codec;
 use crate::error::{Error, IoContext, Result};
 pub use crate::id::{ChunkRow, SnapshotDigest};
 use data::{DataReader, Location};
+pub use gc::{GcOptions, GcReport};
 pub use layers::{KnownLayer, KnownLayers};
 pub use ledger::Peer;
 pub use meta::{CompressedMeta, DockerMeta, ReceivedMeta, SnapshotMeta};
@@ -178,6 +181,10 @@ pub struct Store {
     /// What the index holds, read when the store was opened.
     schema: Schema,
     _lock: Option<File>,
+    /// The readers' lock, held shared by a store opened for reading.
+    _readers: Option<File>,
+    /// How long a writer waits for readers before removing committed bytes.
+    lock_wait: Duration,
 }
 
 /// True when `dir` holds no initialised store: no index, or an index a
@@ -203,28 +210,55 @@ pub fn default_dir() -> PathBuf {
 impl Store {
     /// Opens an existing store for reading.
     pub fn open(dir: &Path) -> Result<Store> {
-        if !dir.join("index.sqlite").exists() {
-            return Err(Error::BadStore {
-                store: dir.to_path_buf(),
-                msg: "no ferry store here yet: 'ferry add' or 'ferry unpack' creates one".into(),
-            });
-        }
-        Self::open_inner(dir, None)
+        check_index(dir)?;
+        let readers = readers::shared(dir);
+        Self::open_inner(dir, None, readers, Duration::ZERO)
     }
 
     /// Opens the store for writing, creating it on first use. Fails with
     /// [`Error::Locked`] when another process holds the lock for longer
     /// than `lock_wait`.
     pub fn open_writer(dir: &Path, lock_wait: Duration) -> Result<Store> {
+        check_damage(dir)?;
         std::fs::create_dir_all(dir.join("data"))
             .ctx(|| format!("creating store directory {}", dir.display()))?;
-        let lock = lock::acquire(dir, lock_wait)?;
-        Self::open_inner(dir, Some(lock))
+        let lock = lock::acquire(dir, lock_wait).map_err(|e| match e {
+            Error::Io { ref source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                Error::BadStore {
+                    store: dir.to_path_buf(),
+                    msg: format!(
+                        "the store is read-only to this user ({source}): ferry can read it (ls, checkout, pack, verify) but not change it"
+                    ),
+                }
+            }
+            e => e,
+        })?;
+        Self::open_inner(dir, Some(lock), None, lock_wait)
     }
 
-    fn open_inner(dir: &Path, lock: Option<File>) -> Result<Store> {
+    /// How long a writer waits for the readers' lock before it leaves
+    /// committed bytes it no longer needs to the next gc.
+    pub(crate) fn removal_wait(&self) -> Duration {
+        self.lock_wait.max(Duration::from_secs(2))
+    }
+
+    fn open_inner(
+        dir: &Path,
+        lock: Option<File>,
+        readers: Option<File>,
+        lock_wait: Duration,
+    ) -> Result<Store> {
         let path = dir.join("index.sqlite");
-        let conn = Connection::open(&path)?;
+        let conn = if lock.is_some() {
+            Connection::open(&path)?
+        } else {
+            open_read_only(&path)?
+        };
         conn.busy_timeout(Duration::from_secs(30))?;
         if lock.is_some() {
             // WAL mode is persistent; readers find it set and need no write access.
@@ -266,6 +300,8 @@ impl Store {
             params,
             schema,
             _lock: lock,
+            _readers: readers,
+            lock_wait,
         })
     }
 
@@ -288,6 +324,79 @@ impl Store {
     pub fn data_reader(&self) -> DataReader {
         DataReader::new(&self.data_dir())
     }
+}
+
+/// Opens the index for reading only, so that a store on read-only media or
+/// in a directory this user cannot write still reads. SQLite needs to write
+/// the WAL's shared-memory file even to read; where it cannot, and so no
+/// writer can change the store either, the index is opened as immutable.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    match conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(conn),
+        Err(_) => {
+            drop(conn);
+            let mut uri = String::from("file:");
+            for b in path.as_os_str().as_encoded_bytes() {
+                match b {
+                    b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
+                    _ => uri.push(*b as char),
+                }
+            }
+            uri.push_str("?immutable=1");
+            Ok(Connection::open_with_flags(
+                &uri,
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )?)
+        }
+    }
+}
+
+/// Refuses a store whose data files hold chunks but whose index is missing
+/// or empty: starting a new index beside them would silently drop every
+/// snapshot, and calling the store sound would hide the loss.
+pub fn check_damage(dir: &Path) -> Result<()> {
+    if !is_uninitialised(dir) {
+        return Ok(());
+    }
+    let data = dir.join("data");
+    let held = data::list(&data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| data::file_len(&data, n))
+        .filter(|&l| l > data::FILE_HEADER_LEN)
+        .count();
+    if held == 0 {
+        return Ok(());
+    }
+    let path = dir.join("index.sqlite");
+    Err(Error::BadStore {
+        store: dir.to_path_buf(),
+        msg: format!(
+            "its index ({}) is {} but {held} data files hold chunks: the store is damaged. \
+             Restore index.sqlite from a backup, or move the store away and add or unpack into a new one",
+            path.display(),
+            if path.exists() { "empty" } else { "missing" }
+        ),
+    })
+}
+
+/// What [`Store::open`] needs: an index beside the data files.
+fn check_index(dir: &Path) -> Result<()> {
+    check_damage(dir)?;
+    if dir.join("index.sqlite").exists() {
+        return Ok(());
+    }
+    Err(Error::BadStore {
+        store: dir.to_path_buf(),
+        msg: if dir.exists() {
+            "no ferry store here yet: 'ferry add' or 'ferry unpack' creates one".into()
+        } else {
+            "no such directory: check --store (or $FERRY_STORE); 'ferry add' or 'ferry unpack' creates a store".into()
+        },
+    })
 }
 
 /// The chunker settings of an initialised index, refused unless they are

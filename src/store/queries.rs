@@ -266,7 +266,7 @@ impl Store {
     }
 }
 
-fn chunk_from_row(
+pub(super) fn chunk_from_row(
     row: &rusqlite::Row<'_>,
     at: usize,
     rowid: ChunkRow,

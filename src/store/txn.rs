@@ -2,9 +2,11 @@
 //! index transaction plus appends to the data files, committed together or
 //! undone together; [`Txn`] holds the writes an operation may make.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::data::DataWriter;
+use super::data::{self, DataWriter};
 use super::{ChunkRow, NewSnapshot, Piece, Store};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
@@ -37,6 +39,9 @@ impl Store {
             store: self,
             data: Some(data),
             checkpoints: 0,
+            last_chunk: ChunkRow(last_chunk),
+            file_lens: HashMap::new(),
+            repaired: HashSet::new(),
         };
         let result = f(&mut txn);
         let checkpoints = txn.checkpoints;
@@ -52,7 +57,7 @@ impl Store {
                      DELETE FROM features WHERE chunk > {last_chunk}; COMMIT;"
                 ))
                 .map_err(Error::from)
-                .and_then(|()| data.undo_all());
+                .and_then(|()| data.undo_all(self.removal_wait()).map(|_| ()));
             return match (result, undone) {
                 (Ok((v, _)), Ok(())) => Ok(v),
                 (Ok(_), Err(u)) => Err(u),
@@ -121,6 +126,13 @@ pub struct Txn<'s> {
     pub(super) store: &'s mut Store,
     data: Option<DataWriter>,
     checkpoints: u32,
+    /// The newest chunk row before this operation: rows after it are its own.
+    last_chunk: ChunkRow,
+    /// Lengths of the data files older rows name, each read once (`None`:
+    /// the file is missing).
+    file_lens: HashMap<u32, Option<u64>>,
+    /// Rows whose data was missing and that this operation wrote again.
+    repaired: HashSet<ChunkRow>,
 }
 
 impl Txn<'_> {
@@ -129,15 +141,39 @@ impl Txn<'_> {
         self.store
     }
 
-    /// Looks a chunk up by id, seeing this transaction's own inserts.
-    pub fn chunk_rowid(&self, id: &ChunkId) -> Result<Option<ChunkRow>> {
+    /// Looks a chunk up by id, seeing this transaction's own inserts. A row
+    /// whose data file no longer covers its bytes (a file deleted or cut
+    /// short) counts as absent, so that the operation writes the chunk again
+    /// and [`Txn::insert_chunk`] repairs the row: one `stat` per data file
+    /// per operation, no read.
+    pub fn chunk_rowid(&mut self, id: &ChunkId) -> Result<Option<ChunkRow>> {
         let mut stmt = self
             .store
             .conn
-            .prepare_cached("SELECT rowid FROM chunks WHERE id = ?1")?;
-        Ok(stmt
-            .query_row([&id.as_bytes()[..]], |r| r.get(0))
-            .optional()?)
+            .prepare_cached("SELECT rowid, file, offset, clen FROM chunks WHERE id = ?1")?;
+        let found: Option<(ChunkRow, u32, u64, u64)> = stmt
+            .query_row([&id.as_bytes()[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((row, file, offset, clen)) = found else {
+            return Ok(None);
+        };
+        if row > self.last_chunk || self.repaired.contains(&row) {
+            return Ok(Some(row));
+        }
+        let dir = self.store.data_dir();
+        let len = *self
+            .file_lens
+            .entry(file)
+            .or_insert_with(|| data::file_len(&dir, file));
+        let end = offset + data::ENTRY_HEADER_LEN + clen;
+        Ok(len.filter(|&l| l >= end).map(|_| row))
+    }
+
+    /// How many chunks whose data was missing this operation wrote again.
+    pub fn repaired(&self) -> usize {
+        self.repaired.len()
     }
 
     /// Commits the chunks stored so far (data fsynced first) and goes on in
@@ -170,18 +206,29 @@ impl Txn<'_> {
             .as_mut()
             .expect("data writer")
             .append(id, codec, len, payload)?;
+        // A row whose data was missing (see `chunk_rowid`) keeps its rowid,
+        // which recipes name, and takes the new location.
         let mut stmt = self.store.conn.prepare_cached(
-            "INSERT INTO chunks (id, file, offset, clen, len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO chunks (id, file, offset, clen, len, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET file = excluded.file, offset = excluded.offset,
+               clen = excluded.clen, len = excluded.len, codec = excluded.codec
+             RETURNING rowid",
         )?;
-        stmt.execute(params![
-            &id.as_bytes()[..],
-            loc.file,
-            loc.offset,
-            loc.clen,
-            len,
-            codec as u8
-        ])?;
-        Ok(ChunkRow(self.store.conn.last_insert_rowid()))
+        let row: ChunkRow = stmt.query_row(
+            params![
+                &id.as_bytes()[..],
+                loc.file,
+                loc.offset,
+                loc.clen,
+                len,
+                codec as u8
+            ],
+            |r| r.get(0),
+        )?;
+        if row <= self.last_chunk {
+            self.repaired.insert(row);
+        }
+        Ok(row)
     }
 
     /// Records a chunk's super-features (see [`crate::similarity`]).
