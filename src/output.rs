@@ -251,11 +251,7 @@ impl AtomicFile {
                 // On failure the temporary file comes back and is removed.
                 temp.persist(&self.path).map_err(|e| {
                     Error::io(
-                        format!(
-                            "renaming {} to {}",
-                            from.display(),
-                            self.path.display()
-                        ),
+                        format!("renaming {} to {}", from.display(), self.path.display()),
                         e.error,
                     )
                 })?;
