@@ -23,13 +23,27 @@ pub fn write(_report: &BenchReport, _path: &Path) -> Result<()> {
     available()
 }
 
-/// Writes the report's rows as an SVG bar chart.
+/// Writes the report's rows as an SVG bar chart, whole or not at all
+/// (see [`crate::output::AtomicFile`]).
 #[cfg(feature = "chart")]
 pub fn write(report: &BenchReport, path: &Path) -> Result<()> {
+    use crate::error::IoContext;
+    use std::io::Write;
+    let mut svg = String::new();
+    draw(report, path, &mut svg)?;
+    let mut f = crate::output::AtomicFile::create(path)?;
+    f.write_all(svg.as_bytes())
+        .ctx(|| format!("writing {}", path.display()))?;
+    f.commit().map(|_| ())
+}
+
+/// Draws the chart of `report` (to be written to `path`) into `svg`.
+#[cfg(feature = "chart")]
+fn draw(report: &BenchReport, path: &Path, svg: &mut String) -> Result<()> {
     use plotters::prelude::*;
     let rows = &report.rows;
     let height = 70 + 34 * rows.len() as u32;
-    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, height)).into_drawing_area();
     let draw = |e: DrawingAreaErrorKind<std::io::Error>| {
         Error::Invalid(format!("drawing {}: {e}", path.display()))
     };

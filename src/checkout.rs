@@ -184,9 +184,10 @@ pub fn decode_batch(
     Ok(out)
 }
 
-/// Checks out to a file: writes `<path>.partial` beside it and renames it
+/// Checks out to a file: writes a temporary file beside it and renames it
 /// into place only once the stream verified, so a failed checkout never
-/// leaves a wrong file under the requested name.
+/// leaves a wrong file under the requested name. A device or pipe is
+/// written in place (see [`AtomicFile`]).
 pub fn checkout_to_path(
     store: &Store,
     name: &str,

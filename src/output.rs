@@ -1,11 +1,14 @@
 //! Where command output goes: files written whole or not at all (a
-//! `<name>.partial` beside the target, synced, then renamed into place),
-//! or standard output for `-`, noting when its reader has gone away.
+//! temporary file beside the target, synced, then renamed into place),
+//! devices and pipes written in place, or standard output for `-`, noting
+//! when its reader has gone away.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use tempfile::NamedTempFile;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -115,45 +118,62 @@ impl Write for Stdout {
     }
 }
 
-/// A file written through `<path>.partial` in the same directory: on
-/// [`AtomicFile::commit`] it is flushed, synced and renamed over `path`;
-/// dropped uncommitted, the partial file is removed, so a failed command
-/// never leaves output under the requested name.
+/// A command's output file. A regular file (or a new name) is written
+/// through a temporary file beside it, created afresh (never through a
+/// link planted there): on [`AtomicFile::commit`] it is flushed, synced and
+/// renamed over `path`; dropped uncommitted, it is removed, so a failed
+/// command never leaves output under the requested name. A device, pipe or
+/// socket is written in place: there is no file to rename over it.
 pub struct AtomicFile {
     path: PathBuf,
-    partial: PathBuf,
-    out: Option<BufWriter<File>>,
+    sink: Option<Sink>,
+}
+
+/// Where an [`AtomicFile`]'s bytes go.
+enum Sink {
+    /// A temporary file in the target's directory.
+    Temp(BufWriter<NamedTempFile>),
+    /// The target itself, not a regular file.
+    Direct(BufWriter<File>),
 }
 
 impl AtomicFile {
-    /// Starts writing `path`. Refuses a directory, a device, pipe or
-    /// socket, and a path without a file name, with one clear line.
+    /// Starts writing `path`. Refuses a directory and a path without a
+    /// file name with one clear line, before anything is written.
     pub fn create(path: &Path) -> Result<AtomicFile> {
-        if let Ok(m) = std::fs::metadata(path) {
-            if m.is_dir() {
-                return Err(Error::Invalid(format!(
-                    "{} is a directory: give the path of a file to write",
-                    path.display()
-                )));
-            }
-            if !m.is_file() {
-                return Err(Error::Invalid(format!(
-                    "{} is a device, pipe or socket, not a regular file: give the path of a file to write",
-                    path.display()
-                )));
-            }
+        if check_target(path)?
+            && let Some(file) = open_in_place(path)?
+        {
+            return Ok(AtomicFile {
+                path: path.to_path_buf(),
+                sink: Some(Sink::Direct(BufWriter::with_capacity(BUFFER, file))),
+            });
         }
-        let mut name = path
-            .file_name()
-            .ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?
-            .to_os_string();
-        name.push(".partial");
-        let partial = path.with_file_name(name);
-        let file = File::create(&partial).ctx(|| format!("creating {}", partial.display()))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(path.file_name().expect("checked by check_target"));
+        prefix.push(".");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        #[cfg(unix)]
+        {
+            // What `File::create` gives: 0666 less the umask.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let temp = builder.tempfile_in(dir).ctx(|| {
+            format!(
+                "creating a temporary file in {} to write {}",
+                dir.display(),
+                path.display()
+            )
+        })?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
-            partial,
-            out: Some(BufWriter::with_capacity(BUFFER, file)),
+            sink: Some(Sink::Temp(BufWriter::with_capacity(BUFFER, temp))),
         })
     }
 
@@ -162,28 +182,35 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Flushes and syncs the partial file, leaving it unrenamed: for a set
-    /// of files that should all be on disk before any takes its name.
+    /// Flushes and syncs the file, leaving a temporary file unrenamed: for
+    /// a set of files that should all be on disk before any takes its name.
     pub fn sync(&mut self) -> Result<()> {
-        let out = self.out.as_mut().expect("written before commit");
-        out.flush()
-            .ctx(|| format!("writing {}", self.partial.display()))?;
-        out.get_ref()
-            .sync_all()
-            .ctx(|| format!("syncing {}", self.partial.display()))
+        let path = &self.path;
+        let writing = || format!("writing {}", path.display());
+        let syncing = || format!("syncing {}", path.display());
+        match self.sink.as_mut().expect("written before commit") {
+            Sink::Temp(out) => {
+                out.flush().ctx(writing)?;
+                out.get_ref().as_file().sync_all().ctx(syncing)
+            }
+            Sink::Direct(out) => {
+                out.flush().ctx(writing)?;
+                match out.get_ref().sync_all() {
+                    // Pipes and most character devices cannot be synced.
+                    Err(e) if cannot_sync(&e) => Ok(()),
+                    r => r.ctx(syncing),
+                }
+            }
+        }
     }
 
-    /// Syncs the file and renames it into place; returns the path.
+    /// Syncs the file and renames it into place (then syncs its directory,
+    /// so the new name survives a crash); returns the path.
     pub fn commit(mut self) -> Result<PathBuf> {
         self.sync()?;
-        std::fs::rename(&self.partial, &self.path).ctx(|| {
-            format!(
-                "renaming {} to {}",
-                self.partial.display(),
-                self.path.display()
-            )
-        })?;
-        self.out = None;
+        if self.rename()? {
+            sync_dir(&self.path)?;
+        }
         Ok(std::mem::take(&mut self.path))
     }
 
@@ -193,28 +220,156 @@ impl AtomicFile {
         for f in &mut files {
             f.sync()?;
         }
-        files.into_iter().map(AtomicFile::commit).collect()
+        let mut renamed = Vec::new();
+        for f in &mut files {
+            if f.rename()? {
+                renamed.push(f.path.clone());
+            }
+        }
+        let mut dirs_synced: Vec<PathBuf> = Vec::new();
+        for p in renamed {
+            let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            if !dirs_synced.contains(&dir) {
+                sync_dir(&p)?;
+                dirs_synced.push(dir);
+            }
+        }
+        Ok(files
+            .iter_mut()
+            .map(|f| std::mem::take(&mut f.path))
+            .collect())
+    }
+
+    /// Renames a synced temporary file over the target (true), or lets go
+    /// of a target written in place (false).
+    fn rename(&mut self) -> Result<bool> {
+        match self.sink.take().expect("committed once") {
+            Sink::Direct(_) => Ok(false),
+            Sink::Temp(out) => {
+                let (temp, _) = out.into_parts();
+                let from = temp.path().to_path_buf();
+                // On failure the temporary file comes back and is removed.
+                temp.persist(&self.path).map_err(|e| {
+                    Error::io(
+                        format!("renaming {} to {}", from.display(), self.path.display()),
+                        e.error,
+                    )
+                })?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Checks that `path` can name an output file: not a directory (nor a
+/// name ending in `/`, which only a directory has), and with a file name.
+/// Returns whether it exists and is not a regular file (a device, pipe or
+/// socket, written in place).
+pub fn check_target(path: &Path) -> Result<bool> {
+    let meta = std::fs::metadata(path).ok();
+    let slash = {
+        let s = path.as_os_str().as_encoded_bytes();
+        s.ends_with(b"/") || s.ends_with(b"/.") || s == b"."
+    };
+    if meta.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(Error::Invalid(format!(
+            "{} is a directory: give the path of a file to write",
+            path.display()
+        )));
+    }
+    if slash {
+        return Err(Error::Invalid(format!(
+            "{} names a directory (it ends in '/'): give the path of a file to write",
+            path.display()
+        )));
+    }
+    if path.file_name().is_none() {
+        return Err(Error::Invalid(format!(
+            "{} is not a file path: give the path of a file to write",
+            path.display()
+        )));
+    }
+    Ok(meta.is_some_and(|m| !m.is_file()))
+}
+
+/// Opens the existing non-regular file `path` for writing as it is (no
+/// truncation, nothing created). `None` when it turned into a regular file
+/// meanwhile, which is then written through a temporary file instead.
+fn open_in_place(path: &Path) -> Result<Option<File>> {
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileTypeExt;
+                if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                    return Err(Error::Invalid(format!(
+                        "{} is a socket, not a regular file, device or pipe, and cannot be opened ({e}): give the path of a file to write",
+                        path.display()
+                    )));
+                }
+            }
+            return Err(Error::io(format!("opening {}", path.display()), e));
+        }
+    };
+    let regular = file
+        .metadata()
+        .ctx(|| format!("reading the type of {}", path.display()))?
+        .is_file();
+    Ok((!regular).then_some(file))
+}
+
+/// Whether a failed sync only means the file cannot be synced (a pipe, a
+/// character device), not that written bytes were lost.
+fn cannot_sync(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+    )
+}
+
+/// Syncs the directory holding `path`, so a rename into it is durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let synced = File::open(dir).and_then(|d| d.sync_all());
+    match synced {
+        Err(e) if !cannot_sync(&e) => Err(Error::io(format!("syncing {}", dir.display()), e)),
+        _ => Ok(()),
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.as_mut().expect("not committed").write(buf)
+        match self.sink.as_mut().expect("not committed") {
+            Sink::Temp(out) => out.write(buf),
+            Sink::Direct(out) => out.write(buf),
+        }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.out.as_mut().expect("not committed").write_all(buf)
+        match self.sink.as_mut().expect("not committed") {
+            Sink::Temp(out) => out.write_all(buf),
+            Sink::Direct(out) => out.write_all(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.as_mut().expect("not committed").flush()
+        match self.sink.as_mut().expect("not committed") {
+            Sink::Temp(out) => out.flush(),
+            Sink::Direct(out) => out.flush(),
+        }
     }
 }
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if let Some(out) = self.out.take() {
-            // Unwritten buffered bytes are of no use: discard them unflushed.
-            drop(out.into_parts());
-            let _ = std::fs::remove_file(&self.partial);
+        // Unwritten buffered bytes are of no use: discard them unflushed.
+        // A temporary file is removed as it drops.
+        match self.sink.take() {
+            Some(Sink::Temp(out)) => drop(out.into_parts()),
+            Some(Sink::Direct(out)) => drop(out.into_parts()),
+            None => {}
         }
     }
 }

@@ -354,7 +354,7 @@ fn a_damaged_sending_store_is_caught_when_packing() {
 }
 
 #[test]
-fn outputs_that_are_not_regular_files_are_refused() {
+fn outputs_that_are_directories_or_sockets_are_refused() {
     let s = setup();
     let a = s.dir.join("a");
     let dir = s.dir.join("a-directory");

@@ -26,8 +26,9 @@ pub struct Args {
 
 /// Runs the comparison and prints it (and draws the chart).
 pub fn run(a: &Args, ctx: &Context) -> Result<()> {
-    if a.chart.is_some() {
+    if let Some(c) = &a.chart {
         crate::chart::available()?;
+        crate::output::check_target(c)?;
     }
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
     let host = ctx.docker_host.as_deref();

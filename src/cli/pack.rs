@@ -8,7 +8,7 @@ use indicatif::HumanBytes;
 use super::Context;
 use super::output::{print_json, rate, say};
 use crate::inventory::Receiver;
-use crate::output::{AtomicFile, is_dash};
+use crate::output::{AtomicFile, check_target, is_dash};
 use crate::progress::Progress;
 use crate::send::{PackOptions, PackReport};
 use crate::store::Store;
@@ -159,8 +159,9 @@ fn write(
 }
 
 /// Writes a pack to `path` (or volumes `path.001`, `path.002`, ... with
-/// `--volume-size`), each through `<file>.partial`, renamed into place once
-/// all are complete. On failure no output file is left behind.
+/// `--volume-size`), each through a temporary file beside it, renamed into
+/// place once all are complete (a device or pipe is written in place). On
+/// failure no output file is left behind.
 fn write_files(
     store: &Store,
     opts: &PackOptions,
@@ -177,10 +178,20 @@ fn write_files(
         p.push(format!(".{i:0width$}"));
         PathBuf::from(p)
     };
+    // Refuse a name that cannot be written before the work of packing.
+    check_target(path)?;
     let (files, report) = crate::send::write_volumes(
         store,
         opts,
-        &mut |i, n| AtomicFile::create(&name(i, n)),
+        &mut |i, n| {
+            if i == 1 {
+                // Every volume's name, before the first volume is written.
+                for k in 1..=n {
+                    check_target(&name(k, n))?;
+                }
+            }
+            AtomicFile::create(&name(i, n))
+        },
         bar,
     )?;
     Ok((AtomicFile::commit_all(files)?, report))
