@@ -1,7 +1,8 @@
 //! Writes a large image-like `docker save` archive for benchmarks:
 //! `cargo run --release --example sample_image -- OUT.tar SIZE_MB [VERSION]`.
 //! Layers of up to 256 MB hold source-like text and binary-like files with
-//! a realistic spread of sizes; VERSION 2 edits a few files in every layer.
+//! a realistic spread of sizes; VERSION 2 edits a few files in every layer,
+//! and VERSION 3 is a major upgrade: every other layer rebuilt with new files.
 
 use ferry::demo::{Rng, file_content, layer_tar, sample_files, write_docker_archive};
 
@@ -24,8 +25,10 @@ fn main() {
         let want = ((size_mb << 20) - total).min(256 << 20);
         // sample_files averages about 150 KB a file with a 1 MiB maximum.
         let count = (want / (150 << 10)).max(1) as usize;
-        let mut files = sample_files(seed, &format!("layer{seed}"), count, 1 << 20);
-        if version > 1 {
+        let rebuilt = version >= 3 && layers.len() % 2 == 1;
+        let content_seed = if rebuilt { seed + 7919 * version } else { seed };
+        let mut files = sample_files(content_seed, &format!("layer{seed}"), count, 1 << 20);
+        if version > 1 && !rebuilt {
             let mut rng = Rng::new(seed * 31 + version);
             for _ in 0..5 {
                 let i = rng.below(files.len() as u64) as usize;

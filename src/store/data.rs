@@ -457,4 +457,25 @@ impl DataReader {
             let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
     }
+
+    /// Like [`Self::release`], for the pages of data file `num` holding
+    /// bytes `start..end` only (whole pages inside the range).
+    pub fn release_range(&self, num: u32, start: u64, end: u64) {
+        const PAGE: u64 = 4096;
+        let Some(map) = self.maps.get(&num) else {
+            return;
+        };
+        let start = start.div_ceil(PAGE) * PAGE;
+        let end = (end / PAGE * PAGE).min(map.len() as u64);
+        if end > start {
+            // SAFETY: as in `release`.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start as usize,
+                    (end - start) as usize,
+                )
+            };
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! names. Either is dead space the next gc removes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use rayon::prelude::*;
 use rusqlite::{Connection, params};
@@ -120,6 +121,32 @@ fn dead(conn: &Connection) -> Result<(u64, u64)> {
         [data::ENTRY_HEADER_LEN],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
+}
+
+/// Checks every chunk of `batch` against its BLAKE3, in parallel.
+fn check(store: &Path, reader: &data::DataReader, batch: &[ChunkEntry]) -> Result<()> {
+    batch.par_iter().try_for_each(|c| {
+        read_verified_in(reader, c).map(|_| ()).map_err(|f| {
+            Error::Invalid(format!(
+                "{}; gc stopped and changed nothing: run 'ferry verify' to see what is damaged",
+                f.into_error(store)
+            ))
+        })
+    })
+}
+
+/// Appends the (checked) chunks of `batch` to `out`, noting where each went.
+fn append_all(
+    out: &mut DataWriter,
+    reader: &data::DataReader,
+    batch: &[ChunkEntry],
+    moves: &mut Vec<Move>,
+) -> Result<()> {
+    for c in batch {
+        let loc = out.append(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?)?;
+        moves.push((c.rowid, loc.file, loc.offset));
+    }
+    Ok(())
 }
 
 /// Every data file with its size and live bytes.
@@ -274,56 +301,50 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<()> {
         /// Encoded bytes read, checked and written per batch.
-        const BATCH_BYTES: u64 = 32 << 20;
+        const BATCH_BYTES: u64 = 16 << 20;
         let mut reader = self.data_reader();
         let mut stmt = self.conn.prepare(
             "SELECT c.rowid, c.id, c.file, c.offset, c.clen, c.len, c.codec FROM chunks c
-             JOIN live l ON l.chunk = c.rowid WHERE c.file = ?1 AND c.offset > ?2
-             ORDER BY c.offset LIMIT 4096",
+             JOIN live l ON l.chunk = c.rowid WHERE c.file = ?1 ORDER BY c.offset",
         )?;
         for &num in rewrite {
-            let mut after: i64 = -1;
-            loop {
-                let mut batch: Vec<ChunkEntry> = Vec::new();
-                let mut bytes = 0u64;
-                let mut rows = stmt.query(params![num, after])?;
-                while let Some(r) = rows.next()? {
-                    let c = chunk_from_row(r, 1, r.get(0)?)?;
-                    after = c.loc.offset as i64;
-                    bytes += c.loc.clen as u64;
-                    batch.push(c);
-                    if bytes >= BATCH_BYTES {
-                        break;
-                    }
+            // One file's live entries (about 64 bytes each, a few MB at most).
+            let entries: Vec<ChunkEntry> = stmt
+                .query_map([num], |r| chunk_from_row(r, 1, r.get(0)?))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut batches: Vec<&[ChunkEntry]> = Vec::new();
+            let (mut start, mut bytes) = (0, 0u64);
+            for (i, c) in entries.iter().enumerate() {
+                bytes += c.loc.clen as u64;
+                if bytes >= BATCH_BYTES || i + 1 == entries.len() {
+                    batches.push(&entries[start..=i]);
+                    (start, bytes) = (i + 1, 0);
                 }
-                drop(rows);
-                if batch.is_empty() {
-                    break;
-                }
-                for c in &batch {
+            }
+            // Each batch is checked while the one before it is written.
+            let mut checked: Option<&[ChunkEntry]> = None;
+            for batch in batches.into_iter().map(Some).chain([None]) {
+                for c in batch.unwrap_or_default() {
                     reader.ensure(c.loc)?;
                 }
-                let store_dir = &self.dir;
-                let checked: Vec<std::result::Result<(), Error>> = batch
-                    .par_iter()
-                    .map(|c| {
-                        read_verified_in(&reader, c)
-                            .map(|_| ())
-                            .map_err(|f| f.into_error(store_dir))
-                    })
-                    .collect();
-                for (c, ok) in batch.iter().zip(checked) {
-                    ok.map_err(|e| {
-                        Error::Invalid(format!(
-                            "{e}; gc stopped and changed nothing: run 'ferry verify' to see what is damaged"
-                        ))
-                    })?;
-                    let payload = reader.get(&c.id, c.loc)?;
-                    let loc = out.append(&c.id, c.codec, c.len, payload)?;
-                    moves.push((c.rowid, loc.file, loc.offset));
+                let shared = &reader;
+                let store_dir = self.dir.as_path();
+                let (ok, written) = rayon::join(
+                    || batch.map_or(Ok(()), |b| check(store_dir, shared, b)),
+                    || checked.map_or(Ok(()), |b| append_all(out, shared, b, moves)),
+                );
+                ok?;
+                written?;
+                if let Some(b) = checked {
+                    progress.advance(b.iter().map(|c| c.loc.clen as u64).sum());
+                    // The written batch's pages leave this process's memory
+                    // (the page cache keeps them); the next one's stay mapped
+                    // for its write.
+                    let (first, last) = (&b[0].loc, &b[b.len() - 1].loc);
+                    let end = last.offset + data::ENTRY_HEADER_LEN + last.clen as u64;
+                    reader.release_range(num, first.offset, end);
                 }
-                progress.advance(bytes);
-                reader.release();
+                checked = batch;
             }
         }
         Ok(())
