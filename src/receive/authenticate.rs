@@ -37,11 +37,7 @@ pub(super) fn check<R: Read>(
     accept::check_header(store, reader.header(), label)?;
     progress.start("checking the signature", None);
     let mut seen = 0;
-    while reader
-        .next_record()
-        .map_err(|e| bad(label, e))?
-        .is_some()
-    {
+    while reader.next_record().map_err(|e| bad(label, e))?.is_some() {
         let n = reader.get_ref().count();
         progress.advance(n - seen);
         seen = n;

@@ -83,7 +83,12 @@ pub fn unpack<R: Read>(
         return import(store, input, label, progress);
     }
     let copy = authenticate::spool(store, input, label, progress)?;
-    import(store, BufReader::with_capacity(1 << 20, copy), label, progress)
+    import(
+        store,
+        BufReader::with_capacity(1 << 20, copy),
+        label,
+        progress,
+    )
 }
 
 /// [`unpack`] of a pack file. When the store trusts keys, the file is read
@@ -99,14 +104,29 @@ pub fn unpack_file(
     let regular = file.metadata().is_ok_and(|m| m.is_file());
     if !regular {
         // A pipe or a device: it can be read only once.
-        return unpack(store, BufReader::with_capacity(1 << 20, file), label, progress);
+        return unpack(
+            store,
+            BufReader::with_capacity(1 << 20, file),
+            label,
+            progress,
+        );
     }
     if authenticate::needed(store)? {
-        authenticate::check(store, BufReader::with_capacity(1 << 20, &file), label, progress)?;
+        authenticate::check(
+            store,
+            BufReader::with_capacity(1 << 20, &file),
+            label,
+            progress,
+        )?;
         file.rewind()
             .ctx(|| format!("reading {} again", label.display()))?;
     }
-    import(store, BufReader::with_capacity(1 << 20, file), label, progress)
+    import(
+        store,
+        BufReader::with_capacity(1 << 20, file),
+        label,
+        progress,
+    )
 }
 
 /// Verifies and imports a pack (see [`unpack`]); a signature is checked

@@ -125,7 +125,10 @@ pub fn fingerprint(store: &Path) -> Fingerprint {
             let bytes = std::fs::read(e.path()).unwrap_or_default();
             data_files.insert(
                 e.file_name().to_string_lossy().into_owned(),
-                (bytes.len() as u64, blake3::hash(&bytes).to_hex().to_string()),
+                (
+                    bytes.len() as u64,
+                    blake3::hash(&bytes).to_hex().to_string(),
+                ),
             );
         }
     }
