@@ -1,6 +1,7 @@
-//! Reading packs: [`PackReader`] checks the preamble, bounds-checks every
-//! field before allocating for it, and verifies the trailer (and the
-//! signature) at the end; the decoders here parse each record's payload.
+//! Reading packs: [`PackReader`] checks the preamble and each record's
+//! length against its type's limit, has each payload decoded (`decode`)
+//! as its bytes arrive, and verifies the trailer (and the signature) at
+//! the end.
 
 use std::io::{self, Read};
 

@@ -24,18 +24,20 @@ pub(super) fn needed(store: &Store) -> Result<bool> {
     Ok(!crate::keys::trusted(store)?.is_empty())
 }
 
-/// Reads the whole pack without writing anything: its header (checked
-/// against the trust list and the store), then every record up to the
-/// trailer and the signature, which must verify.
+/// Reads the whole pack (of `total` bytes, when known) without writing
+/// anything: its header (checked against the trust list and the store),
+/// then every record up to the trailer and the signature, which must
+/// verify.
 pub(super) fn check<R: Read>(
     store: &Store,
     input: R,
+    total: Option<u64>,
     label: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut reader = PackReader::new(Counting::new(input)).map_err(|e| bad(label, e))?;
     accept::check_header(store, reader.header(), label)?;
-    progress.start("checking the signature", None);
+    progress.start("verifying", total);
     let mut seen = 0;
     while reader.next_record().map_err(|e| bad(label, e))?.is_some() {
         let n = reader.get_ref().count();
@@ -63,7 +65,7 @@ pub(super) fn spool<R: Read>(
         out: BufWriter::with_capacity(1 << 20, &file),
         failed: None,
     };
-    let checked = check(store, &mut tee, label, progress);
+    let checked = check(store, &mut tee, None, label, progress);
     if let Some(e) = tee.failed.take() {
         return Err(Error::io(what(), e));
     }

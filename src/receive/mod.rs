@@ -101,23 +101,21 @@ pub fn unpack_file(
     label: &Path,
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
-    let regular = file.metadata().is_ok_and(|m| m.is_file());
-    if !regular {
+    let size = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
         // A pipe or a device: it can be read only once.
-        return unpack(
-            store,
-            BufReader::with_capacity(1 << 20, file),
-            label,
-            progress,
-        );
-    }
+        _ => {
+            return unpack(
+                store,
+                BufReader::with_capacity(1 << 20, file),
+                label,
+                progress,
+            );
+        }
+    };
     if authenticate::needed(store)? {
-        authenticate::check(
-            store,
-            BufReader::with_capacity(1 << 20, &file),
-            label,
-            progress,
-        )?;
+        let input = BufReader::with_capacity(1 << 20, &file);
+        authenticate::check(store, input, Some(size), label, progress)?;
         file.rewind()
             .ctx(|| format!("reading {} again", label.display()))?;
     }
