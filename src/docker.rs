@@ -173,6 +173,7 @@ pub fn save(
             ))
         })?,
     };
+    add::validate_name(&name)?;
     let wanted: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
     if let Some(old) = store.snapshot(&name)? {
         let have = snapshot_images(&old);

@@ -2,7 +2,8 @@
 //! says what is wrong and, where there is one, what to do about it.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,13 +35,16 @@ pub enum Error {
     #[error("store index: {0}")]
     Index(#[from] rusqlite::Error),
 
-    /// Another ferry process holds the store's write lock.
-    #[error("store {} is locked by another ferry process{holder}: wait for it to finish, or pass --lock-wait SECONDS", store.display())]
+    /// Another ferry process holds the store's write lock (and still did
+    /// after `waited`).
+    #[error("{}", locked(store, holder, *waited))]
     Locked {
         /// The store directory.
         store: PathBuf,
         /// Who holds it, as recorded in the lock file (may be empty).
         holder: String,
+        /// How long this process waited for it (`--lock-wait`).
+        waited: Duration,
     },
 
     /// The store was made by an incompatible ferry, or is damaged.
@@ -111,6 +115,21 @@ impl Error {
             msg: msg.into(),
         }
     }
+}
+
+/// The message of [`Error::Locked`]: what to do depends on whether this
+/// process already waited.
+fn locked(store: &Path, holder: &str, waited: Duration) -> String {
+    let store = store.display();
+    if waited.is_zero() {
+        return format!(
+            "store {store} is locked by another ferry process{holder}: wait for it to finish, or pass --lock-wait SECONDS"
+        );
+    }
+    let secs = waited.as_secs_f64();
+    format!(
+        "store {store} is still locked by another ferry process{holder} after waiting {secs} s for it: let that process finish, then run this command again"
+    )
 }
 
 /// Adds context to I/O results.

@@ -92,6 +92,7 @@ fn write_fuzz_seeds() {
         put(target, "full.pack", &full);
         put(target, "signed.pack", &signed);
     }
+    put_hostile(&root, &full);
     // A delta pack needs its base in the store: only the reader gets past
     // its header in a fresh store.
     put("pack_reader", "delta.pack", &delta);
@@ -145,6 +146,82 @@ fn write_fuzz_seeds() {
         "not the deflate stream"
     );
     put("deflate_part", "layer", &seed);
+}
+
+/// Seeds that claim what they do not hold, each as (name, bytes, what
+/// the refusal says): `full`'s preamble and header, then a record frame
+/// claiming up to 1 GiB followed by a few bytes. The pack targets must
+/// refuse them quickly, allocating by the bytes given, not those claimed.
+fn hostile_seeds(full: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let head_len = 17 + u32::from_le_bytes(full[13..17].try_into().unwrap()) as usize;
+    let frame = |kind: u8, len: u32, body: &[u8], zeros: usize| {
+        let mut v = full[..head_len].to_vec();
+        v.push(kind);
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(body);
+        v.resize(v.len() + zeros, 0);
+        v
+    };
+    let gib = 1u32 << 30;
+    // A snapshot record's fields up to its metadata: name "x", size,
+    // hash, time.
+    let mut named = vec![1, 0, 0, 0, b'x'];
+    named.resize(named.len() + 8 + 32 + 8, 0);
+    let mut recipe = named.clone();
+    recipe.extend_from_slice(&[0, 0, 0, 0, 3]); // no metadata; encoding 3
+    recipe.extend_from_slice(&1u64.to_le_bytes()); // one piece
+    let mut meta = named.clone();
+    meta.extend_from_slice(&(gib - 100).to_le_bytes());
+    let mut header = full[..12].to_vec();
+    header.push(1);
+    header.extend_from_slice(&(16u32 << 20).to_le_bytes());
+    header.resize(header.len() + 256, 0);
+    vec![
+        (
+            "hostile-snapshot-1gib-zeros",
+            frame(3, gib, &[], 256),
+            "a snapshot record has an empty name",
+        ),
+        (
+            "hostile-snapshot-1gib-recipe",
+            frame(3, gib, &recipe, 256),
+            "more than 1 pieces compress to",
+        ),
+        (
+            "hostile-snapshot-1gib-meta",
+            frame(3, gib, &meta, 256),
+            "snapshot metadata of 1073741724 bytes",
+        ),
+        (
+            "hostile-chunk-1gib",
+            frame(2, gib, &[], 256),
+            "claims 1073741824 bytes",
+        ),
+        (
+            "hostile-group-at-its-limit",
+            frame(5, ferry::pack::format::MAX_GROUP_RECORD, &[], 256),
+            "truncated",
+        ),
+        ("hostile-header-16mib", header, "truncated"),
+    ]
+}
+
+/// Writes [`hostile_seeds`] of `full` for both pack targets.
+fn put_hostile(root: &Path, full: &[u8]) {
+    for target in ["pack_reader", "pack_unpack"] {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data, _) in hostile_seeds(full) {
+            std::fs::write(dir.join(name), data).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds/*/hostile-*; run when the formats change"]
+fn write_hostile_fuzz_seeds() {
+    let full = std::fs::read(seeds_dir().join("pack_reader/full.pack")).unwrap();
+    put_hostile(&seeds_dir(), &full);
 }
 
 /// Collects what the splitter hands out for a deflate stream, framed as the
@@ -234,8 +311,13 @@ fn committed_fuzz_seeds_get_past_the_checksums() {
     let mut total = 0;
     // Every pack is read to its trailer; the full ones import into a fresh
     // store and verify.
+    let full = std::fs::read(seeds_dir().join("pack_reader/full.pack")).unwrap();
+    let hostile = hostile_seeds(&full);
     for (name, pack) in seeds("pack_reader") {
         total += pack.len();
+        if name.starts_with("hostile-") {
+            continue;
+        }
         let mut r = ferry::pack::PackReader::new(&pack[..]).unwrap();
         while r
             .next_record()
@@ -245,6 +327,9 @@ fn committed_fuzz_seeds_get_past_the_checksums() {
     }
     for (name, pack) in seeds("pack_unpack") {
         total += pack.len();
+        if name.starts_with("hostile-") {
+            continue;
+        }
         let s = t.path().join(&name);
         let r: serde_json::Value = serde_json::from_str(&ok(ferry(&s)
             .args(["unpack", "--json"])
@@ -253,6 +338,43 @@ fn committed_fuzz_seeds_get_past_the_checksums() {
         assert_eq!(r["added"].as_array().unwrap().len(), 1, "{name}: {r}");
         assert!(r["chunks"].as_u64().unwrap() >= 4, "{name}: {r}");
         ok(ferry(&s).args(["verify", "--full"]));
+    }
+    // The hostile seeds are what `hostile_seeds` makes of full.pack, and
+    // are refused at once, by the reader and by an unpack.
+    for target in ["pack_reader", "pack_unpack"] {
+        let committed: Vec<(String, Vec<u8>)> = seeds(target)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("hostile-"))
+            .collect();
+        let names: Vec<&str> = committed.iter().map(|(n, _)| n.as_str()).collect();
+        let mut want: Vec<&str> = hostile.iter().map(|h| h.0).collect();
+        want.sort_unstable();
+        assert_eq!(names, want, "{target}: run write_hostile_fuzz_seeds");
+    }
+    for (name, data, says) in &hostile {
+        let committed = std::fs::read(seeds_dir().join("pack_reader").join(name)).unwrap();
+        assert!(committed == *data, "{name}: run write_hostile_fuzz_seeds");
+        let started = std::time::Instant::now();
+        let err = ferry::pack::PackReader::new(&data[..])
+            .and_then(|mut r| {
+                while r.next_record()?.is_some() {}
+                Ok(())
+            })
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(says), "{name}: {err}");
+        let s = t.path().join(name);
+        fails(
+            ferry(&s)
+                .arg("unpack")
+                .arg(write(t.path(), &format!("{name}.in"), data)),
+            &[says],
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name} took {:?}",
+            started.elapsed()
+        );
     }
     let max = ferry::chunker::PARAMS.max;
     for (name, g) in seeds("delta_group") {

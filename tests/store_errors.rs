@@ -176,13 +176,19 @@ fn a_locked_store_fails_clearly_or_waits() {
     let lock = std::fs::File::open(s.offline.join("lock")).unwrap();
     lock.lock().unwrap();
     let started = Instant::now();
-    fails(
+    let err = fails(
         ferry(&s.offline)
             .args(["--lock-wait", "1", "unpack"])
             .arg(&s.full),
-        &["is locked by another ferry process"],
+        &[
+            "is still locked by another ferry process (pid ",
+            "after waiting 1 s",
+            "let that process finish",
+        ],
     );
     assert!(started.elapsed() >= Duration::from_secs(1));
+    // It waited already: the advice is not to pass --lock-wait.
+    assert!(!err.contains("--lock-wait"), "{err}");
 }
 
 #[test]

@@ -3,12 +3,24 @@
 //! nothing is left behind (no snapshot, no chunk). If it succeeds, every
 //! snapshot it reports added is in the store and checks out to exactly the
 //! size and BLAKE3 the store records for it, and the store holds no other
-//! snapshot.
+//! snapshot. The heap the unpack takes at its peak follows the input's
+//! length, never the lengths its records claim (the seeds `hostile-*`
+//! claim up to 1 GiB in a few bytes).
 #![no_main]
+
+#[path = "common/peak.rs"]
+mod peak;
 
 use ferry::progress::Quiet;
 use ferry::store::Store;
 use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOC: peak::Peak = peak::Peak;
+
+/// Heap an unpack may take whatever the input: a batch of chunk records
+/// decoded (64 of at most 256 KiB), the data file's write buffer, reads.
+const FIXED: usize = 64 << 20;
 
 /// A writer that hashes and counts what it is given.
 struct Hashing(blake3::Hasher, u64);
@@ -28,7 +40,17 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile_dir();
     let mut store = Store::open_writer(&dir, std::time::Duration::ZERO).expect("store");
     let label = std::path::Path::new("fuzz.ferry");
-    let result = ferry::receive::unpack(&mut store, data, label, &Quiet);
+    let mut result = None;
+    let peak = peak::peak_of(|| {
+        result = Some(ferry::receive::unpack(&mut store, data, label, &Quiet));
+    });
+    let bound = FIXED + 8 * data.len();
+    assert!(
+        peak <= bound,
+        "unpacking {} bytes took {peak} bytes of heap at once (at most {bound}): an allocation follows a claimed length",
+        data.len()
+    );
+    let result = result.expect("the unpack ran");
     let snaps = store.snapshots().expect("index readable after unpack");
     let check = ferry::verify::verify(&store, true, &Quiet).expect("verify runs");
     assert!(check.ok(), "unpack left a damaged store: {check:?}");

@@ -91,17 +91,40 @@ pub struct AddReport {
 
 /// Checks a snapshot name: printable, no leading dash, at most 512 bytes.
 pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 512
-        || name.starts_with('-')
-        || name.chars().any(|c| c.is_control())
-    {
-        return Err(Error::Invalid(format!(
-            "'{}' is not a usable snapshot name: use 1-512 printable characters, not starting with '-'",
+    match name_problem(name) {
+        Some(why) => Err(Error::Invalid(format!(
+            "'{}' is not a usable snapshot name: {why}",
             name.escape_debug()
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What is wrong with a snapshot name, if anything: the first control or
+/// bidirectional-text character (by code point), an empty or overlong
+/// name, or a leading dash.
+pub fn name_problem(name: &str) -> Option<String> {
+    const RULE: &str = "use 1-512 printable characters, not starting with '-'";
+    if let Some((c, what)) = name.chars().find_map(|c| unprintable(c).map(|w| (c, w))) {
+        return Some(format!("it holds U+{:04X} ({what}): {RULE}", c as u32));
+    }
+    if name.is_empty() || name.len() > 512 || name.starts_with('-') {
+        return Some(RULE.into());
+    }
+    None
+}
+
+/// Characters a name may not hold: controls, and the invisible ones that
+/// reorder or break the text around them.
+fn unprintable(c: char) -> Option<&'static str> {
+    match c {
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => Some("a control character"),
+        '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+            Some("a bidirectional text control")
+        }
+        '\u{2028}' | '\u{2029}' => Some("a line separator"),
+        _ => None,
+    }
 }
 
 const PENDING: &str = "\u{1}pending";

@@ -37,12 +37,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     } else {
         let f = crate::add::open_input(pack)?;
         store = ctx.open_writer()?;
-        crate::receive::unpack(
-            &mut store,
-            BufReader::with_capacity(1 << 20, f),
-            pack,
-            &ctx.bar,
-        )?
+        crate::receive::unpack_file(&mut store, f, pack, &ctx.bar)?
     };
     if a.json {
         return print_json(&r);

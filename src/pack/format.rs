@@ -65,6 +65,10 @@ pub const MAX_HEADER: u32 = 16 << 20;
 pub const MAX_CHUNK_RECORD: u32 = 37 + (256 << 10) + (64 << 10);
 /// Largest snapshot record accepted.
 pub const MAX_SNAPSHOT_RECORD: u32 = 1 << 30;
+/// Longest snapshot name a snapshot record may carry (bytes).
+pub const MAX_NAME: u32 = 512;
+/// Largest snapshot metadata a snapshot record may carry (bytes of JSON).
+pub const MAX_META: u32 = 16 << 20;
 /// Trailer payload size: chunk count, snapshot count, BLAKE3.
 pub const TRAILER_LEN: u32 = 8 + 8 + 32;
 

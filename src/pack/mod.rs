@@ -3,6 +3,7 @@
 //! writes one to any `Write` (a file or a pipe); [`PackReader`] reads one
 //! from any `Read`, bounds-checking every field before allocating for it.
 
+mod decode;
 pub mod format;
 mod reader;
 pub mod recipe;
@@ -12,7 +13,8 @@ use crate::chunker::{ChunkId, Params};
 use crate::codec::Codec;
 use crate::id::SnapshotDigest;
 
-pub use reader::{PackReader, ReadError, decode_group, decode_snapshot};
+pub use decode::{decode_group, decode_snapshot};
+pub use reader::{PackReader, ReadError};
 pub use writer::{
     PackWriter, chunk_record_len, encode_header, encode_snapshot, group_record_len, overhead,
 };

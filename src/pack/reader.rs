@@ -1,9 +1,11 @@
-//! Reading packs: [`PackReader`] checks the preamble, bounds-checks every
-//! field before allocating for it, and verifies the trailer (and the
-//! signature) at the end; the decoders here parse each record's payload.
+//! Reading packs: [`PackReader`] checks the preamble and each record's
+//! length against its type's limit, has each payload decoded (`decode`)
+//! as its bytes arrive, and verifies the trailer (and the signature) at
+//! the end.
 
 use std::io::{self, Read};
 
+use super::decode::{Fields, decode_group, decode_header, read_snapshot};
 use super::format::*;
 use super::*;
 
@@ -23,6 +25,9 @@ pub enum ReadError {
     Io(io::Error),
     /// The signature does not match the pack and its signer's key.
     BadSignature,
+    /// The header names a signer, and the pack ends right after its
+    /// trailer: the signature was removed (or never written).
+    SignatureMissing,
     /// The pack's layers need a compression encoder this ferry does not
     /// model (format 6).
     Encoder(String),
@@ -50,6 +55,10 @@ impl std::fmt::Display for ReadError {
             ReadError::Encoder(name) => write!(
                 f,
                 "pack holds layers compressed by `{name}`, which this ferry cannot re-create: upgrade ferry on this side"
+            ),
+            ReadError::SignatureMissing => write!(
+                f,
+                "pack is unsigned, but its header names a signer: its signature was removed after signing (or the copy was cut short right after its trailer); do not trust it; get a fresh copy from the sender"
             ),
             ReadError::BadSignature => write!(
                 f,
@@ -172,7 +181,9 @@ impl<R: Read> PackReader<R> {
         self.version
     }
 
-    fn raw_record(&mut self) -> Result<(u8, Vec<u8>), ReadError> {
+    /// Reads a record's frame and checks its length against its type's
+    /// limit; the frame is hashed, except a trailer's.
+    fn record_head(&mut self) -> Result<(u8, u32), ReadError> {
         let mut head = [0u8; 5];
         self.input.read_exact(&mut head)?;
         let kind = head[0];
@@ -194,18 +205,19 @@ impl<R: Read> PackReader<R> {
         if kind != REC_TRAILER {
             self.hasher.update(&head);
         }
-        // Grow with the data actually read, never trusting `len` up front.
-        let mut payload = Vec::with_capacity((len as usize).min(1 << 20));
-        (&mut self.input)
-            .take(len as u64)
-            .read_to_end(&mut payload)?;
-        if payload.len() < len as usize {
-            return Err(ReadError::Truncated);
-        }
-        if kind != REC_TRAILER {
-            self.hasher.update(&payload);
-        }
-        Ok((kind, payload))
+        Ok((kind, len))
+    }
+
+    /// Reads a record's payload whole (every type but snapshots, whose
+    /// limits are small); the buffer grows with the bytes that arrive.
+    fn payload(&mut self, kind: u8, len: u32) -> Result<Vec<u8>, ReadError> {
+        let hasher = (kind != REC_TRAILER).then_some(&mut self.hasher);
+        Fields::new(&mut self.input, hasher, len as u64).bytes(len as u64, "payload")
+    }
+
+    fn raw_record(&mut self) -> Result<(u8, Vec<u8>), ReadError> {
+        let (kind, len) = self.record_head()?;
+        Ok((kind, self.payload(kind, len)?))
     }
 
     /// The next chunk or snapshot record; `None` once the trailer has been
@@ -214,7 +226,15 @@ impl<R: Read> PackReader<R> {
         if self.done {
             return Ok(None);
         }
-        let (kind, payload) = self.raw_record()?;
+        let (kind, len) = self.record_head()?;
+        if kind == REC_SNAPSHOT {
+            // Read field by field: up to 1 GiB may be claimed.
+            let mut f = Fields::new(&mut self.input, Some(&mut self.hasher), len as u64);
+            let s = read_snapshot(&mut f, self.version)?;
+            self.snapshots += 1;
+            return Ok(Some(Record::Snapshot(s)));
+        }
+        let payload = self.payload(kind, len)?;
         match kind {
             REC_CHUNK => {
                 let mut d = Dec::new(&payload);
@@ -285,277 +305,73 @@ impl<R: Read> PackReader<R> {
                 self.chunks += g.lens.len() as u64;
                 Ok(Some(Record::Group(g)))
             }
-            REC_SNAPSHOT => {
-                let s = decode_snapshot(&payload, self.version).map_err(corrupt)?;
-                self.snapshots += 1;
-                Ok(Some(Record::Snapshot(s)))
-            }
             REC_TRAILER => {
-                let mut d = Dec::new(&payload);
-                let chunks = d.u64("trailer").map_err(corrupt)?;
-                let snapshots = d.u64("trailer").map_err(corrupt)?;
-                let digest = d.id("trailer").map_err(corrupt)?;
-                if chunks != self.chunks || snapshots != self.snapshots {
-                    return Err(corrupt(format!(
-                        "trailer counts {chunks} chunks and {snapshots} snapshots, the pack holds {} and {}",
-                        self.chunks, self.snapshots
-                    )));
-                }
-                if digest != *self.hasher.finalize().as_bytes() {
-                    return Err(corrupt(
-                        "BLAKE3 of the pack does not match its trailer".into(),
-                    ));
-                }
-                if let Some(signer) = self.header.signer {
-                    let mut sig = [0u8; 5 + SIGNATURE_LEN as usize];
-                    self.input.read_exact(&mut sig)?;
-                    if sig[0] != REC_SIGNATURE || sig[1..5] != SIGNATURE_LEN.to_le_bytes() {
-                        return Err(corrupt(
-                            "the signature record after the trailer is missing".into(),
-                        ));
-                    }
-                    let key = ed25519_dalek::VerifyingKey::from_bytes(&signer)
-                        .map_err(|_| corrupt("the signer's public key is not valid".into()))?;
-                    let sig = ed25519_dalek::Signature::from_bytes(sig[5..].try_into().unwrap());
-                    key.verify_strict(&signed_message(&digest), &sig)
-                        .map_err(|_| ReadError::BadSignature)?;
-                }
-                let mut extra = [0u8; 1];
-                if self.input.read(&mut extra)? != 0 {
-                    return Err(corrupt("unexpected bytes after the trailer".into()));
-                }
+                self.trailer(&payload)?;
                 self.done = true;
                 Ok(None)
             }
             _ => Err(corrupt("a second header record".into())),
         }
     }
-}
 
-/// Decodes a group record's payload, checking every count and length.
-pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, String> {
-    let mut d = Dec::new(buf);
-    let n = d.varint("group chunk count")?;
-    if n == 0 || n > MAX_GROUP_CHUNKS as u64 {
-        return Err(format!("group of {n} chunks"));
-    }
-    let mut lens = Vec::with_capacity(n as usize);
-    let mut out = 0u64;
-    for _ in 0..n {
-        let l = d.varint("group chunk length")?;
-        if l == 0 || l > max_chunk_len as u64 {
-            return Err(format!(
-                "group chunk length {l} outside 1..={max_chunk_len}"
+    /// Checks the trailer (counts and the pack's BLAKE3), the signature
+    /// when the header names a signer, and that nothing follows.
+    fn trailer(&mut self, payload: &[u8]) -> Result<(), ReadError> {
+        let mut d = Dec::new(payload);
+        let chunks = d.u64("trailer").map_err(corrupt)?;
+        let snapshots = d.u64("trailer").map_err(corrupt)?;
+        let digest: [u8; 32] = d.id("trailer").map_err(corrupt)?;
+        if chunks != self.chunks || snapshots != self.snapshots {
+            return Err(corrupt(format!(
+                "trailer counts {chunks} chunks and {snapshots} snapshots, the pack holds {} and {}",
+                self.chunks, self.snapshots
+            )));
+        }
+        if digest != *self.hasher.finalize().as_bytes() {
+            return Err(corrupt(
+                "BLAKE3 of the pack does not match its trailer".into(),
             ));
         }
-        out += l;
-        lens.push(l as u32);
-    }
-    if out > MAX_GROUP_OUT {
-        return Err(format!("group of {out} bytes (at most {MAX_GROUP_OUT})"));
-    }
-    let digest = d.id("group digest")?;
-    let runs = d.varint("group base runs")?;
-    if runs > MAX_GROUP_RUNS as u64 {
-        return Err(format!("group names {runs} base runs"));
-    }
-    let mut bases = Vec::new();
-    for _ in 0..runs {
-        let v = d.varint("group base")?;
-        let count = d.varint("group base run")?;
-        if v >> 1 >= recipe::MAX_INDEX || count == 0 || count > MAX_GROUP_BASES {
-            return Err("group base run out of range".into());
+        if let Some(signer) = self.header.signer {
+            self.signature(&signer, &digest)?;
         }
-        if bases.len() as u64 + count > MAX_GROUP_BASES {
-            return Err(format!("group names more than {MAX_GROUP_BASES} bases"));
+        let mut extra = [0u8; 1];
+        if self.input.read(&mut extra)? != 0 {
+            return Err(corrupt("unexpected bytes after the trailer".into()));
         }
-        let src = if v & 1 == 1 {
-            recipe::Src::Base
-        } else {
-            recipe::Src::Pack
-        };
-        for i in 0..count {
-            bases.push(recipe::TableRef {
-                src,
-                index: (v >> 1) + i,
-            });
-        }
+        Ok(())
     }
-    let at = buf.len() - d.remaining();
-    Ok(GroupRecord {
-        lens,
-        digest,
-        bases,
-        payload: buf[at..].to_vec(),
-    })
-}
 
-fn decode_header(buf: &[u8], version: u32) -> Result<Header, String> {
-    let mut d = Dec::new(buf);
-    let algorithm = d.str("chunker name")?;
-    let params = Params {
-        min: d.u32("chunker min")?,
-        avg: d.u32("chunker avg")?,
-        max: d.u32("chunker max")?,
-    };
-    if params.max == 0 || params.max > 16 << 20 {
-        return Err(format!("chunker maximum {} is out of range", params.max));
-    }
-    let created = d.i64("creation time")?;
-    let writer = d.str("writer")?;
-    let n = d.u32("base count")? as usize;
-    if n > d.remaining() / 44 {
-        return Err(format!("header claims {n} bases, more than it can hold"));
-    }
-    let mut bases = Vec::with_capacity(n);
-    for _ in 0..n {
-        bases.push(BaseRef {
-            name: d.str("base name")?,
-            size: d.u64("base size")?,
-            hash: d.id("base hash")?,
-            recipe: if version >= 2 {
-                d.id("base recipe digest")?
-            } else {
-                [0; 32]
-            },
-        });
-    }
-    let n = d.u32("snapshot count")? as usize;
-    if n > d.remaining() / 4 {
-        return Err(format!(
-            "header claims {n} snapshots, more than it can hold"
-        ));
-    }
-    let mut snapshots = Vec::with_capacity(n);
-    for _ in 0..n {
-        snapshots.push(d.str("snapshot name")?);
-    }
-    let mut volume = None;
-    let mut signer = None;
-    let mut extra = Vec::new();
-    if version >= 3 {
-        volume = match d.u8("volume flag")? {
-            0 => None,
-            1 => {
-                let v = VolumeInfo {
-                    set: d.take(16, "volume set")?.try_into().unwrap(),
-                    index: d.u32("volume index")?,
-                    count: d.u32("volume count")?,
-                    first: d.u64("volume first chunk")?,
-                    chunks: d.u64("volume chunks")?,
-                };
-                if v.index == 0 || v.index > v.count || v.first > 1 << 48 || v.chunks > 1 << 48 {
-                    return Err(format!("volume {} of {} is out of range", v.index, v.count));
-                }
-                Some(v)
+    /// Reads the signature record after the trailer and checks it against
+    /// the signer's key and the pack's BLAKE3.
+    fn signature(&mut self, signer: &[u8; 32], digest: &[u8; 32]) -> Result<(), ReadError> {
+        let mut sig = [0u8; 5 + SIGNATURE_LEN as usize];
+        let mut got = 0;
+        while got < sig.len() {
+            match self.input.read(&mut sig[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
-            f => return Err(format!("unknown volume flag {f}")),
-        };
-        signer = match d.u8("signer flag")? {
-            0 => None,
-            1 => Some(d.id("signer key")?),
-            f => return Err(format!("unknown signer flag {f}")),
-        };
-        let n = d.u32("extra chunk count")? as usize;
-        if n > d.remaining() / 32 {
-            return Err(format!(
-                "header claims {n} extra chunks, more than it can hold"
+        }
+        if got == 0 {
+            return Err(ReadError::SignatureMissing);
+        }
+        if got < sig.len() {
+            return Err(corrupt("it ends inside its signature record".into()));
+        }
+        if sig[0] != REC_SIGNATURE || sig[1..5] != SIGNATURE_LEN.to_le_bytes() {
+            return Err(corrupt(
+                "the record after the trailer is not a signature record".into(),
             ));
         }
-        extra.reserve(n);
-        for _ in 0..n {
-            extra.push(d.id("extra chunk id")?);
-        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(signer)
+            .map_err(|_| corrupt("the signer's public key is not valid".into()))?;
+        let sig = ed25519_dalek::Signature::from_bytes(sig[5..].try_into().unwrap());
+        key.verify_strict(&signed_message(digest), &sig)
+            .map_err(|_| ReadError::BadSignature)
     }
-    let mut encoders = Vec::new();
-    if version >= 6 {
-        let n = d.u32("encoder count")? as usize;
-        if n > d.remaining() / 4 {
-            return Err(format!("header claims {n} encoders, more than it can hold"));
-        }
-        for _ in 0..n {
-            encoders.push(d.str("encoder name")?);
-        }
-    }
-    d.end("header")?;
-    Ok(Header {
-        algorithm,
-        params,
-        created,
-        writer,
-        bases,
-        snapshots,
-        volume,
-        signer,
-        extra,
-        encoders,
-    })
-}
-
-/// Parses a snapshot record's payload (as [`encode_snapshot`] makes it).
-pub fn decode_snapshot(buf: &[u8], version: u32) -> Result<SnapshotRecord, String> {
-    let mut d = Dec::new(buf);
-    let name = d.str("snapshot name")?;
-    let size = d.u64("snapshot size")?;
-    if size > i64::MAX as u64 {
-        return Err(format!("snapshot {name} claims {size} bytes"));
-    }
-    let hash: SnapshotDigest = d.id("snapshot hash")?;
-    let added_at = d.i64("snapshot time")?;
-    let meta = d.str("snapshot metadata")?;
-    let encoding = if version >= 2 {
-        d.u8("recipe encoding")?
-    } else {
-        RECIPE_IDS
-    };
-    let n = d.u64("piece count")?;
-    let pieces = match encoding {
-        RECIPE_IDS => {
-            if n > (d.remaining() / 33) as u64 {
-                return Err(format!(
-                    "snapshot {name} claims {n} pieces, more than its record holds"
-                ));
-            }
-            let mut pieces = Vec::with_capacity((n as usize).min(1 << 16));
-            for _ in 0..n {
-                let kind = d.u8("piece kind")?;
-                let id = d.id("piece chunk id")?;
-                pieces.push(match kind {
-                    PIECE_WHOLE => PieceRef::Whole(id),
-                    PIECE_SLICE => PieceRef::Slice {
-                        id,
-                        off: d.u32("piece offset")?,
-                        len: d.u32("piece length")?,
-                    },
-                    k => return Err(format!("unknown piece kind {k}")),
-                });
-            }
-            Pieces::Ids(pieces)
-        }
-        RECIPE_COMPACT | RECIPE_COMPACT_OPS | RECIPE_COMPACT_REL => {
-            if encoding == RECIPE_COMPACT_REL && version < 5 {
-                return Err(format!(
-                    "recipe encoding {encoding} in a version {version} pack"
-                ));
-            }
-            let rest = d.remaining();
-            Pieces::Compact {
-                count: n,
-                encoding,
-                data: d.take(rest, "recipe")?.to_vec(),
-            }
-        }
-        e => return Err(format!("unknown recipe encoding {e}")),
-    };
-    d.end("snapshot")?;
-    Ok(SnapshotRecord {
-        name,
-        size,
-        hash,
-        added_at,
-        meta,
-        pieces,
-    })
 }
 
 #[cfg(test)]

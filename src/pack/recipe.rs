@@ -49,6 +49,15 @@ pub struct IndexedPiece {
 pub const MAX_INDEX: u64 = 1 << 48;
 /// Largest decoded recipe accepted (tens of millions of pieces).
 pub const MAX_RAW: u64 = 64 << 20;
+/// Most bytes the zstd frame of a compact recipe of `count` pieces may
+/// take: zstd's worst case for the most its content may decode to
+/// ([`decode_each`] refuses more than `40 × count`, and more than
+/// [`MAX_RAW`]).
+pub fn max_frame(count: u64) -> u64 {
+    let raw = count.saturating_mul(40).min(MAX_RAW);
+    zstd::zstd_safe::compress_bound(raw as usize) as u64
+}
+
 /// zstd level for recipes: they are small and worth squeezing.
 const LEVEL: i32 = 19;
 

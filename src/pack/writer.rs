@@ -245,6 +245,13 @@ pub fn chunk_record_len(clen: u32) -> u64 {
 
 /// A snapshot record's payload.
 pub fn encode_snapshot(s: &SnapshotRecord) -> io::Result<Vec<u8>> {
+    if s.meta.len() > MAX_META as usize {
+        return Err(io::Error::other(format!(
+            "snapshot {} has metadata too large for a pack ({} bytes, at most {MAX_META})",
+            s.name,
+            s.meta.len()
+        )));
+    }
     let mut e = Enc(Vec::with_capacity(256 + s.meta.len()));
     e.str(&s.name)
         .u64(s.size)

@@ -1,6 +1,6 @@
 //! What a pack's header must satisfy before anything is imported: the
-//! store's chunker, the bases and inventory chunks it relies on, and the
-//! store's trust list.
+//! store's chunker, usable snapshot names, the bases and inventory chunks
+//! it relies on, and the store's trust list.
 
 use std::path::Path;
 
@@ -23,6 +23,34 @@ pub(super) fn check_chunker(store: &Store, h: &Header, label: &Path) -> Result<(
                 store.params()
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The checks that need only the header and the store's settings (trust
+/// list, chunker, names), made before a pack is read any further.
+pub(super) fn check_header(store: &Store, h: &Header, label: &Path) -> Result<Option<String>> {
+    let signer = check_trust(store, h, label)?;
+    check_chunker(store, h, label)?;
+    check_names(h, label)?;
+    Ok(signer)
+}
+
+/// Refuses a pack that names a snapshot (carried, or a base) by a name
+/// this store would refuse at `add`: control or bidirectional-text
+/// characters would garble or disguise it in every listing.
+pub(super) fn check_names(h: &Header, label: &Path) -> Result<()> {
+    let names = h.snapshots.iter().chain(h.bases.iter().map(|b| &b.name));
+    for name in names {
+        if let Some(why) = crate::add::name_problem(name) {
+            return Err(Error::pack(
+                label,
+                format!(
+                    "pack names a snapshot '{}' that this store refuses: {why}; nothing was imported: ask the sender to pack it under another name",
+                    name.escape_debug()
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -5,12 +5,14 @@
 //! chunk is in, for a volume once its whole set is (`volumes`).
 
 mod accept;
+mod authenticate;
 mod import;
 mod rebuild;
 mod volumes;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -19,7 +21,7 @@ use serde::Serialize;
 use crate::chunker::ChunkId;
 use crate::codec::{self, Codec};
 use crate::counting::Counting;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::pack::{
     ChunkRecord, DeltaRecord, GroupRecord, Header, PackReader, Record, SnapshotRecord,
 };
@@ -68,8 +70,66 @@ const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// Verifies and imports a pack read from `input` (`label` names it in
 /// messages). Either everything in the pack lands or nothing does; if the
 /// process is killed part-way, the chunks verified so far stay, and running
-/// it again skips them.
+/// it again skips them. When the store trusts keys, the pack is first
+/// copied to a temporary file beside the store as its signature is
+/// checked, and imported from there once it holds (see [`unpack_file`]).
 pub fn unpack<R: Read>(
+    store: &mut Store,
+    input: R,
+    label: &Path,
+    progress: &dyn Progress,
+) -> Result<UnpackReport> {
+    if !authenticate::needed(store)? {
+        return import(store, input, label, progress);
+    }
+    let copy = authenticate::spool(store, input, label, progress)?;
+    import(
+        store,
+        BufReader::with_capacity(1 << 20, copy),
+        label,
+        progress,
+    )
+}
+
+/// [`unpack`] of a pack file. When the store trusts keys, the file is read
+/// through to its signature first, and imported only once that holds, so
+/// nothing of a forged pack is ever written (not even by an unpack killed
+/// part-way).
+pub fn unpack_file(
+    store: &mut Store,
+    mut file: File,
+    label: &Path,
+    progress: &dyn Progress,
+) -> Result<UnpackReport> {
+    let size = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        // A pipe or a device: it can be read only once.
+        _ => {
+            return unpack(
+                store,
+                BufReader::with_capacity(1 << 20, file),
+                label,
+                progress,
+            );
+        }
+    };
+    if authenticate::needed(store)? {
+        let input = BufReader::with_capacity(1 << 20, &file);
+        authenticate::check(store, input, Some(size), label, progress)?;
+        file.rewind()
+            .ctx(|| format!("reading {} again", label.display()))?;
+    }
+    import(
+        store,
+        BufReader::with_capacity(1 << 20, file),
+        label,
+        progress,
+    )
+}
+
+/// Verifies and imports a pack (see [`unpack`]); a signature is checked
+/// only at the end.
+fn import<R: Read>(
     store: &mut Store,
     input: R,
     label: &Path,
@@ -79,6 +139,7 @@ pub fn unpack<R: Read>(
     let mut reader = PackReader::new(counted).map_err(|e| bad(label, e))?;
     let h = reader.header().clone();
     accept::check_chunker(store, &h, label)?;
+    accept::check_names(&h, label)?;
     accept::check_bases(store, &h, label)?;
     let base = accept::base_table(store, &h, reader.version(), label)?;
     let signed_by = accept::check_trust(store, &h, label)?;

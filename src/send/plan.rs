@@ -103,12 +103,32 @@ pub(super) fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
         .iter()
         .map(|n| store.require(n))
         .collect::<Result<Vec<_>>>()?;
+    own_base(&snaps, &bases)?;
     let mut planner = Planner::new(store, opts, &bases)?;
     let mut recipes = Vec::with_capacity(snaps.len());
     for s in &snaps {
         recipes.push(planner.walk(s)?);
     }
     Ok(planner.finish(&snaps, &bases, recipes))
+}
+
+/// Refuses a snapshot named both to pack and as a base: the receiver
+/// would already hold it, and the pack would carry nothing of it.
+fn own_base(snaps: &[Snapshot], bases: &[Snapshot]) -> Result<()> {
+    let is_base = |s: &Snapshot| bases.iter().any(|b| b.rowid == s.rowid);
+    let Some(first) = snaps.iter().find(|s| is_base(s)) else {
+        return Ok(());
+    };
+    let name = first.name.escape_debug();
+    Err(Error::Invalid(if snaps.iter().all(is_base) {
+        format!(
+            "nothing is left to send: '{name}' is also a --base, so the receiver already has it (a snapshot cannot be its own base): pack a newer snapshot with --base '{name}'"
+        )
+    } else {
+        format!(
+            "'{name}' is both a snapshot to pack and a --base: a snapshot cannot be its own base; drop it from --base or from the snapshots to pack"
+        )
+    }))
 }
 
 /// The state of planning, gathered while the new snapshots are walked.

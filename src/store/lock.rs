@@ -36,6 +36,7 @@ pub(super) fn acquire(dir: &Path, wait: Duration) -> Result<File> {
                     return Err(Error::Locked {
                         store: dir.to_path_buf(),
                         holder,
+                        waited: wait,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(100));
