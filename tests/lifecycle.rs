@@ -383,3 +383,54 @@ fn a_failed_unpack_leaves_committed_bytes_a_reader_may_have_mapped() {
     fails(ferry(&t.store).arg("unpack").arg(&cut), &["cut.ferry"]);
     assert_eq!(fingerprint(&t.store), before);
 }
+
+#[test]
+fn gc_keeps_what_peers_and_waiting_volume_sets_still_need_unless_told() {
+    let t = two_versions();
+    // The ledger says peer "site" holds a; a waiting volume set holds c.
+    ok(ferry(&t.store)
+        .args(["pack", "a", "--to", "site", "-o"])
+        .arg(t.dir.join("a.ferry")));
+    let src = t.dir.join("src");
+    let c = write(&t.dir, "c", &random_bytes(3, 6 * MB));
+    ok(ferry(&src).arg("add").arg(&c));
+    let vols = t.dir.join("c.ferry");
+    ok(ferry(&src)
+        .args(["pack", "c", "--volume-size", "4M", "-o"])
+        .arg(&vols));
+    let first = t.dir.join("c.ferry.001");
+    assert!(first.exists() && t.dir.join("c.ferry.002").exists());
+    ok(ferry(&t.store).arg("unpack").arg(&first));
+    ok(ferry(&t.store).args(["rm", "a"]));
+
+    let r = json(ferry(&t.store).args(["gc", "--json"]));
+    assert_eq!(
+        r["dead_chunks"], 0,
+        "gc dropped what a peer or a volume set needs: {r}"
+    );
+    assert!(
+        r["peer_bytes_kept"].as_u64().unwrap() >= 19 * MB as u64,
+        "{r}"
+    );
+    let said = ok(ferry(&t.store).arg("gc"));
+    assert!(said.contains("--ignore-peers"), "{said}");
+    // The volume set completes after gc.
+    ok(ferry(&t.store).arg("unpack").arg(t.dir.join("c.ferry.002")));
+    assert_exact(&t.store, "c", &c);
+
+    // Told to, gc drops the chunks only the peer holds; packs for the
+    // peer still work (shipping those chunks again when needed).
+    let before = data_bytes(&t.store);
+    let r = json(ferry(&t.store).args(["gc", "--ignore-peers", "--json"]));
+    assert!(r["dead_bytes"].as_u64().unwrap() >= 19 * MB as u64, "{r}");
+    assert!(before - data_bytes(&t.store) >= 19 * MB as u64);
+    ok(ferry(&t.store).args(["verify", "--full"]));
+    let out = t.dir.join("b.ferry");
+    ok(ferry(&t.store)
+        .args(["pack", "b", "--to", "site", "-o"])
+        .arg(&out));
+    let other = t.dir.join("other");
+    ok(ferry(&other).arg("unpack").arg(t.dir.join("a.ferry")));
+    ok(ferry(&other).arg("unpack").arg(&out));
+    assert_exact(&other, "b", &t.b);
+}
