@@ -242,7 +242,7 @@ fn add_and_unpack_write_again_chunks_whose_data_file_is_gone() {
         .unwrap();
     let out = ok(ferry(&t.store).arg("add").arg(&t.b));
     assert!(
-        !out.contains(" 0 new"),
+        !out.contains(" 0 new") && out.contains("wrote again") && out.contains("no longer held"),
         "add trusted rows whose data is gone: {out}"
     );
     assert_exact(&t.store, "b", &t.b);
