@@ -146,7 +146,9 @@ fn append_all(
         let loc = out.append(&c.id, c.codec, c.len, reader.get(&c.id, c.loc)?)?;
         moves.push((c.rowid, loc.file, loc.offset));
     }
-    Ok(())
+    // Syncing as it goes lets the disk write while the next batch is
+    // checked, instead of all at the end.
+    out.sync()
 }
 
 /// Every data file with its size and live bytes.
