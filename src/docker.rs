@@ -191,6 +191,8 @@ pub fn save(
                     unchanged: true,
                     replaced: false,
                     repaired: 0,
+                    previous: None,
+                    kept_as: None,
                 },
             });
         }
@@ -205,9 +207,10 @@ pub fn save(
     let reader = tokio_util::io::SyncIoBridge::new_with_handle(reader, daemon.rt.handle().clone());
     let opts = AddOptions {
         name: Some(name),
-        // A changed image under the same tag replaces the old snapshot:
-        // the daemon is the source of truth for what a tag means.
-        replace: true,
+        // A changed image under the same tag moves the tag (the daemon is
+        // the source of truth for what a tag means); the old snapshot stays
+        // under TAG@DIGEST, a delta base for the new one, until removed.
+        replace: false,
         tar_split,
     };
     let report = add::add(

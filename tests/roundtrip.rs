@@ -338,7 +338,7 @@ fn compressed_archives_are_stored_decompressed() {
 }
 
 #[test]
-fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
+fn names_fall_back_to_the_file_name_and_other_content_moves_the_name() {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
     let f = write(t.path(), "blob.bin", &random_bytes(3, 100_000));
@@ -357,19 +357,30 @@ fn names_fall_back_to_the_file_name_and_conflicts_need_replace() {
         ok(ferry(&a).args(["add", "--no-tar-split"]).arg(&tar)).contains("already in the store")
     );
     assert_eq!(state(&a), kept, "a no-op add left data behind");
-    // Other content under the same name is refused, and changes nothing.
+    // Other content under the same name moves the name; the old content
+    // stays under NAME@DIGEST.
     let before = state(&a);
     write(t.path(), "blob.bin", &random_bytes(4, 100_000));
-    fails(
-        ferry(&a).arg("add").arg(&f),
-        &["already has a snapshot named 'blob.bin'", "--replace"],
-    );
-    assert_eq!(state(&a), before);
-    // --replace replaces it.
-    ok(ferry(&a).arg("add").arg(&f).arg("--replace"));
+    let out = ok(ferry(&a).arg("add").arg(&f));
+    assert!(out.contains("blob.bin: was "), "{out}");
     let after = state(&a);
-    assert_eq!(after.snapshots.len(), 2);
-    assert_ne!(after.snapshots, before.snapshots);
+    assert_eq!(after.snapshots.len(), 3);
+    let old = &before
+        .snapshots
+        .iter()
+        .find(|(n, _)| n == "blob.bin")
+        .unwrap()
+        .1;
+    assert!(
+        after
+            .snapshots
+            .contains(&(format!("blob.bin@{}", &old[..16]), old.clone())),
+        "{after:?}"
+    );
+    // --replace removes what the name named instead.
+    write(t.path(), "blob.bin", &random_bytes(5, 100_000));
+    ok(ferry(&a).arg("add").arg(&f).arg("--replace"));
+    assert_eq!(state(&a).snapshots.len(), 3);
 }
 
 fn gz(level: u32, data: &[u8]) -> Vec<u8> {

@@ -85,8 +85,21 @@ pub struct AddReport {
     pub unchanged: bool,
     /// Chunks the index had but whose data file no longer held them, written again.
     pub repaired: u64,
-    /// An older snapshot of this name was replaced.
+    /// The name (a tag) named other content before, and now names this.
     pub replaced: bool,
+    /// What the name named before, when it moved.
+    pub previous: Option<SnapshotDigest>,
+    /// The name the previous content keeps (`TAG@DIGEST`), unless
+    /// `--replace` removed it.
+    pub kept_as: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch, for tag times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Checks a snapshot name: printable, no leading dash, at most 512 bytes.
@@ -164,11 +177,19 @@ pub fn add(
             added_at: now(),
             meta: &SnapshotMeta::default(),
         })?;
-        let c = chunk_stream(txn, snap, Watch::new(reader), params, opts.tar_split, progress)?;
+        let c = chunk_stream(
+            txn,
+            snap,
+            Watch::new(reader),
+            params,
+            opts.tar_split,
+            progress,
+        )?;
         let tags = c.facts.repo_tags();
         let name = snapshot_name(opts, tags.first(), file_name, &label)?;
         let hash = SnapshotDigest::from(c.hash);
         let mut replaced = false;
+        let mut moved_from = None;
         let repaired = txn.repaired() as u64;
         if let Some(old) = txn.store().snapshot(&name)? {
             if old.blake3 == hash && repaired == 0 {
@@ -185,21 +206,25 @@ pub fn add(
                     unchanged: true,
                     replaced: false,
                     repaired: 0,
+                    previous: None,
+                    kept_as: None,
                 };
                 return Ok((report, false));
             }
-            // The same content whose stored chunks were damaged is added
-            // again in full: the new recipe names only chunks this run saw.
-            if old.blake3 != hash && !opts.replace {
-                return Err(Error::NameConflict(format!(
-                    "the store already has a snapshot named '{name}' with other content (blake3 {}): pass --replace to replace it, or --name to add this one under another name",
-                    old.blake3.short()
-                )));
+            if old.blake3 == hash || opts.replace {
+                // The same content whose stored chunks were damaged is added
+                // again in full (the new recipe names only chunks this run
+                // saw); with --replace the old content goes.
+                txn.delete_snapshot(old.rowid)?;
+            } else {
+                // The name is a tag: it moves to the new content, and the
+                // old snapshot stays under TAG@DIGEST until removed.
+                moved_from = Some((old.blake3, txn.untag_snapshot(&old)?));
             }
-            txn.delete_snapshot(old.rowid)?;
             replaced = old.blake3 != hash;
         }
-        let meta = snapshot_meta(&label, &c, &tags, raw, compression);
+        let mut meta = snapshot_meta(&label, &c, &tags, raw, compression);
+        meta.tagged_at_ms = Some(now_ms());
         txn.describe_snapshot(
             snap,
             &NewSnapshot {
@@ -223,6 +248,8 @@ pub fn add(
             unchanged: false,
             replaced,
             repaired,
+            previous: moved_from.as_ref().map(|(h, _)| *h),
+            kept_as: moved_from.map(|(_, n)| n),
         };
         Ok((report, true))
     });

@@ -19,7 +19,8 @@ pub struct Args {
     /// Snapshot name [default: the archive's first RepoTag, else the file name]
     #[arg(long)]
     name: Option<String>,
-    /// Replace a snapshot of the same name that has other content
+    /// When the name already names other content, remove that snapshot
+    /// instead of keeping it as NAME@DIGEST (names are tags: they move)
     #[arg(long)]
     replace: bool,
     /// Chunk the input as one plain stream instead of splitting tars
@@ -58,19 +59,15 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         );
     }
     say!(
-        "added {}: {} in {} chunks, {} new ({} stored), {}{}",
+        "added {}: {} in {} chunks, {} new ({} stored), {}",
         r.name,
         HumanBytes(r.size),
         r.chunks,
         r.new_chunks,
         HumanBytes(r.new_bytes),
-        rate(r.size, t),
-        if r.replaced {
-            ", replacing the old snapshot"
-        } else {
-            ""
-        }
+        rate(r.size, t)
     )?;
+    tag_moved(&r)?;
     if r.repaired > 0 {
         say!(
             "wrote again {} chunks the index named but the data files no longer held",
@@ -84,4 +81,24 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Says that a name (a tag) moved to new content, and what became of the old.
+pub(super) fn tag_moved(r: &crate::add::AddReport) -> Result<()> {
+    let (Some(prev), true) = (r.previous.as_ref(), r.replaced) else {
+        if r.replaced {
+            return say!(
+                "{}: the snapshot it named before was removed (--replace)",
+                r.name
+            );
+        }
+        return Ok(());
+    };
+    say!(
+        "{}: was {}, now {}; the old snapshot stays as {} (a delta base) until 'ferry rm' or 'ferry gc --untagged'",
+        r.name,
+        prev.short(),
+        r.blake3.short(),
+        r.kept_as.as_deref().unwrap_or("?")
+    )
 }

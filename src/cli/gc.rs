@@ -18,6 +18,10 @@ pub struct Args {
     /// holds them (later packs for that peer ship them whole, not as deltas)
     #[arg(long)]
     ignore_peers: bool,
+    /// Also remove snapshots whose name (tag) moved to newer content
+    /// (listed as NAME@DIGEST)
+    #[arg(long)]
+    untagged: bool,
     /// Say what would be freed, and change nothing
     #[arg(long)]
     dry_run: bool,
@@ -32,6 +36,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     let opts = GcOptions {
         threshold: a.threshold as f64 / 100.0,
         ignore_peers: a.ignore_peers,
+        untagged: a.untagged,
         dry_run: a.dry_run,
     };
     let r = store.gc(opts, &ctx.bar)?;
@@ -42,6 +47,13 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
 }
 
 fn report(r: &GcReport) -> Result<()> {
+    if !r.untagged_removed.is_empty() {
+        say!(
+            "{} untagged snapshots: {}",
+            if r.dry_run { "would remove" } else { "removed" },
+            r.untagged_removed.join(", ")
+        )?;
+    }
     if r.dead_chunks == 0 && r.files_removed == 0 && r.files_rewritten == 0 {
         say!(
             "nothing to reclaim: {} in {} data files, all needed",

@@ -61,6 +61,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
             r.add.new_chunks,
             HumanBytes(r.add.new_bytes),
             rate(r.add.size, t)
-        )
+        )?;
+        super::add::tag_moved(&r.add)
     }
 }

@@ -42,7 +42,17 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     if a.json {
         return print_json(&r);
     }
-    report(&r, pack)
+    report(&r, pack)?;
+    for m in &r.moved {
+        say!(
+            "{}: was {:.16}, now {:.16}; the old snapshot stays as {} until 'ferry rm' or 'ferry gc --untagged'",
+            m.name,
+            m.from,
+            m.to,
+            m.kept_as
+        )?;
+    }
+    Ok(())
 }
 
 fn report(r: &UnpackReport, pack: &std::path::Path) -> Result<()> {

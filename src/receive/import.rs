@@ -30,19 +30,37 @@ pub(super) fn import_snapshot(
         |m: String| Error::pack(label, format!("pack is corrupt: snapshot {}: {m}", s.name));
     crate::add::validate_name(&s.name)
         .map_err(|e| Error::pack(label, format!("pack is corrupt: {e}")))?;
+    let mut meta = received_meta(&s.meta, label, tables, report);
+    // The sender's time for the tag, kept on its clock for later packs.
+    let tagged_at = meta.tag_time_ms(s.added_at);
+    meta.tagged_at_ms = Some(tagged_at);
     if let Some(old) = txn.store().snapshot(&s.name)? {
         if old.blake3 == s.hash {
             report.present.push(s.name);
             return Ok(());
         }
-        return Err(Error::NameConflict(format!(
-            "this store already has a snapshot named '{}' with other content (blake3 {}); the pack's is {}: nothing was imported",
-            s.name,
-            old.blake3.short(),
-            s.hash.short()
-        )));
+        // Names are tags: the pack moves this one, unless what the store
+        // has was tagged later (an old pack replayed, or packs out of order).
+        let current = old.meta.tag_time_ms(old.added_at);
+        if tagged_at <= current {
+            return Err(Error::NameConflict(format!(
+                "the pack would move '{}' from {} back to {}, which the sender tagged earlier ({}) than this store's ({}): an old pack replayed? Nothing was imported; 'ferry rm {}' first to take it anyway",
+                s.name,
+                old.blake3.short(),
+                s.hash.short(),
+                when(tagged_at),
+                when(current),
+                s.name
+            )));
+        }
+        let kept_as = txn.untag_snapshot(&old)?;
+        report.moved.push(super::TagMove {
+            name: s.name.clone(),
+            from: old.blake3.to_string(),
+            to: s.hash.to_string(),
+            kept_as,
+        });
     }
-    let meta = received_meta(&s.meta, label, tables, report);
     let snap = txn.create_snapshot(&NewSnapshot {
         name: &s.name,
         size: s.size,
@@ -118,6 +136,12 @@ pub(super) fn import_snapshot(
 /// and, when this unpack read every chunk of the pack table (not so for
 /// the last volume of a set), how many of them and how many bytes came as
 /// deltas.
+/// A tag time (milliseconds since the epoch) as UTC, to the second.
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 fn received_meta(meta: &str, label: &Path, tables: &Tables, report: &UnpackReport) -> SnapshotMeta {
     let mut meta = SnapshotMeta::from_json(meta);
     let whole = tables.pack.len() as u64 == report.chunks;

@@ -59,6 +59,22 @@ pub struct UnpackReport {
     /// Public key (hex) of the trusted key that signed the pack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
+    /// Names (tags) the pack moved from other content to its snapshots.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<TagMove>,
+}
+
+/// A name that moved to another snapshot (see [`UnpackReport::moved`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct TagMove {
+    /// The name.
+    pub name: String,
+    /// The BLAKE3 it named before (hex).
+    pub from: String,
+    /// The BLAKE3 it names now (hex).
+    pub to: String,
+    /// The name the old content keeps.
+    pub kept_as: String,
 }
 
 /// Chunk records verified together (in parallel) before they are stored.

@@ -36,6 +36,8 @@ pub struct GcOptions {
     /// Also drop chunks only the ledger's peers need (their later packs
     /// then ship those chunks whole instead of as deltas).
     pub ignore_peers: bool,
+    /// Also remove the snapshots whose tag moved on (`TAG@DIGEST`).
+    pub untagged: bool,
     /// Work out what would be done and change nothing.
     pub dry_run: bool,
 }
@@ -45,6 +47,8 @@ pub struct GcOptions {
 pub struct GcReport {
     /// Nothing was changed.
     pub dry_run: bool,
+    /// Untagged snapshots removed (with `untagged`).
+    pub untagged_removed: Vec<String>,
     /// Chunks no longer needed, whose index rows were dropped.
     pub dead_chunks: u64,
     /// Their bytes in the data files (entry headers included).
@@ -207,7 +211,20 @@ impl Store {
             dry_run: opts.dry_run,
             ..GcReport::default()
         };
-        let (pc, pb) = mark_live(&self.conn, &[], opts.ignore_peers)?;
+        let mut untagged = Vec::new();
+        if opts.untagged {
+            for s in self.snapshots()? {
+                if s.meta.untagged.is_some() {
+                    untagged.push(s.rowid);
+                    report.untagged_removed.push(s.name);
+                }
+            }
+        }
+        if !opts.dry_run && !untagged.is_empty() {
+            self.remove_snapshots(&untagged)?;
+            untagged.clear();
+        }
+        let (pc, pb) = mark_live(&self.conn, &untagged, opts.ignore_peers)?;
         if !opts.ignore_peers {
             (report.peer_chunks_kept, report.peer_bytes_kept) = (pc, pb);
         }

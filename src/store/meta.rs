@@ -33,11 +33,28 @@ pub struct SnapshotMeta {
     pub compressed: Option<CompressedMeta>,
     /// How the snapshot arrived, when it was unpacked from a pack.
     pub received: Option<ReceivedMeta>,
+    /// When its name (a tag) was last set to it, in milliseconds since the
+    /// Unix epoch on the clock of the store that set it (the sender's, for
+    /// a received snapshot). A pack that would move a tag to a snapshot
+    /// tagged earlier than the one the receiver has is refused.
+    pub tagged_at_ms: Option<i64>,
+    /// Set once its tag moved to another snapshot: it keeps a name of the
+    /// form `TAG@DIGEST` and stays usable (a delta base, say) until removed.
+    pub untagged: Option<Untagged>,
     /// Keys this version does not read, kept as they were.
     pub other: Map<String, Value>,
     /// Known keys whose values did not read back to the same JSON (fields
     /// of a newer ferry, say): written back as they were, not as read.
     pub verbatim: Map<String, Value>,
+}
+
+/// A snapshot whose tag moved on (see [`SnapshotMeta::untagged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Untagged {
+    /// The tag it had.
+    pub tag: String,
+    /// When the tag moved (Unix seconds, this store's clock).
+    pub at: i64,
 }
 
 /// The docker images of a snapshot.
@@ -123,6 +140,8 @@ impl SnapshotMeta {
                     docker: take(&mut m, &mut v, "docker"),
                     compressed: take(&mut m, &mut v, "compressed"),
                     received: take(&mut m, &mut v, "received"),
+                    tagged_at_ms: take(&mut m, &mut v, "tagged_at_ms"),
+                    untagged: take(&mut m, &mut v, "untagged"),
                     other: m,
                     verbatim: v,
                 }
@@ -141,6 +160,8 @@ impl SnapshotMeta {
         put(&mut m, "docker", &self.docker);
         put(&mut m, "compressed", &self.compressed);
         put(&mut m, "received", &self.received);
+        put(&mut m, "tagged_at_ms", &self.tagged_at_ms);
+        put(&mut m, "untagged", &self.untagged);
         for (k, v) in &self.verbatim {
             m.insert(k.clone(), v.clone());
         }
@@ -152,6 +173,21 @@ impl SnapshotMeta {
     pub fn set_received(&mut self, received: ReceivedMeta) {
         self.verbatim.remove("received");
         self.received = Some(received);
+    }
+
+    /// Marks the snapshot as having lost its tag `tag` at `at`.
+    pub fn set_untagged(&mut self, tag: &str, at: i64) {
+        self.verbatim.remove("untagged");
+        self.untagged = Some(Untagged {
+            tag: tag.to_string(),
+            at,
+        });
+    }
+
+    /// When its tag was set, falling back to `added_at` (seconds) for
+    /// snapshots recorded before tag times were.
+    pub fn tag_time_ms(&self, added_at: i64) -> i64 {
+        self.tagged_at_ms.unwrap_or(added_at.saturating_mul(1000))
     }
 
     /// The text stored in the index and carried in packs.

@@ -38,9 +38,41 @@ impl Store {
     }
 
     /// The snapshot called `name`, or [`Error::UnknownSnapshot`].
+    ///
+    /// A name no snapshot has may be an image tag inside one: an image of
+    /// a multi-image snapshot, or one whose archive had several tags. The
+    /// most recently tagged snapshot holding it is found. A name still
+    /// waiting for volumes says so.
     pub fn require(&self, name: &str) -> Result<Snapshot> {
-        self.snapshot(name)?
-            .ok_or_else(|| Error::UnknownSnapshot(name.to_string()))
+        if let Some(s) = self.snapshot(name)? {
+            return Ok(s);
+        }
+        let latest = format!("{name}:latest");
+        let wanted = |t: &String| t == name || (!name.contains(':') && *t == latest);
+        let mut found: Option<Snapshot> = None;
+        for s in self.snapshots()? {
+            let carries = s.meta.images().iter().any(|i| i.tags.iter().any(wanted))
+                || s.meta.repo_tags.iter().flatten().any(wanted);
+            let newer = found
+                .as_ref()
+                .is_none_or(|f| s.meta.tag_time_ms(s.added_at) > f.meta.tag_time_ms(f.added_at));
+            if carries && s.meta.untagged.is_none() && newer {
+                found = Some(s);
+            }
+        }
+        if let Some(s) = found {
+            return Ok(s);
+        }
+        let waiting = self
+            .waiting_volumes()?
+            .iter()
+            .any(|v| v.snapshots.iter().any(|s| s == name));
+        if waiting {
+            return Err(Error::Invalid(format!(
+                "snapshot '{name}' is still waiting for volumes of its set: 'ferry status' says which, then unpack them"
+            )));
+        }
+        Err(Error::UnknownSnapshot(name.to_string()))
     }
 
     /// Every snapshot with this stream hash, oldest first.

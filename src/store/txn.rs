@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::data::{self, DataWriter};
-use super::{ChunkRow, NewSnapshot, Piece, Store};
+use super::{ChunkRow, NewSnapshot, Piece, Snapshot, Store};
 use crate::chunker::ChunkId;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -322,6 +322,29 @@ impl Txn<'_> {
             params![snapshot, entries, chunks, stored.unwrap_or(0)],
         )?;
         Ok(())
+    }
+
+    /// Moves the tag that names snapshot `old` off it: the snapshot is
+    /// renamed `TAG@DIGEST` (the first 16 hex digits of its BLAKE3) and
+    /// marked untagged, and stays until removed. When a snapshot of that
+    /// name already keeps the same content, this one is removed instead.
+    /// Returns the name the content keeps.
+    pub fn untag_snapshot(&mut self, old: &Snapshot) -> Result<String> {
+        let tag: String = old.name.chars().take(480).collect();
+        let kept = format!("{tag}@{}", old.blake3.short());
+        if let Some(same) = self.store.snapshot(&kept)?
+            && same.blake3 == old.blake3
+        {
+            self.delete_snapshot(old.rowid)?;
+            return Ok(kept);
+        }
+        let mut meta = old.meta.clone();
+        meta.set_untagged(&old.name, super::now());
+        self.store.conn.execute(
+            "UPDATE snapshots SET name = ?2, meta = ?3 WHERE rowid = ?1",
+            params![old.rowid, kept, meta.to_json()],
+        )?;
+        Ok(kept)
     }
 
     /// Removes a snapshot and its recipe (its chunks stay for a later gc).
