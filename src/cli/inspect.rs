@@ -85,12 +85,12 @@ fn block(p: &PackInfo, dir: &Path) -> Result<()> {
     )?;
     if let Some(v) = &p.volume {
         row(
-            "volume",
+            "set",
             &format!(
-                "volume {} of {} (set {}){}",
+                "{}: volume {} of {}{}",
+                &v.set[..12],
                 v.index,
                 v.count,
-                &v.set[..12],
                 match v.received {
                     Some(true) => ", already unpacked here",
                     _ => "",
@@ -101,30 +101,25 @@ fn block(p: &PackInfo, dir: &Path) -> Result<()> {
     for (i, s) in p.snapshots.iter().enumerate() {
         row(if i == 0 { "snapshots" } else { "" }, &snapshot(s))?;
     }
-    let streams: u64 = p.snapshots.iter().filter_map(|s| s.size).sum();
-    row(
-        "size",
-        &format!(
-            "{} in the pack ({} of chunk payloads, {} decoded); streams {}",
-            HumanBytes(p.pack_bytes),
-            HumanBytes(p.chunks.payload_bytes),
-            HumanBytes(p.chunks.decoded_bytes),
-            HumanBytes(streams)
-        ),
-    )?;
+    let mut size = format!(
+        "{} in the pack ({} of chunk payloads, {} decoded)",
+        HumanBytes(p.pack_bytes),
+        HumanBytes(p.chunks.payload_bytes),
+        HumanBytes(p.chunks.decoded_bytes),
+    );
+    let sizes: Vec<u64> = p.snapshots.iter().filter_map(|s| s.size).collect();
+    if !sizes.is_empty() {
+        let streams = HumanBytes(sizes.iter().sum());
+        size.push_str(&format!("; snapshots {streams}"));
+    }
+    row("size", &size)?;
     let c = &p.chunks;
-    row(
-        "chunks",
-        &format!(
-            "{}: {} whole, {} delta, {} in {} group{}",
-            c.total,
-            c.whole,
-            c.delta,
-            c.grouped,
-            c.groups,
-            if c.groups == 1 { "" } else { "s" }
-        ),
-    )?;
+    let mut chunks = format!("{}: {} whole, {} delta", c.total, c.whole, c.delta);
+    if c.groups > 0 {
+        let s = if c.groups == 1 { "" } else { "s" };
+        chunks.push_str(&format!(", {} in {} group{s}", c.grouped, c.groups));
+    }
+    row("chunks", &chunks)?;
     if p.bases.is_empty() {
         row("bases", "none (a full pack)")?;
     }
@@ -197,10 +192,13 @@ fn signer(s: Option<&SignerInfo>, required: Option<bool>) -> String {
             "{} (signature {}; {})",
             &s.key[..16],
             s.signature,
-            match s.trusted {
-                Some(true) => "trusted here",
-                Some(false) => "not trusted here: 'ferry trust add KEY.pub' trusts it",
-                None => "trust not checked",
+            match (s.trusted, required) {
+                (Some(true), _) => "trusted here",
+                (Some(false), Some(true)) =>
+                    "not trusted here, so unpack refuses it: 'ferry trust add KEY.pub' trusts it",
+                (Some(false), _) =>
+                    "not trusted here, where unsigned packs are accepted too: 'ferry trust add KEY.pub' trusts it",
+                (None, _) => "trust not checked",
             }
         ),
         None if required == Some(true) => {
