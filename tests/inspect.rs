@@ -131,6 +131,13 @@ fn full_and_delta_packs_show_their_snapshots_chunks_and_bases_against_the_store(
         "{text}"
     );
     assert_eq!(fingerprint(&lacking), before, "inspect changed the store");
+    // The same bytes as app:1, split otherwise: unpack would refuse it.
+    let other = s.dir.join("other");
+    ok(ferry(&other)
+        .args(["add", "--no-tar-split"])
+        .arg(s.dir.join("v1.tar")));
+    let delta = &inspect_json(&other, &[&s.update])[0];
+    assert_eq!(delta["bases"][0]["status"], "split differently");
     // Against no store, a base is not checked.
     let text = inspect(&none, &[&s.update]);
     assert!(
@@ -265,4 +272,38 @@ fn damaged_packs_fail_with_unpacks_one_line_and_the_store_unchanged() {
         &["nothere.ferry"],
     );
     assert_eq!(fingerprint(&s.offline), before, "inspect changed the store");
+}
+
+#[test]
+fn every_golden_pack_version_is_inspected_and_the_broken_ones_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let none = t.path().join("no-store");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let newest = ferry::pack::format::VERSION;
+    for v in 1..=newest {
+        let full = golden.join(format!("v{v}-full.ferry"));
+        let delta = golden.join(format!("v{v}-delta.ferry"));
+        let both = inspect_json(&none, &[&full, &delta]);
+        assert_eq!(both[0]["version"], v);
+        assert_eq!(both[1]["version"], v);
+        assert_eq!(both[0]["bases"], serde_json::json!([]));
+        let base = &both[1]["bases"][0];
+        assert_eq!(base["name"], both[0]["snapshots"][0]["name"], "v{v}");
+        assert_eq!(base["blake3"], both[0]["snapshots"][0]["blake3"], "v{v}");
+        assert_eq!(base["status"], Value::Null);
+        assert!(both[0]["chunks"]["total"].as_u64().unwrap() > 0, "v{v}");
+    }
+    fails(
+        ferry(&none)
+            .arg("inspect")
+            .arg(golden.join("broken-header.ferry")),
+        &["pack is corrupt", "header"],
+    );
+    fails(
+        ferry(&none)
+            .arg("inspect")
+            .arg(golden.join("broken-truncated.ferry")),
+        &["pack is truncated"],
+    );
+    assert!(!none.exists(), "inspect created a store");
 }
