@@ -20,13 +20,16 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::{Snapshot, Store};
 
+pub mod context;
+
 /// Long transfers must not hit a request timeout.
 const TIMEOUT_SECS: u64 = 24 * 3600;
 
 /// Bytes handed to the daemon per body frame during a load.
 const FRAME: usize = 1 << 20;
 
-/// The Docker host used when neither `--docker-host` nor `$DOCKER_HOST` says.
+/// The Docker host used when neither `--docker-host`, `$DOCKER_HOST` nor a
+/// Docker context says.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// A connection to one Docker daemon.
@@ -59,12 +62,16 @@ fn docker_err(host: &str, e: bollard::errors::Error) -> Error {
 impl Daemon {
     /// Connects to `host` (`unix://PATH`, `tcp://HOST:PORT` or
     /// `http://HOST:PORT`), checks the daemon answers, and agrees on an API
-    /// version both sides speak.
+    /// version both sides speak. Without a host, `$DOCKER_HOST` or the
+    /// Docker context decides (see [`context`]).
     pub fn connect(host: Option<&str>) -> Result<Daemon> {
-        let host = host
-            .map(str::to_owned)
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        let endpoint = context::resolve(host)?;
+        let host = endpoint.host;
+        // Failures name the context the host came from.
+        let label = match &endpoint.context {
+            Some(name) => format!("{host} (Docker context '{name}')"),
+            None => host.clone(),
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -77,15 +84,15 @@ impl Daemon {
             Docker::connect_with_http(&host, TIMEOUT_SECS, version)
         } else {
             return Err(Error::Invalid(format!(
-                "Docker host '{host}' is not supported: use unix:///path/to/docker.sock or tcp://host:port"
+                "Docker host '{label}' is not supported: use unix:///path/to/docker.sock or tcp://host:port"
             )));
         }
-        .map_err(|e| docker_err(&host, e))?;
+        .map_err(|e| docker_err(&label, e))?;
         let docker = rt.block_on(async {
             docker.ping().await?;
             docker.negotiate_version().await
         });
-        let docker = docker.map_err(|e| docker_err(&host, e))?;
+        let docker = docker.map_err(|e| docker_err(&label, e))?;
         Ok(Daemon { docker, host, rt })
     }
 

@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod demo;
 pub mod gc;
 pub mod images;
+pub mod inspect;
 pub mod inventory;
 pub mod key;
 pub mod load;
@@ -59,6 +60,8 @@ enum Cmd {
     Pack(pack::Args),
     /// Verify a pack and import it into the store ('-' = stdin)
     Unpack(unpack::Args),
+    /// Show what packs or volumes hold and what this store has of what they need (imports nothing)
+    Inspect(inspect::Args),
     /// Write a snapshot out, byte-identical to what was added, and verify it
     Checkout(checkout::Args),
     /// Save images from the Docker daemon into the store (one snapshot; shared layers stored once)
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Add(a) => add::run(a, &ctx),
         Cmd::Pack(a) => pack::run(a, &ctx),
         Cmd::Unpack(a) => unpack::run(a, &ctx),
+        Cmd::Inspect(a) => inspect::run(a, &ctx),
         Cmd::Checkout(a) => checkout::run(a, &ctx),
         Cmd::Save(a) => save::run(a, &ctx),
         Cmd::Load(a) => load::run(a, &ctx),

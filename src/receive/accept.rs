@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::chunker;
 use crate::error::{Error, Result};
 use crate::pack::{BaseRef, Header};
-use crate::store::{ChunkRow, Store};
+use crate::store::{ChunkRow, RecipeSummary, Store};
 
 /// Refuses a pack cut with another chunker or other parameters.
 pub(super) fn check_chunker(store: &Store, h: &Header, label: &Path) -> Result<()> {
@@ -76,6 +76,34 @@ pub(super) fn check_bases(store: &Store, h: &Header, label: &Path) -> Result<()>
     })
 }
 
+/// How this store holds a base a pack names.
+pub(super) enum BaseMatch {
+    /// A snapshot with the base's bytes, split as the sender split it.
+    Found(RecipeSummary),
+    /// Only snapshots (the first named) with the same bytes, split otherwise.
+    SplitDifferently(String),
+    /// No snapshot with the base's bytes.
+    Missing,
+}
+
+/// Finds the base `b` in the store by its stream hash, with the recipe the
+/// sender indexed (packs of format `version` 1 name no recipe).
+pub(super) fn find_base(store: &Store, b: &BaseRef, version: u32) -> Result<BaseMatch> {
+    // Only version-1 packs come without base recipe digests.
+    let any_recipe = version == 1 && b.recipe == [0; 32];
+    // Several snapshots may hold the same bytes; any stored the way the
+    // sender stored its base will do.
+    let mut first = None;
+    for snap in store.snapshots_by_hash(&b.hash)? {
+        let sum = store.recipe_summary(snap.rowid)?;
+        if any_recipe || sum.digest == b.recipe {
+            return Ok(BaseMatch::Found(sum));
+        }
+        first.get_or_insert(snap.name);
+    }
+    Ok(first.map_or(BaseMatch::Missing, BaseMatch::SplitDifferently))
+}
+
 /// The receiver's chunk table for compact recipes: the bases' chunk
 /// tables, in the same order the sender indexed (which needs the same
 /// recipe on both sides), then the chunks the sender knew this store
@@ -87,30 +115,20 @@ pub(super) fn base_table(
     label: &Path,
 ) -> Result<Vec<ChunkRow>> {
     let mut base_rows: Vec<ChunkRow> = Vec::new();
-    // Only version-1 packs come without base recipe digests.
-    let any_recipe = version == 1;
     for b in &h.bases {
-        // Several snapshots may hold the same bytes; any stored the way the
-        // sender stored its base will do.
-        let mut found = None;
-        let mut first = None;
-        for snap in store.snapshots_by_hash(&b.hash)? {
-            let sum = store.recipe_summary(snap.rowid)?;
-            if (any_recipe && b.recipe == [0; 32]) || sum.digest == b.recipe {
-                found = Some(sum);
-                break;
+        let sum = match find_base(store, b, version)? {
+            BaseMatch::Found(sum) => sum,
+            BaseMatch::SplitDifferently(name) => {
+                return Err(Error::pack(
+                    label,
+                    format!(
+                        "this store's copy of {name} holds the same bytes but was split differently (for example with --no-tar-split), so this delta cannot refer to it: ask for a pack without --base {}, or add {name} here the way the sender did",
+                        b.name
+                    ),
+                ));
             }
-            first.get_or_insert(snap);
-        }
-        let Some(sum) = found else {
-            let snap = first.expect("checked above");
-            return Err(Error::pack(
-                label,
-                format!(
-                    "this store's copy of {} holds the same bytes but was split differently (for example with --no-tar-split), so this delta cannot refer to it: ask for a pack without --base {}, or add {} here the way the sender did",
-                    snap.name, b.name, snap.name
-                ),
-            ));
+            // Reported (with every other missing base) by check_bases.
+            BaseMatch::Missing => return check_bases(store, h, label).map(|()| Vec::new()),
         };
         base_rows.extend(sum.order);
     }

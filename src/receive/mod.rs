@@ -3,10 +3,13 @@
 //! records are verified in batches and delta records rebuilt
 //! (`rebuild`); snapshot records are imported (`import`) once every
 //! chunk is in, for a volume once its whole set is (`volumes`).
+//! [`inspect`](inspect::inspect) reads a pack the same way and reports what it holds,
+//! importing nothing.
 
 mod accept;
 mod authenticate;
 mod import;
+pub mod inspect;
 mod rebuild;
 mod volumes;
 
@@ -31,6 +34,7 @@ use crate::store::data::DataReader;
 use crate::store::{ChunkRow, Store};
 
 use import::import_snapshot;
+pub use inspect::PackInfo;
 use rebuild::Tables;
 pub use volumes::{VolumeStatus, WaitingSet, waiting_sets};
 
