@@ -32,7 +32,7 @@ use crate::store::{ChunkRow, Store};
 
 use import::import_snapshot;
 use rebuild::Tables;
-pub use volumes::{VolumeStatus, WaitingSet, waiting_sets};
+pub use volumes::{VolumeStatus, WaitingSet, discard_sets, waiting_sets};
 
 /// What [`unpack`] did.
 #[derive(Debug, Clone, Default, Serialize)]
