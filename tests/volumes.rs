@@ -173,7 +173,8 @@ fn repacking_to_the_same_name_removes_stale_volumes_and_status_tells_sets_apart(
     for v in &second[1..] {
         cmd.arg(v);
     }
-    ok(&mut cmd);
+    let out = ok(&mut cmd);
+    assert!(out.contains("the sets are separate"), "{out}");
     let w = waiting(&b);
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0]["count"].as_u64().unwrap(), first.len() as u64);

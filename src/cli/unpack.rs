@@ -62,6 +62,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mut store = ctx.open_writer()?;
     let mut reports = Vec::new();
+    let mut sets: Vec<String> = Vec::new();
     for (i, (f, pack)) in opened.into_iter().zip(&files).enumerate() {
         let r = crate::receive::unpack_file(&mut store, f, pack, &ctx.bar)
             .map_err(|e| stopped(e, pack, i))?;
@@ -71,6 +72,20 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
             reports.push(v);
         } else {
             report(&r, pack)?;
+            if let Some(v) = &r.volume {
+                match sets.first() {
+                    Some(first) if !sets.contains(&v.set) => say!(
+                        "{}: a volume of set {}, not of set {} before it: the sets are separate ('ferry status' lists each)",
+                        pack.display(),
+                        &v.set[..12],
+                        &first[..12]
+                    )?,
+                    _ => {}
+                }
+                if !sets.contains(&v.set) {
+                    sets.push(v.set.clone());
+                }
+            }
         }
     }
     if a.json {
