@@ -30,7 +30,9 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Split into volumes of at most this size (bytes, or K/M/G/T, or
-    /// 'fat32' = 4 GiB - 1), written as OUTPUT.001, OUTPUT.002, ...
+    /// 'fat32' = 4 GiB - 1; at least 384K), filled evenly and written as
+    /// OUTPUT.001, OUTPUT.002, ...; stale OUTPUT.NNN and OUTPUT files of
+    /// an earlier pack are removed
     #[arg(long, value_name = "SIZE")]
     volume_size: Option<String>,
     /// Leave out what the receiver's inventory (from 'ferry inventory') lists
@@ -95,9 +97,14 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     let t = Instant::now();
     let (written, report) = write(&store, &opts, a, &ctx.bar)?;
     receiver.record_pack(&mut store, &a.snapshots, &report.receiver_chunks)?;
+    let removed = match (&a.output, a.dry_run || a.to_stdout()) {
+        (Some(out), false) => remove_stale(out, &written),
+        _ => Vec::new(),
+    };
     if a.json && !a.to_stdout() {
         let mut v = serde_json::to_value(&report).expect("report serializes");
         v["files"] = serde_json::json!(written);
+        v["removed"] = serde_json::json!(removed);
         return print_json(&v);
     }
     let target = if written.len() > 1 {
@@ -132,10 +139,85 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     if a.to_stdout() {
         // Standard output carries the pack itself.
         eprintln!("{line}");
-        Ok(())
-    } else {
-        say!("{line}")
+        return Ok(());
     }
+    say!("{line}")?;
+    for r in &removed {
+        say!(
+            "removed stale {} from an earlier {}",
+            r.display(),
+            if Some(r.as_path()) == a.output.as_deref() {
+                "pack (these volumes replace it)"
+            } else {
+                "set"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the pack files an earlier pack to `out` left beside it that
+/// this one did not write: volumes `OUT.NNN` not in this set, and the
+/// single file `OUT` when volumes were written. Only files that start as a
+/// ferry pack go; one that cannot be removed is reported on stderr.
+fn remove_stale(out: &Path, written: &[PathBuf]) -> Vec<PathBuf> {
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    // A device or a pipe written in place has no siblings of its own.
+    if !written
+        .first()
+        .and_then(|w| std::fs::metadata(w).ok())
+        .is_some_and(|m| m.is_file())
+    {
+        return Vec::new();
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let volume = n
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|d| d.len() >= 3 && d.bytes().all(|b| b.is_ascii_digit()));
+            (n == name || volume)
+                && !written
+                    .iter()
+                    .any(|w| w.file_name() == Some(&e.file_name()))
+        })
+        .map(|e| out.with_file_name(e.file_name()))
+        .filter(|p| is_pack(p))
+        .collect();
+    stale.sort();
+    stale.retain(|p| match std::fs::remove_file(p) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "ferry: warning: could not remove stale {} from an earlier pack ({e}): remove it by hand",
+                p.display()
+            );
+            false
+        }
+    });
+    stale
+}
+
+/// True when `p` is a regular file that starts as a ferry pack does.
+fn is_pack(p: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(p)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
+        && &magic == crate::pack::format::MAGIC
 }
 
 /// Writes the pack where `-o` says (nowhere on a dry run); returns the

@@ -36,7 +36,7 @@ use crate::store::{ChunkRow, Store};
 use import::import_snapshot;
 pub use inspect::PackInfo;
 use rebuild::Tables;
-pub use volumes::{VolumeStatus, WaitingSet, waiting_sets};
+pub use volumes::{VolumeStatus, WaitingSet, discard_sets, waiting_sets};
 
 /// What [`unpack`] did.
 #[derive(Debug, Clone, Default, Serialize)]

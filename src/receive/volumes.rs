@@ -42,6 +42,9 @@ impl VolumeStatus {
 pub struct WaitingSet {
     /// The set (hex).
     pub set: String,
+    /// The set's id.
+    #[serde(skip)]
+    pub id: Vec<u8>,
     /// Snapshots it will add.
     pub snapshots: Vec<String>,
     /// Volumes in the set.
@@ -61,6 +64,7 @@ pub fn waiting_sets(store: &Store) -> Result<Vec<WaitingSet>> {
             Some(s) => s.received.push(v.index),
             None => sets.push(WaitingSet {
                 set,
+                id: v.set,
                 snapshots: v.snapshots,
                 count: v.count,
                 received: vec![v.index],
@@ -73,6 +77,48 @@ pub fn waiting_sets(store: &Store) -> Result<Vec<WaitingSet>> {
         s.missing = (1..=s.count).filter(|i| !s.received.contains(i)).collect();
     }
     Ok(sets)
+}
+
+/// Forgets the waiting sets `which` names (a prefix of a set id as
+/// `ferry status` prints it, at least 8 hex digits, or `all`), in one
+/// transaction; returns what was dropped. Their chunks stay in the store
+/// until `ferry gc` finds nothing else uses them.
+pub fn discard_sets(store: &mut Store, which: &str) -> Result<Vec<WaitingSet>> {
+    let sets = waiting_sets(store)?;
+    let chosen: Vec<WaitingSet> = if which == "all" {
+        sets
+    } else {
+        let prefix = which.to_ascii_lowercase();
+        if prefix.len() < 8 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "'{which}' is not a volume set: give at least 8 hex digits of a set id as 'ferry status' prints it, or 'all'"
+            )));
+        }
+        let found: Vec<WaitingSet> = sets
+            .into_iter()
+            .filter(|s| s.set.starts_with(&prefix))
+            .collect();
+        match found.len() {
+            0 => {
+                return Err(Error::Invalid(format!(
+                    "no waiting volume set starts with {which}: run 'ferry status' to see the sets"
+                )));
+            }
+            1 => found,
+            n => {
+                return Err(Error::Invalid(format!(
+                    "{n} waiting volume sets start with {which}: give more digits of the set id"
+                )));
+            }
+        }
+    };
+    store.write(|txn| {
+        for s in &chosen {
+            txn.discard_volume_set(&s.id)?;
+        }
+        Ok(())
+    })?;
+    Ok(chosen)
 }
 
 /// Volumes of `set` not yet imported.

@@ -69,6 +69,11 @@ pub struct PackReport {
     pub totals: PackTotals,
 }
 
+/// The smallest volume `--volume-size` accepts: a record of the largest
+/// chunk (256 KiB, 327,717 bytes at most) with room for a volume's header,
+/// trailer and signature.
+pub const MIN_VOLUME_SIZE: u64 = 384 << 10;
+
 fn io_out(e: std::io::Error) -> Error {
     Error::io("writing pack", e)
 }
@@ -139,6 +144,11 @@ pub fn write_volumes<W: Write>(
     open: &mut dyn FnMut(u32, u32) -> Result<W>,
     progress: &dyn Progress,
 ) -> Result<(Vec<W>, PackReport)> {
+    if let Some(limit) = opts.volume_size.filter(|&l| l < MIN_VOLUME_SIZE) {
+        return Err(Error::Invalid(format!(
+            "volume size {limit} is too small: a volume must be at least {MIN_VOLUME_SIZE} bytes (384K), to hold the largest chunk; give a larger --volume-size"
+        )));
+    }
     // One consistent view of the index for the whole pack.
     let _view = store.read_view()?;
     let plan = plan::plan(store, opts)?;

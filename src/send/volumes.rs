@@ -37,17 +37,21 @@ impl Volumes {
                     chunks: 0,
                 });
                 let base = overhead(&header, signed).map_err(io_out)?;
-                let mut fill = Fill::new(limit, base);
                 // A group is never split across volumes: it goes as one
                 // record, or as plain records that are never larger.
-                for (i, n) in plan.items() {
-                    let rec: u64 = plan.sends[i..i + n]
-                        .iter()
-                        .map(|c| chunk_record_len(c.loc.clen))
-                        .sum();
-                    fill.add(i, rec)?;
-                }
-                fill.finish(plan.sends.len(), snapshot_bytes)?
+                let mut items: Vec<(usize, u64)> = plan
+                    .items()
+                    .map(|(i, n)| {
+                        let rec = plan.sends[i..i + n]
+                            .iter()
+                            .map(|c| chunk_record_len(c.loc.clen))
+                            .sum();
+                        (i, rec)
+                    })
+                    .collect();
+                // The snapshot records go last, in the last volume.
+                items.push((plan.sends.len(), snapshot_bytes));
+                cut(&items, limit, base)?
             }
         };
         Ok(Volumes {
@@ -103,63 +107,56 @@ fn set_id(plan: &Plan) -> [u8; 16] {
     h.finalize().as_bytes()[..16].try_into().unwrap()
 }
 
-/// Volumes being filled in pack order.
-struct Fill {
-    limit: u64,
-    /// What every volume takes besides its chunk records.
-    base: u64,
-    /// Bytes the current volume takes so far, and the items in it.
-    used: u64,
-    in_volume: u64,
-    /// First send index of each volume.
-    cuts: Vec<usize>,
+/// Cuts `items` (first send index, bytes of records) into volumes of at
+/// most `limit` bytes, each taking `base` bytes besides its records: the
+/// fewest volumes the items fit in, filled evenly (each about the mean,
+/// an item going where most of it falls).
+fn cut(items: &[(usize, u64)], limit: u64, base: u64) -> Result<Vec<usize>> {
+    let (snapshots, records) = items.split_last().expect("the snapshot records");
+    let largest = records.iter().map(|i| i.1).max().unwrap_or(0);
+    for (need, what) in [
+        (largest, "the header and the largest record"),
+        (snapshots.1, "the header and the snapshot records"),
+    ] {
+        if base + need > limit {
+            return Err(Error::Invalid(format!(
+                "volume size {limit} is too small for this pack: {what} need {} bytes in one volume; give a larger --volume-size",
+                base + need
+            )));
+        }
+    }
+    let cap = limit - base;
+    let total: u64 = items.iter().map(|i| i.1).sum();
+    let mut n = total.div_ceil(cap).max(1) as usize;
+    loop {
+        if let Some(cuts) = cut_in(items, cap, total, n) {
+            return Ok(cuts);
+        }
+        n += 1;
+    }
 }
 
-impl Fill {
-    fn new(limit: u64, base: u64) -> Self {
-        Fill {
-            limit,
-            base,
-            used: base,
-            in_volume: 0,
-            cuts: vec![0],
-        }
-    }
-
-    fn too_small(&self, need: u64) -> Error {
-        Error::Invalid(format!(
-            "volume size {} is too small: one volume needs at least {need} bytes here; give a larger --volume-size",
-            self.limit
-        ))
-    }
-
-    /// Adds the item starting at send `i`, `rec` bytes of records, starting
-    /// a new volume when it does not fit in this one.
-    fn add(&mut self, i: usize, rec: u64) -> Result<()> {
-        if self.base + rec > self.limit {
-            return Err(self.too_small(self.base + rec));
-        }
-        if self.used + rec > self.limit {
-            self.cuts.push(i);
-            self.used = self.base;
-            self.in_volume = 0;
-        }
-        self.used += rec;
-        self.in_volume += 1;
-        Ok(())
-    }
-
-    /// Places the snapshot records (in a volume of their own when they do
-    /// not fit in the last one); returns each volume's first send index.
-    fn finish(mut self, sends: usize, snapshot_bytes: u64) -> Result<Vec<usize>> {
-        if self.used + snapshot_bytes > self.limit {
-            if self.base + snapshot_bytes > self.limit {
-                return Err(self.too_small(self.base + snapshot_bytes));
+/// `items` in at most `n` volumes of at most `cap` bytes of records,
+/// aiming each at an even share of what is left (None when they do not
+/// fit in `n`). Every item is at most `cap`.
+fn cut_in(items: &[(usize, u64)], cap: u64, total: u64, n: usize) -> Option<Vec<usize>> {
+    let mut cuts = vec![0];
+    let mut left = total;
+    let mut target = left.div_ceil(n as u64);
+    let mut used = 0u64;
+    for &(start, bytes) in items {
+        let full = used + bytes > cap;
+        let past = cuts.len() < n && used + bytes / 2 > target;
+        if used > 0 && (full || past) {
+            if cuts.len() == n {
+                return None;
             }
-            if self.in_volume > 0 {
-                self.cuts.push(sends);
-            }
+            cuts.push(start);
+            left -= used;
+            target = left.div_ceil((n + 1 - cuts.len()) as u64);
+            used = 0;
         }
-        Ok(self.cuts)
+        used += bytes;
     }
+    Some(cuts)
 }

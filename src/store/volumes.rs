@@ -179,6 +179,17 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Forgets a set waiting for volumes: its volumes, its chunk table and
+    /// its waiting records (its chunks stay until `gc` finds them unused).
+    /// Returns the volumes dropped.
+    pub fn discard_volume_set(&mut self, set: &[u8]) -> Result<u64> {
+        let conn = &self.store.conn;
+        conn.execute("DELETE FROM volume_chunks WHERE set_id = ?1", [set])?;
+        conn.execute("DELETE FROM pending WHERE set_id = ?1", [set])?;
+        let n = conn.execute("DELETE FROM volumes WHERE set_id = ?1 AND done = 0", [set])?;
+        Ok(n as u64)
+    }
+
     /// Sets the encoded bytes a snapshot added to the store.
     pub fn set_new_bytes(&mut self, snapshot: i64, new_bytes: u64) -> Result<()> {
         self.store.conn.execute(
