@@ -222,17 +222,32 @@ impl Receiver<'_> {
     /// its inventory lists, else those the ledger records for the peer;
     /// `None` when nothing is known. Given both, the inventory replaces
     /// what the ledger knew of the peer (the peer's own report wins).
-    pub fn known_chunks(&self, store: &mut Store) -> Result<Option<HashSet<ChunkId>>> {
+    ///
+    /// With them come the BLAKE3 of the snapshots it holds (which `pack`
+    /// may use as delta bases).
+    pub fn known_chunks(
+        &self,
+        store: &mut Store,
+    ) -> Result<Option<(HashSet<ChunkId>, Vec<SnapshotDigest>)>> {
         let inventory = self.have.map(|p| read(p, store)).transpose()?;
+        let hashes = |inv: &Inventory| inv.snapshots.iter().map(|s| s.2).collect::<Vec<_>>();
         match (self.peer, inventory) {
             (Some(peer), Some(inv)) => {
                 if self.writes_ledger() {
                     store.write(|txn| record_inventory(txn, peer, &inv))?;
                 }
-                Ok(Some(inv.chunks))
+                let held = hashes(&inv);
+                Ok(Some((inv.chunks, held)))
             }
-            (Some(peer), None) => peer_chunks(store, peer).map(Some),
-            (None, inv) => Ok(inv.map(|i| i.chunks)),
+            (Some(peer), None) => {
+                let held = store.peer_snapshot_hashes(peer)?;
+                Ok(Some((peer_chunks(store, peer)?, held)))
+            }
+            (None, Some(inv)) => {
+                let held = hashes(&inv);
+                Ok(Some((inv.chunks, held)))
+            }
+            (None, None) => Ok(None),
         }
     }
 

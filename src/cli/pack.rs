@@ -86,10 +86,12 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         .as_deref()
         .map(crate::keys::load_secret)
         .transpose()?;
+    let known = receiver.known_chunks(&mut store)?;
+    let (bases, chosen) = choose_bases(&store, a, known.as_ref().map(|k| k.1.as_slice()))?;
     let opts = PackOptions {
         snapshots: a.snapshots.clone(),
-        bases: a.base.clone(),
-        have: receiver.known_chunks(&mut store)?,
+        bases,
+        have: known.map(|k| k.0),
         volume_size,
         sign,
         no_deltas: a.no_deltas,
@@ -101,6 +103,10 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         (Some(out), false) => remove_stale(out, &written),
         _ => Vec::new(),
     };
+    if let Some(note) = chosen {
+        // On stderr: it explains the pack, it is not the report.
+        eprintln!("{note}");
+    }
     if a.json && !a.to_stdout() {
         let mut v = serde_json::to_value(&report).expect("report serializes");
         v["files"] = serde_json::json!(written);
@@ -128,10 +134,10 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         report.totals.delta_chunks,
         report.skipped_chunks,
         HumanBytes(report.logical_bytes),
-        if a.base.is_empty() {
+        if opts.bases.is_empty() {
             String::new()
         } else {
-            format!(" (delta against {})", a.base.join(", "))
+            format!(" (delta against {})", opts.bases.join(", "))
         },
         if opts.sign.is_some() { ", signed" } else { "" },
         rate(report.logical_bytes, t)
@@ -154,6 +160,54 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The bases of the pack: `--base`, else the snapshots the receiver is
+/// known to hold (`held`, from `--have` or `--to`) that share the most
+/// with what is packed. With nothing known of the receiver, a snapshot
+/// that would help is named in a warning. Returns the bases and what to
+/// tell the user about them.
+fn choose_bases(
+    store: &Store,
+    a: &Args,
+    held: Option<&[crate::store::SnapshotDigest]>,
+) -> Result<(Vec<String>, Option<String>)> {
+    use crate::send::suggest;
+    if !a.base.is_empty() || a.no_deltas {
+        return Ok((a.base.clone(), None));
+    }
+    let Some(held) = held else {
+        let best = suggest::candidates(store, &a.snapshots, None)?;
+        let note = match best.first().filter(|c| c.percent() >= 10.0) {
+            Some(c) => format!(
+                "warning: no --base, so the pack carries all of {}; this store's '{}' holds {:.0}% of it: if the receiver has it, add --base '{}'",
+                a.snapshots.join(", "),
+                c.name,
+                c.percent(),
+                c.name
+            ),
+            None => format!(
+                "note: no --base, so the pack carries all of {} (no snapshot in this store shares much with it)",
+                a.snapshots.join(", ")
+            ),
+        };
+        return Ok((Vec::new(), Some(note)));
+    };
+    let bases = suggest::receiver_bases(store, &a.snapshots, held)?;
+    if bases.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let names: Vec<String> = bases.iter().map(|c| c.name.clone()).collect();
+    let note = format!(
+        "delta against {} ({}), which the receiver holds",
+        names.join(", "),
+        if a.have.is_some() {
+            "from its inventory"
+        } else {
+            "from the peer ledger"
+        }
+    );
+    Ok((names, Some(note)))
 }
 
 /// Removes the pack files an earlier pack to `out` left beside it that

@@ -6,6 +6,7 @@
 
 mod encode;
 mod plan;
+pub mod suggest;
 mod volumes;
 
 use std::collections::HashSet;

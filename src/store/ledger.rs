@@ -85,6 +85,43 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The BLAKE3 of every snapshot the ledger says `peer` holds.
+    pub fn peer_snapshot_hashes(&self, peer: &str) -> Result<Vec<SnapshotDigest>> {
+        if !self.schema.has(Table::PeerSnapshots) {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM peer_snapshots WHERE peer = ?1 ORDER BY name")?;
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map([peer], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .iter()
+            .filter_map(|h| SnapshotDigest::try_from(h.as_slice()).ok())
+            .collect())
+    }
+
+    /// For each other snapshot, the encoded bytes of the distinct chunks it
+    /// shares with the snapshots `rows`, most first (at most `limit`).
+    pub fn sharing(&self, rows: &[i64], limit: usize) -> Result<Vec<(i64, u64)>> {
+        let list: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+        let list = list.join(",");
+        let mut stmt = self.conn.prepare(&format!(
+            "WITH t AS (SELECT DISTINCT chunk FROM recipe WHERE snapshot IN ({list})),
+                  o AS (SELECT DISTINCT snapshot, chunk FROM recipe WHERE snapshot NOT IN ({list}))
+             SELECT o.snapshot, sum(c.clen) AS shared FROM o JOIN t ON t.chunk = o.chunk
+             JOIN chunks c ON c.rowid = o.chunk
+             GROUP BY o.snapshot ORDER BY shared DESC LIMIT ?1"
+        ))?;
+        let out = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(out)
+    }
+}
+
 impl Txn<'_> {
     /// Replaces what the ledger knows of `peer` with what its inventory
     /// lists: `chunks` (those this store has) and `snapshots` (name, BLAKE3).
