@@ -157,6 +157,36 @@ fn a_reader_that_leaves_early_is_never_a_panic() {
     }
 }
 
+/// Runs ferry with standard error a pipe nobody reads; returns its exit code.
+fn with_stderr_closed(cmd: &mut Command) -> Option<i32> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn a_closed_stderr_is_never_a_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let f = write(t.path(), "f", &random_bytes(3, 100_000));
+    ok(ferry(&store).args(["add", "--name", "f"]).arg(&f));
+    let out = t.path().join("out");
+    // Reports on standard error: the work is done, the report unread.
+    let code = with_stderr_closed(ferry(&store).args(["checkout", "f", "-o"]).arg(&out));
+    assert_eq!(code, Some(0));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&f).unwrap());
+    let code = with_stderr_closed(ferry(&store).args(["pack", "f", "-o", "-"]));
+    assert_eq!(code, Some(0));
+    // An error nobody reads is still a failure, not a panic.
+    let code = with_stderr_closed(ferry(&store).args(["checkout", "nosuch", "-o"]).arg(&out));
+    assert_eq!(code, Some(1));
+}
+
 #[test]
 fn completions_name_the_subcommands() {
     let t = tempfile::tempdir().unwrap();
@@ -325,6 +355,11 @@ fn ferry_answers_as_a_docker_plugin() {
         &["no-daemon.sock"],
     );
     assert!(err.starts_with("ferry: error:"), "{err}");
+    // docker help ferry [CMD] is ferry's help.
+    let help = ok(&mut docker(&["help", "ferry"]));
+    assert!(help.contains("Usage: docker ferry"), "{help}");
+    let help = ok(&mut docker(&["help", "ferry", "ls"]));
+    assert!(help.contains("Usage: docker ferry ls"), "{help}");
     // The docker CLI lists the plugin with ferry's description.
     let help = ok(&mut docker(&["--help"]));
     let line = help

@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::Context;
-use super::output::{print_json, rate, say};
+use super::output::{note, print_json, rate, say};
 use crate::inventory::Receiver;
 use crate::output::{AtomicFile, check_target, is_dash};
 use crate::progress::Progress;
@@ -131,7 +131,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     );
     if a.to_stdout() {
         // Standard output carries the pack itself.
-        eprintln!("{line}");
+        note!("{line}");
         Ok(())
     } else {
         say!("{line}")

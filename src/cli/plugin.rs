@@ -55,16 +55,24 @@ pub fn args(argv: Vec<OsString>) -> Result<Vec<OsString>> {
         return Ok(vec![PLUGIN_BIN.into(), METADATA.into()]);
     }
     let (globals, used) = docker_globals(&argv[1..]);
-    if argv.get(1 + used).is_none_or(|a| a != name.as_str()) {
+    let is = |i: usize, s: &str| argv.get(1 + used + i).is_some_and(|a| a == s);
+    let rest: Vec<OsString> = if is(0, &name) {
+        argv[2 + used..].to_vec()
+    } else if is(0, "help") && is(1, &name) {
+        // `docker help ferry [CMD]`
+        let mut r = vec![OsString::from("help")];
+        r.extend(argv[3 + used..].iter().cloned());
+        r
+    } else {
         // Run by hand as `docker-ferry ARGS`: plain ferry arguments.
         return Ok(argv);
-    }
+    };
     let mut out: Vec<OsString> = vec![PLUGIN_BIN.into()];
     if let Some(host) = &globals.host {
         out.push("--docker-host".into());
         out.push(host.clone());
     }
-    out.extend(argv[2 + used..].iter().cloned());
+    out.extend(rest);
     if globals.config.is_none() && globals.context.is_none() {
         watch_docker_cli();
         return Ok(out);
@@ -290,6 +298,10 @@ mod tests {
         assert_eq!(args(by_hand.clone()).unwrap(), by_hand);
         let plain = os(&["ferry", "ferry", "ls"]);
         assert_eq!(args(plain.clone()).unwrap(), plain);
+        assert_eq!(
+            args(os(&["docker-ferry", "help", "ferry", "ls"])).unwrap(),
+            os(&["docker ferry", "help", "ls"])
+        );
         assert_eq!(
             args(os(&["docker-ferry", METADATA])).unwrap(),
             os(&["docker ferry", METADATA])
