@@ -360,6 +360,16 @@ fn ferry_answers_as_a_docker_plugin() {
     assert!(help.contains("Usage: docker ferry"), "{help}");
     let help = ok(&mut docker(&["help", "ferry", "ls"]));
     assert!(help.contains("Usage: docker ferry ls"), "{help}");
+    // docker info lists it with its metadata.
+    let info = ok(&mut docker(&[
+        "info",
+        "--format",
+        "{{range .ClientInfo.Plugins}}{{.Name}} {{.Version}} {{.Vendor}};{{end}}",
+    ]));
+    assert!(
+        info.contains(&format!("ferry {} ferry;", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
     // The docker CLI lists the plugin with ferry's description.
     let help = ok(&mut docker(&["--help"]));
     let line = help
