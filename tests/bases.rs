@@ -21,7 +21,9 @@ fn have_and_to_packs_are_as_small_as_base_packs_and_no_base_is_named() {
     let v2 = image(dir, "v2.tar", "app:2", 2);
     ok(ferry(&a).arg("add").arg(&v2));
     let full = dir.join("full.ferry");
-    ok(ferry(&a).args(["pack", "app:1", "--to", "site", "-o"]).arg(&full));
+    ok(ferry(&a)
+        .args(["pack", "app:1", "--to", "site", "-o"])
+        .arg(&full));
     ok(ferry(&b).arg("unpack").arg(&full));
     let have = dir.join("have.ferry");
     ok(ferry(&b).args(["inventory", "-o"]).arg(&have));
@@ -47,14 +49,19 @@ fn have_and_to_packs_are_as_small_as_base_packs_and_no_base_is_named() {
         .arg(&update));
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("delta against app:1") && said.contains("inventory"), "{said}");
+    assert!(
+        said.contains("delta against app:1") && said.contains("inventory"),
+        "{said}"
+    );
     ok(ferry(&b).arg("unpack").arg(&update));
     let back = dir.join("v2.out");
     ok(ferry(&b).args(["checkout", "app:2", "-o"]).arg(&back));
     assert!(std::fs::read(back).unwrap() == std::fs::read(&v2).unwrap());
 
     // With nothing known of the receiver, pack says what would help.
-    let out = run(ferry(&a).args(["pack", "app:2", "-o"]).arg(dir.join("all.ferry")));
+    let out = run(ferry(&a)
+        .args(["pack", "app:2", "-o"])
+        .arg(dir.join("all.ferry")));
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -7,7 +7,7 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::Context;
-use super::output::rate;
+use super::output::{note, rate};
 use crate::Result;
 use crate::output::is_dash;
 
@@ -30,7 +30,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     } else {
         crate::checkout::checkout_to_path(&store, &a.snapshot, &a.output, &ctx.bar)?
     };
-    eprintln!(
+    note!(
         "checked out {} to {}: {}, blake3 {} verified, {}",
         snap.name,
         a.output.display(),
@@ -39,9 +39,10 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
         rate(snap.size, t)
     );
     if let Some(c) = &snap.meta.compressed {
-        eprintln!(
+        note!(
             "note: {} was added from a {}-compressed file; this is the decompressed tar (docker load accepts it)",
-            snap.name, c.format
+            snap.name,
+            c.format
         );
     }
     Ok(())

@@ -34,26 +34,33 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     if snaps.is_empty() {
         return say!("no snapshots in {}", dir.display());
     }
-    let w = snaps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    let w = snaps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     say!(
-        "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  TAGS",
+        "{:<w$}  {:>11}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  TAGS",
         "NAME",
         "SIZE",
         "STORED",
-        "CHUNKS",
         "ADDED",
+        "CHUNKS",
+        "DATE",
         "IMAGE ID"
     )?;
     for s in &snaps {
-        let added = UNIX_EPOCH + Duration::from_secs(s.added_at.max(0) as u64);
+        let when = UNIX_EPOCH + Duration::from_secs(s.added_at.max(0) as u64);
         let images = crate::docker::snapshot_images(s);
         say!(
-            "{:<w$}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  {}",
+            "{:<w$}  {:>11}  {:>11}  {:>11}  {:>7}  {:<20}  {:<12}  {}",
             s.name,
             HumanBytes(s.size).to_string(),
             HumanBytes(s.stored).to_string(),
+            HumanBytes(s.new_bytes).to_string(),
             s.chunks,
-            humantime::format_rfc3339_seconds(added).to_string(),
+            humantime::format_rfc3339_seconds(when).to_string(),
             images
                 .iter()
                 .map(|i| short_id(&i.id))

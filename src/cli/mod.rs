@@ -5,6 +5,7 @@
 pub mod add;
 pub mod bench;
 pub mod checkout;
+pub mod completions;
 pub mod demo;
 pub mod gc;
 pub mod images;
@@ -13,9 +14,11 @@ pub mod inventory;
 pub mod key;
 pub mod load;
 pub mod ls;
+pub mod man;
 pub mod output;
 pub mod pack;
 pub mod peers;
+pub mod plugin;
 pub mod rm;
 pub mod save;
 pub mod status;
@@ -94,6 +97,13 @@ enum Cmd {
     Verify(verify::Args),
     /// Run the whole flow on built-in sample images in a temporary directory
     Demo(demo::Args),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions(completions::Args),
+    /// Print ferry's manual page, or write every page into a directory with -o
+    Man(man::Args),
+    /// What the docker CLI asks a plugin (ferry linked as docker-ferry)
+    #[command(name = plugin::METADATA, hide = true)]
+    PluginMetadata,
 }
 
 /// What every subcommand gets from the global options.
@@ -153,5 +163,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Trust(a) => trust::run(a, &ctx),
         Cmd::Verify(a) => verify::run(a, &ctx),
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Completions(a) => completions::run(a),
+        Cmd::Man(a) => man::run(a),
+        Cmd::PluginMetadata => plugin::print_metadata(),
     }
 }

@@ -20,6 +20,23 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// Prints one line on standard error, like `eprintln!`, but never panics:
+/// a report for people whose reader went away is no reason to fail.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::cli::output::note_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use note;
+
+/// Writes `args` and a newline to standard error in one write, ignoring
+/// a closed standard error.
+pub fn note_line(args: fmt::Arguments<'_>) {
+    let mut text = args.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 /// Writes `args` and a newline to standard output in one write.
 pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
     let mut text = args.to_string();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::Context;
-use super::output::{print_json, rate, say};
+use super::output::{note, print_json, rate, say};
 use crate::inventory::Receiver;
 use crate::output::{AtomicFile, check_target, is_dash};
 use crate::progress::Progress;
@@ -105,7 +105,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     };
     if let Some(note) = chosen {
         // On stderr: it explains the pack, it is not the report.
-        eprintln!("{note}");
+        note!("{note}");
     }
     if a.json && !a.to_stdout() {
         let mut v = serde_json::to_value(&report).expect("report serializes");
@@ -144,7 +144,7 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     );
     if a.to_stdout() {
         // Standard output carries the pack itself.
-        eprintln!("{line}");
+        note!("{line}");
         return Ok(());
     }
     say!("{line}")?;
