@@ -575,17 +575,18 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// Its snapshot record's recipe encoding, piece count, BLAKE3 of the
 /// decompressed pieces and of the zstd frame as written, BLAKE3 of
 /// `meta.split`, and BLAKE3 of the whole pack without the header's creation
-/// time and writer and the snapshot's `added_at` (and without the trailer's
-/// digest, which covers them). Recorded with pack format 6 (its header's
-/// encoder list, and `meta.split`'s `reused_layers` and `gzip_encoders`);
-/// the recipe itself is the one format 5 recorded.
+/// time and writer, the snapshot's `added_at` and the digits of its
+/// metadata's `tagged_at_ms` (and without the trailer's digest, which
+/// covers them). Recorded with pack format 6 (its header's encoder list,
+/// `meta.split`'s `reused_layers` and `gzip_encoders`, and the metadata's
+/// `tagged_at_ms` key); the recipe itself is the one format 5 recorded.
 const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     3,
     186,
     "7fab198854658ad680d321698a7ce1a8c975b74dcde565e46cb18db7b9b68bc1",
     "11ebc9b424d65af932e30c0cde4bc21aff897c828f065f5d421c5c7378dde9cd",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "a40346ae5f8be5c6bed464efe727fc755a4ee2a174cca013412472fedaf8e60d",
+    "bfc49140d42860722c2e32259719ddafd02e63ca2509aa21e1c3bdd61c63a129",
 );
 
 #[test]
