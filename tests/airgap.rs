@@ -455,7 +455,13 @@ fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_ima
         .arg("-o")
         .arg(&delta)))
     .unwrap();
-    assert!(r["known_chunks"].as_u64().unwrap() > 0, "{r}");
+    // The receiver holds app:1's content (under another name): the pack
+    // uses it as the base, and leaves out what the inventory lists.
+    assert_eq!(r["bases"], serde_json::json!(["app:1"]), "{r}");
+    assert!(
+        r["known_chunks"].as_u64().unwrap() + r["skipped_chunks"].as_u64().unwrap() > 0,
+        "{r}"
+    );
     assert!(
         file_size(&delta) * 10 < file_size(&full),
         "{} vs {}",
@@ -466,7 +472,8 @@ fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_ima
     let back = t.path().join("back.tar");
     ok(ferry(&b).args(["checkout", "app:2", "-o"]).arg(&back));
     assert!(std::fs::read(&back).unwrap() == std::fs::read(&v2).unwrap());
-    // An inventory of another store does not fit: refused, nothing changed.
+    // Another store lacks the base the inventory showed: refused, nothing
+    // changed.
     let c = t.path().join("c");
     ok(ferry(&c)
         .arg("add")
@@ -474,6 +481,19 @@ fn an_inventory_makes_a_pack_carry_only_what_the_receiver_lacks_whatever_the_ima
     let before = state(&c);
     fails(
         ferry(&c).arg("unpack").arg(&delta),
+        &["delta against app:1", "does not have"],
+    );
+    assert_eq!(state(&c), before);
+    // A pack made from the inventory alone (no base to use: --no-deltas)
+    // names the inventory when it does not fit.
+    let known_only = t.path().join("known.ferry");
+    ok(ferry(&a)
+        .args(["pack", "app:2", "--no-deltas", "--have"])
+        .arg(&have)
+        .arg("-o")
+        .arg(&known_only));
+    fails(
+        ferry(&c).arg("unpack").arg(&known_only),
         &["inventory", "ferry inventory"],
     );
     assert_eq!(state(&c), before);
