@@ -107,6 +107,11 @@ fn compose_stack_saved_as_one_snapshot_and_loaded_elsewhere() {
     for tag in ["api:1", "worker:2", "web:1"] {
         assert!(table.contains(tag), "{table}");
     }
+    assert!(
+        want.iter()
+            .any(|id| table.contains(&format!("{}+2", &id[7..19]))),
+        "{table}"
+    );
 
     let pack = t.path().join("stack.ferry");
     ok(ferry(&sa).args(["pack", "shop_stack", "-o"]).arg(&pack));
