@@ -175,6 +175,20 @@ fn compose_files_ferry_cannot_save_are_refused() {
         b"services:\n  api:\n    image: api:${X\n",
     );
     fails(&mut save("bad.yaml"), &["invalid interpolation format"]);
+    // An unset variable without a default resolves to an empty string, with
+    // a warning (then the unreachable daemon is the error).
+    write(
+        &proj,
+        "unset.yaml",
+        b"services:\n  api:\n    image: api${X}:1\n",
+    );
+    let out = run(&mut save("unset.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the X variable is not set") && stderr.contains("Docker daemon"),
+        "{stderr}"
+    );
     write(&proj, "empty.txt", b"# nothing\n\n");
     fails(
         ferry(&store)

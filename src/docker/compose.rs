@@ -418,3 +418,93 @@ fn closing(body: &str) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars {
+            map: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            unset: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn interpolates_as_compose_does() {
+        let mut v = vars(&[("A", "a"), ("E", ""), ("T", "2")]);
+        for (tpl, want) in [
+            ("x:${A}", "x:a"),
+            ("x:$A.y", "x:a.y"),
+            ("$$A", "$A"),
+            ("${E:-d}", "d"),
+            ("${E-d}", ""),
+            ("${U-d}", "d"),
+            ("${U:-${T}}", "2"),
+            ("${U:-${V:-x}}y", "xy"),
+            ("${A:+alt}", "alt"),
+            ("${E:+alt}", ""),
+            ("${E+alt}", "alt"),
+            ("${U+alt}", ""),
+            ("${E?no}", ""),
+            ("${A:?no}", "a"),
+            ("no vars", "no vars"),
+        ] {
+            assert_eq!(v.interpolate(tpl).unwrap(), want, "{tpl}");
+        }
+        assert!(v.unset.is_empty(), "{:?}", v.unset);
+        assert_eq!(v.interpolate("${U}$U:1").unwrap(), ":1");
+        assert_eq!(v.unset.iter().collect::<Vec<_>>(), ["U"]);
+        let err = v.interpolate("${E:?set E to ${T}}").unwrap_err();
+        assert_eq!(err, "required variable E is missing a value: set E to 2");
+        assert_eq!(
+            v.interpolate("${U?}").unwrap_err(),
+            "required variable U is missing a value"
+        );
+        for bad in ["${A", "${}", "${A:x}", "$ x", "x$", "${-a}"] {
+            assert!(
+                v.interpolate(bad)
+                    .unwrap_err()
+                    .contains("invalid interpolation"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_env_lines() {
+        let mut v = vars(&[("A", "a")]);
+        for (line, want) in [
+            ("K=v", Some(("K", "v"))),
+            ("export K = v # note", Some(("K", "v"))),
+            ("K='$A #x'", Some(("K", "$A #x"))),
+            ("K=\"${A}\\n\"", Some(("K", "a\n"))),
+            ("K=x#y", Some(("K", "x#y"))),
+            ("K=", Some(("K", ""))),
+            ("# K=v", None),
+            ("", None),
+            ("K", None),
+        ] {
+            let got = v.env_line(line).unwrap();
+            assert_eq!(
+                got.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+                want,
+                "{line}"
+            );
+        }
+        assert!(v.env_line("K=\"open").is_err());
+    }
+
+    #[test]
+    fn project_names_from_directories() {
+        assert_eq!(
+            dir_project(Path::new("/x/My_Stack.v2")).unwrap(),
+            "my_stackv2"
+        );
+        assert_eq!(dir_project(Path::new("/x/-_app")).unwrap(), "app");
+        assert!(dir_project(Path::new("/x/...")).is_err());
+    }
+}
