@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::{Snapshot, Store};
 
+pub mod compose;
 pub mod context;
 
 /// Long transfers must not hit a request timeout.
@@ -165,6 +166,14 @@ pub fn save(
     if references.is_empty() {
         return Err(Error::Invalid("name at least one image to save".into()));
     }
+    // One archive entry per reference: `app` and `app:latest` are one.
+    let mut seen = BTreeSet::new();
+    let references: Vec<String> = references
+        .iter()
+        .filter(|r| seen.insert(normalize(r)))
+        .cloned()
+        .collect();
+    let references = references.as_slice();
     let images = references
         .iter()
         .map(|r| daemon.require(r))

@@ -6,6 +6,7 @@ use indicatif::HumanBytes;
 
 use super::Context;
 use super::output::{print_json, say, short_id};
+use crate::archive::image::ImageInfo;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
@@ -61,17 +62,35 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
             HumanBytes(s.new_bytes).to_string(),
             s.chunks,
             humantime::format_rfc3339_seconds(when).to_string(),
-            images
-                .iter()
-                .map(|i| short_id(&i.id))
-                .collect::<Vec<_>>()
-                .join(","),
-            images
-                .iter()
-                .flat_map(|i| i.tags.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(", ")
+            ids(&images),
+            tags(&images)
         )?;
     }
     Ok(())
+}
+
+/// The IMAGE ID cell: the first image's short ID, `+N` for the others.
+fn ids(images: &[ImageInfo]) -> String {
+    match images {
+        [] => String::new(),
+        [one] => short_id(&one.id),
+        [first, rest @ ..] => format!("{}+{}", short_id(&first.id), rest.len()),
+    }
+}
+
+/// The TAGS cell: every tag, or the first few and how many more.
+fn tags(images: &[ImageInfo]) -> String {
+    const SHOWN: usize = 4;
+    let all: Vec<&str> = images
+        .iter()
+        .flat_map(|i| i.tags.iter().map(String::as_str))
+        .collect();
+    if all.len() <= SHOWN {
+        return all.join(", ");
+    }
+    format!(
+        "{}, +{} more",
+        all[..SHOWN - 1].join(", "),
+        all.len() - (SHOWN - 1)
+    )
 }
