@@ -189,6 +189,29 @@ fn docker_failures_are_one_clear_line() {
         out.contains("tags app:1 confirmed") && out.contains("tags app:2 confirmed"),
         "{out}"
     );
+    // An image is found by any tag it carries: `save app:1 app:2` makes one
+    // snapshot named app:1, and `load app:2` loads it.
+    let sc = t.path().join("c");
+    ok(f(&d.host, &sc).args(["save", "app:1", "app:2"]));
+    d.run(&["rmi", "app:1", "app:2"]);
+    let out = ok(f(&d.host, &sc).args(["load", "app:2"]));
+    assert!(out.contains("tags app:2 confirmed"), "{out}");
+    // A moving tag: saving app:latest again once it names another image
+    // moves the snapshot name and keeps the old one as a base.
+    d.run(&["tag", "app:1", "app:latest"]);
+    ok(f(&d.host, &sc).args(["save", "app:latest"]));
+    d.run(&["tag", "app:2", "app:latest"]);
+    let out = ok(f(&d.host, &sc).args(["save", "app:latest"]));
+    assert!(
+        out.contains("app:latest: was ") && out.contains("app:latest@"),
+        "{out}"
+    );
+    let ls = ok(ferry(&sc).args(["ls"]));
+    assert!(
+        ls.lines().any(|l| l.starts_with("app:latest "))
+            && ls.lines().any(|l| l.starts_with("app:latest@")),
+        "{ls}"
+    );
     bad_archives_never_reach_docker(&d, t.path(), &sb);
 }
 
