@@ -152,6 +152,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Key(a) => key::run(a),
         Cmd::Trust(a) => trust::run(a, &ctx),
         Cmd::Verify(a) => verify::run(a, &ctx),
-        Cmd::Demo(a) => demo::run(a),
+        Cmd::Demo(a) => demo::run(a, &ctx),
     }
 }
