@@ -65,7 +65,7 @@ pub(super) fn measure(
             .sum();
         row("layer-level (new layers, gzip -6)", shipped, secs(t), None);
     }
-    patch_rows(old, new, full, wanted, &mut row, progress)?;
+    patch_rows(old, new, full, wanted, rows, progress)?;
     progress.finish();
     Ok(())
 }
@@ -76,7 +76,7 @@ fn patch_rows(
     new: &Path,
     full: u64,
     wanted: &Selection,
-    row: &mut dyn FnMut(&str, u64, Option<f64>, Option<f64>),
+    rows: &mut Rows,
     progress: &dyn Progress,
 ) -> Result<()> {
     if !wanted.wants("zstd-patch") && !wanted.wants("zstd19-patch") {
@@ -92,13 +92,13 @@ fn patch_rows(
     if wanted.wants("zstd-patch") {
         progress.start("zstd -3 --patch-from", Some(full));
         let n = patch_from(new, &reference, 3, window, progress)?;
-        row("zstd -3 --long=31 --patch-from", n, secs(t), None);
+        rows.push("zstd -3 --long=31 --patch-from", n, secs(t), None);
     }
     if wanted.wants("zstd19-patch") {
         progress.start("zstd -19 --patch-from", Some(full));
         let t = Instant::now();
         let n = patch_from(new, &reference, 19, window, progress)?;
-        row("zstd -19 --long=31 --patch-from", n, secs(t), None);
+        rows.push("zstd -19 --long=31 --patch-from", n, secs(t), None);
     }
     Ok(())
 }
