@@ -14,7 +14,7 @@ use crate::add::{AddOptions, Source, add};
 use crate::checkout::checkout_to_path;
 use crate::counting::Counting;
 use crate::error::{IoContext, Result};
-use crate::progress::Quiet;
+use crate::progress::{Prefixed, Progress};
 use crate::receive::unpack;
 use crate::send::{PackOptions, write_pack};
 use crate::store::Store;
@@ -304,11 +304,24 @@ fn mb(b: u64) -> String {
     format!("{:.2} MB", b as f64 / 1e6)
 }
 
-/// Runs the demo in `dir`, printing each step to `out`.
-pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
+/// A percentage with two significant digits ("0.011%", "4.4%"), so a
+/// small share never reads "0.0%".
+pub fn percent(part: u64, whole: u64) -> String {
+    let p = 100.0 * part as f64 / whole.max(1) as f64;
+    if p == 0.0 {
+        return "0%".into();
+    }
+    let digits = (1 - p.log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{p:.digits$}%")
+}
+
+/// Runs the demo in `dir`, printing each step to `out` and reporting
+/// progress to `progress`.
+pub fn run(dir: &Path, out: &mut dyn Write, progress: &dyn Progress) -> Result<()> {
     let mut demo = Demo {
         dir,
         out,
+        progress,
         v1: dir.join("app-v1.tar"),
         v2: dir.join("app-v2.tar"),
         full: dir.join("full.ferry"),
@@ -324,6 +337,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<()> {
 struct Demo<'a> {
     dir: &'a Path,
     out: &'a mut dyn Write,
+    progress: &'a dyn Progress,
     /// The two versions of the sample image.
     v1: PathBuf,
     v2: PathBuf,
@@ -378,7 +392,7 @@ impl Demo<'_> {
                 &mut a,
                 Source::Path(p.clone()),
                 &AddOptions::default(),
-                &Quiet,
+                self.progress,
             )?;
             self.say(format!(
                 "  ferry add {:<11} -> {:<11} {} chunks, {} new, {} stored  ({:.0} MB/s)",
@@ -405,7 +419,7 @@ impl Demo<'_> {
                 ..Default::default()
             };
             let f = File::create(&path).ctx(|| format!("creating {}", path.display()))?;
-            let (_, r) = write_pack(&a, &opts, BufWriter::new(f), &Quiet)?;
+            let (_, r) = write_pack(&a, &opts, BufWriter::new(f), self.progress)?;
             self.say(format!(
                 "  ferry pack {snap}{} -> {}  {}  ({} chunks; {} already on the other side)",
                 if bases.is_empty() {
@@ -429,7 +443,7 @@ impl Demo<'_> {
         let mut b = Store::open_writer(&self.dir.join("offline-store"), NO_WAIT)?;
         for p in [self.full.clone(), self.update.clone()] {
             let f = File::open(&p).ctx(|| format!("opening {}", p.display()))?;
-            let r = unpack(&mut b, std::io::BufReader::new(f), &p, &Quiet)?;
+            let r = unpack(&mut b, std::io::BufReader::new(f), &p, self.progress)?;
             self.say(format!(
                 "  ferry unpack {:<12} -> {} new chunks, snapshots {}",
                 file_name(&p),
@@ -439,7 +453,7 @@ impl Demo<'_> {
         }
         let rebuilt = self.dir.join("app-v2.rebuilt.tar");
         let t = Instant::now();
-        let snap = checkout_to_path(&b, "demo/app:2", &rebuilt, &Quiet)?;
+        let snap = checkout_to_path(&b, "demo/app:2", &rebuilt, self.progress)?;
         let secs = t.elapsed().as_secs_f64();
         let same = std::fs::read(&rebuilt).ctx(|| "reading rebuilt tar".into())?
             == std::fs::read(&self.v2).ctx(|| "reading app-v2.tar".into())?;
@@ -458,50 +472,96 @@ impl Demo<'_> {
     }
 
     /// Puts the delta pack beside the other ways of shipping version 2:
-    /// the whole tar, gzip'd, and a ferry delta without tar-aware splitting.
+    /// the whole tar, gzip'd, and ferry without each of its two ideas
+    /// (tar-aware splitting, similarity deltas), then sums up what each saved.
     fn comparison(&mut self) -> Result<()> {
-        let gz = {
-            let mut e = flate2::write::GzEncoder::new(
-                Counting::new(std::io::sink()),
-                flate2::Compression::new(6),
-            );
-            e.write_all(&std::fs::read(&self.v2).ctx(|| "reading app-v2.tar".into())?)
-                .ctx(|| "compressing".into())?;
-            e.finish().ctx(|| "compressing".into())?.count()
-        };
-        let plain = self.plain_delta()?;
         let (v2, update) = (size(&self.v2), size(&self.update));
+        let gz = self.gzip(v2)?;
+        let (plain, neither) = self.plain_delta()?;
+        let no_deltas = self.no_deltas()?;
+        let h = crate::chart::human;
         self.say("\nshipping demo/app:2 to a side that has demo/app:1:".into());
-        self.say(format!("  docker save (full tar)        {:>10}", mb(v2)));
-        self.say(format!("  docker save | gzip -6         {:>10}", mb(gz)));
+        for (what, bytes) in [
+            ("docker save (full tar)", v2),
+            ("docker save | gzip -6", gz),
+            ("ferry, plain CDC, no deltas", neither),
+            ("ferry, plain CDC (--no-tar-split)", plain),
+            ("ferry, no similarity deltas", no_deltas),
+            ("ferry delta pack", update),
+        ] {
+            self.say(format!(
+                "  {what:<34} {:>9}  ({} of the full tar)",
+                h(bytes),
+                percent(bytes, v2)
+            ));
+        }
         self.say(format!(
-            "  ferry delta, plain CDC        {:>10}  (--no-tar-split)",
-            mb(plain)
-        ));
-        self.say(format!(
-            "  ferry delta pack              {:>10}  ({:.1}% of the full tar)",
-            mb(update),
-            100.0 * update as f64 / v2 as f64
+            "\nupdate: {} with ferry; {} without tar-aware splitting; {} without similarity deltas; {} without either; gzip: {}",
+            h(update),
+            h(plain),
+            h(no_deltas),
+            h(neither),
+            h(gz)
         ));
         Ok(())
     }
 
-    /// The size of the same delta without tar-aware splitting.
-    fn plain_delta(&self) -> Result<u64> {
+    /// Bytes of `gzip -6` of version 2 (`v2` bytes), with progress.
+    fn gzip(&self, v2: u64) -> Result<u64> {
+        self.progress
+            .start("comparing: gzip -6 of app-v2.tar", Some(v2));
+        let mut e = flate2::write::GzEncoder::new(
+            Counting::new(std::io::sink()),
+            flate2::Compression::new(6),
+        );
+        let data = std::fs::read(&self.v2).ctx(|| "reading app-v2.tar".into())?;
+        for piece in data.chunks(1 << 20) {
+            e.write_all(piece).ctx(|| "compressing".into())?;
+            self.progress.advance(piece.len() as u64);
+        }
+        let n = e.finish().ctx(|| "compressing".into())?.count();
+        self.progress.finish();
+        Ok(n)
+    }
+
+    /// The size of the same delta without tar-aware splitting, with and
+    /// without similarity deltas.
+    fn plain_delta(&self) -> Result<(u64, u64)> {
+        let phase = Prefixed::new(
+            self.progress,
+            "comparing: ferry without tar-aware splitting",
+        );
         let mut p = Store::open_writer(&self.dir.join("plain-store"), NO_WAIT)?;
         for v in [&self.v1, &self.v2] {
             let opts = AddOptions {
                 tar_split: false,
                 ..AddOptions::default()
             };
-            add(&mut p, Source::Path(v.to_path_buf()), &opts, &Quiet)?;
+            add(&mut p, Source::Path(v.to_path_buf()), &opts, &phase)?;
         }
-        let opts = PackOptions {
+        let mut opts = PackOptions {
             snapshots: vec!["demo/app:2".into()],
             bases: vec!["demo/app:1".into()],
             ..Default::default()
         };
-        Ok(write_pack(&p, &opts, std::io::sink(), &Quiet)?
+        let plain = write_pack(&p, &opts, std::io::sink(), &phase)?;
+        opts.no_deltas = true;
+        let neither = write_pack(&p, &opts, std::io::sink(), &phase)?;
+        Ok((plain.1.totals.pack_bytes, neither.1.totals.pack_bytes))
+    }
+
+    /// The size of the delta with tar-aware splitting but without
+    /// similarity deltas (changed chunks sent whole).
+    fn no_deltas(&self) -> Result<u64> {
+        let phase = Prefixed::new(self.progress, "comparing: ferry without similarity deltas");
+        let a = Store::open(&self.dir.join("connected-store"))?;
+        let opts = PackOptions {
+            snapshots: vec!["demo/app:2".into()],
+            bases: vec!["demo/app:1".into()],
+            no_deltas: true,
+            ..Default::default()
+        };
+        Ok(write_pack(&a, &opts, std::io::sink(), &phase)?
             .1
             .totals
             .pack_bytes)

@@ -116,6 +116,16 @@ impl Daemon {
         }
     }
 
+    /// The daemon's size of an image (its layers' uncompressed bytes): an
+    /// estimate of what exporting it streams, for progress only.
+    fn image_size(&self, reference: &str) -> Option<u64> {
+        let i = self
+            .rt
+            .block_on(self.docker.inspect_image(reference))
+            .ok()?;
+        u64::try_from(i.size?).ok()
+    }
+
     /// Like [`Daemon::inspect`], failing clearly when the image is missing.
     pub fn require(&self, reference: &str) -> Result<ImageInfo> {
         self.inspect(reference)?.ok_or_else(|| {
@@ -214,6 +224,18 @@ pub fn save(
         }
     }
     let refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    // The export's size is known only once it ends: the daemon's image
+    // sizes estimate it (the bar's total grows if the stream runs past).
+    let estimate = refs
+        .iter()
+        .map(|r| daemon.image_size(r))
+        .sum::<Option<u64>>()
+        .filter(|&n| n > 0);
+    let what = match estimate {
+        Some(_) => format!("saving {name} (estimated size)"),
+        None => format!("saving {name}"),
+    };
+    let phase = crate::progress::Relabel::new(progress, what, estimate);
     let host = daemon.host.clone();
     let stream = daemon
         .docker
@@ -236,7 +258,7 @@ pub fn save(
             reader: Box::new(reader),
         },
         &opts,
-        progress,
+        &phase,
     )?;
     Ok(SaveReport {
         images,
@@ -428,7 +450,13 @@ impl Daemon {
                 verifier_stopped: false,
                 daemon_stopped: false,
             };
-            let checked = checkout::checkout(store, name, &mut tee, progress);
+            // The verifier and the daemon take the same bytes as they come.
+            let phase = crate::progress::Relabel::new(
+                progress,
+                format!("verifying {name} and sending it to the daemon"),
+                None,
+            );
+            let checked = checkout::checkout(store, name, &mut tee, &phase);
             tee.verifier = None;
             let (verifier_stopped, stopped) = (tee.verifier_stopped, tee.daemon_stopped);
             daemon_stopped = stopped;
@@ -450,10 +478,13 @@ impl Daemon {
             ))));
         }
         drop(writer);
-        let answer = self
-            .rt
-            .block_on(answer)
-            .map_err(|e| Error::Docker(format!("load task failed: {e}")))?;
+        // The daemon imports the layers only once it has the whole archive.
+        if streamed.is_ok() {
+            progress.start(&format!("daemon importing {name}"), None);
+        }
+        let answer = self.rt.block_on(answer);
+        progress.finish();
+        let answer = answer.map_err(|e| Error::Docker(format!("load task failed: {e}")))?;
         match (streamed, answer) {
             // The daemon stopped reading: its answer says why.
             (Err(_), Err(e)) if daemon_stopped => Err(e),

@@ -20,7 +20,7 @@ fn bench_compares_every_method_and_explains_where_the_bytes_went() {
     let out = ok(ferry(&store)
         .args(["bench", "app:1"])
         .arg(&v2)
-        .arg("--json")
+        .args(["--json", "--all"])
         .arg("--chart")
         .arg(&chart));
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -109,6 +109,7 @@ fn bench_compares_every_method_and_explains_where_the_bytes_went() {
             row["method"]
         );
     }
+    chart_is_fit_for_a_slide(&svg);
     // The table form.
     let text = ok(ferry(&store).arg("bench").arg(&v1).arg(&v2));
     assert!(
@@ -142,4 +143,84 @@ fn chart_without_the_feature_is_refused_clearly() {
         &["without the 'chart' feature", "--chart"],
     );
     assert!(!chart.exists());
+}
+
+/// The chart's value axis is logarithmic with real units, ferry's bar
+/// stands out, every bar says its size, and the callout says how much
+/// smaller than gzip ferry is.
+#[cfg(feature = "chart")]
+fn chart_is_fit_for_a_slide(svg: &str) {
+    let texts: Vec<&str> = svg
+        .split("<text")
+        .skip(1)
+        .map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim())
+        .collect();
+    // Tick labels are powers of ten spanning at least two decades.
+    let ticks: Vec<&str> = texts
+        .iter()
+        .copied()
+        .filter(|t| {
+            let (n, unit) = t.split_once(' ').unwrap_or_default();
+            ["1", "10", "100"].contains(&n) && ["B", "kB", "MB", "GB"].contains(&unit)
+        })
+        .collect();
+    assert!(
+        ticks.len() >= 3,
+        "not a log axis over two decades: {texts:?}"
+    );
+    assert!(svg.contains("log scale"), "{svg}");
+    // Bars: one fill for ferry's, another shared by the rest.
+    let mut fills: std::collections::BTreeMap<&str, usize> = Default::default();
+    for rect in svg.split("<rect").skip(1) {
+        let tag = &rect[..rect.find('>').unwrap()];
+        if let Some(f) = tag.split("fill=\"").nth(1) {
+            let f = &f[..f.find('"').unwrap()];
+            if !f.eq_ignore_ascii_case("#ffffff") {
+                *fills.entry(f).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        fills.len() == 2 && fills.values().any(|&n| n == 1) && fills.values().any(|&n| n > 1),
+        "ferry's bar is not the one distinct bar: {fills:?}"
+    );
+    assert!(svg.contains("smaller than gzip"), "{svg}");
+    assert!(
+        !texts
+            .iter()
+            .any(|t| t.starts_with("0.0") || t.contains(" 0.0")),
+        "a label reads 0.0: {texts:?}"
+    );
+}
+
+#[test]
+fn bench_methods_picks_rows_and_refuses_unknown_names() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let v1 = image(t.path(), "v1.tar", "app:1", 1);
+    let v2 = image(t.path(), "v2.tar", "app:2", 2);
+    fails(
+        ferry(&store)
+            .arg("bench")
+            .arg(&v1)
+            .arg(&v2)
+            .args(["--methods", "gzip,rsync"]),
+        &["unknown bench method 'rsync'", "gzip", "ferry-no-deltas"],
+    );
+    let out = ok(ferry(&store).arg("bench").arg(&v1).arg(&v2).args([
+        "--methods",
+        "gzip,ferry",
+        "--json",
+    ]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let methods: Vec<&str> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["gzip -6", "ferry"], "{r}");
+    // Without --all the ablations stay out.
+    let text = ok(ferry(&store).arg("bench").arg(&v1).arg(&v2));
+    assert!(!text.contains("without similarity deltas"), "{text}");
 }

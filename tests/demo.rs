@@ -80,9 +80,24 @@ fn demo_runs_the_whole_flow_and_keeps_its_files() {
     let full = file_size(&d.join("full.ferry"));
     assert!(update * 20 < v2.len() as u64, "update of {update} bytes");
     assert!(update * 10 < full, "update {update}, full {full}");
-    let shown = format!("{:.2} MB", update as f64 / 1e6);
+    let shown = ferry::chart::human(update);
     assert!(
         line(&out, "ferry delta pack").contains(&shown),
         "the delta size is not {shown}:\n{out}"
     );
+    // The summary says what each of ferry's ideas saved, as measured, and
+    // no share is rounded away to nothing.
+    let summary = line(&out, "update: ");
+    for part in [
+        "with ferry;",
+        "without tar-aware splitting;",
+        "without similarity deltas;",
+        "without either;",
+        "gzip: ",
+    ] {
+        assert!(summary.contains(part), "{summary}");
+    }
+    assert!(!out.contains("0.0%") && !out.contains(" 0.0 "), "{out}");
+    let pct = line(&out, "ferry delta pack");
+    assert!(pct.contains("% of the full tar"), "{pct}");
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::Selection;
 use super::{Rows, open, secs};
 use crate::archive::split::is_tar_header;
 use crate::counting::Counting;
@@ -22,54 +23,83 @@ pub(super) fn measure(
     new: &Path,
     full: u64,
     rows: &mut Rows,
+    wanted: &Selection,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut row = |method: &str, bytes: u64, seconds: Option<f64>, unpack: Option<f64>| {
         rows.push(method, bytes, seconds, unpack)
     };
-    progress.start("gzip -6", Some(full));
-    let t = Instant::now();
-    let mut gz =
-        flate2::write::GzEncoder::new(Counting::new(std::io::sink()), flate2::Compression::new(6));
-    copy_progress(&mut open(new)?, &mut gz, progress)?;
-    let n = gz.finish().ctx(|| "gzip".to_string())?.count();
-    row("gzip -6", n, secs(t), None);
+    if wanted.wants("gzip") {
+        progress.start("gzip -6", Some(full));
+        let t = Instant::now();
+        let mut gz = flate2::write::GzEncoder::new(
+            Counting::new(std::io::sink()),
+            flate2::Compression::new(6),
+        );
+        copy_progress(&mut open(new)?, &mut gz, progress)?;
+        let n = gz.finish().ctx(|| "gzip".to_string())?.count();
+        row("gzip -6", n, secs(t), None);
+    }
+    if wanted.wants("zstd") {
+        // The multithreaded encoder takes the input long before it has
+        // compressed it: its progress cannot be measured, only timed.
+        progress.start("zstd -19", None);
+        let t = Instant::now();
+        let mut z = zstd::stream::write::Encoder::new(Counting::new(std::io::sink()), 19)
+            .ctx(|| "zstd".to_string())?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        z.multithread(threads).ctx(|| "zstd".to_string())?;
+        copy_progress(&mut open(new)?, &mut z, progress)?;
+        let n = z.finish().ctx(|| "zstd".to_string())?.count();
+        row("zstd -19", n, secs(t), None);
+    }
+    if wanted.wants("layers") {
+        progress.start("layer-level: reading layers", None);
+        let t = Instant::now();
+        let old_layers: HashSet<[u8; 32]> =
+            layers(old, false)?.into_iter().map(|l| l.digest).collect();
+        let shipped: u64 = layers(new, true)?
+            .into_iter()
+            .filter(|l| !old_layers.contains(&l.digest))
+            .map(|l| l.gzip_bytes)
+            .sum();
+        row("layer-level (new layers, gzip -6)", shipped, secs(t), None);
+    }
+    patch_rows(old, new, full, wanted, rows, progress)?;
+    progress.finish();
+    Ok(())
+}
 
-    progress.start("zstd -19", Some(full));
-    let t = Instant::now();
-    let mut z = zstd::stream::write::Encoder::new(Counting::new(std::io::sink()), 19)
-        .ctx(|| "zstd".to_string())?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    z.multithread(threads).ctx(|| "zstd".to_string())?;
-    copy_progress(&mut open(new)?, &mut z, progress)?;
-    let n = z.finish().ctx(|| "zstd".to_string())?.count();
-    row("zstd -19", n, secs(t), None);
-
-    progress.start("layers", None);
-    let t = Instant::now();
-    let old_layers: HashSet<[u8; 32]> = layers(old, false)?.into_iter().map(|l| l.digest).collect();
-    let shipped: u64 = layers(new, true)?
-        .into_iter()
-        .filter(|l| !old_layers.contains(&l.digest))
-        .map(|l| l.gzip_bytes)
-        .sum();
-    row("layer-level (new layers, gzip -6)", shipped, secs(t), None);
-
-    progress.start("zstd --patch-from", Some(full));
+/// The `zstd --patch-from` rows `wanted` names.
+fn patch_rows(
+    old: &Path,
+    new: &Path,
+    full: u64,
+    wanted: &Selection,
+    rows: &mut Rows,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if !wanted.wants("zstd-patch") && !wanted.wants("zstd19-patch") {
+        return Ok(());
+    }
+    progress.start("zstd --patch-from: reading OLD", None);
     let t = Instant::now();
     let mut reference = Vec::new();
     open(old)?
         .read_to_end(&mut reference)
         .ctx(|| format!("reading {}", old.display()))?;
     let window = (64 - (reference.len() as u64 + full).max(1 << 20).leading_zeros()).min(31);
-    let n = patch_from(new, &reference, 3, window, progress)?;
-    row("zstd -3 --long=31 --patch-from", n, secs(t), None);
-    progress.start("zstd -19 --patch-from", Some(full));
-    let t = Instant::now();
-    let n = patch_from(new, &reference, 19, window, progress)?;
-    drop(reference);
-    row("zstd -19 --long=31 --patch-from", n, secs(t), None);
-    progress.finish();
+    if wanted.wants("zstd-patch") {
+        progress.start("zstd -3 --patch-from", Some(full));
+        let n = patch_from(new, &reference, 3, window, progress)?;
+        rows.push("zstd -3 --long=31 --patch-from", n, secs(t), None);
+    }
+    if wanted.wants("zstd19-patch") {
+        progress.start("zstd -19 --patch-from", Some(full));
+        let t = Instant::now();
+        let n = patch_from(new, &reference, 19, window, progress)?;
+        rows.push("zstd -19 --long=31 --patch-from", n, secs(t), None);
+    }
     Ok(())
 }
 

@@ -34,7 +34,7 @@ pub(super) fn attribute(
     sent: &[ChunkId],
     progress: &dyn Progress,
 ) -> Result<Attributed> {
-    progress.start("attributing", Some(full));
+    progress.start("ferry: attributing its bytes", Some(full));
     let mut classes = Classify::new(crate::chunker::PARAMS);
     let mut input = ProgressRead {
         inner: open(new)?,

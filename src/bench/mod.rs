@@ -25,6 +25,67 @@ use crate::progress::Progress;
 use crate::send::{PackOptions, write_pack};
 use crate::store::Store;
 
+/// The rows `ferry bench` can measure: the name `--methods` takes, and
+/// the row's label in the report.
+pub const METHODS: &[(&str, &str)] = &[
+    ("full", "full tar"),
+    ("gzip", "gzip -6"),
+    ("zstd", "zstd -19"),
+    ("layers", "layer-level (new layers, gzip -6)"),
+    ("zstd-patch", "zstd -3 --long=31 --patch-from"),
+    ("zstd19-patch", "zstd -19 --long=31 --patch-from"),
+    ("ferry-no-tar-split", "ferry without tar-aware splitting"),
+    ("ferry-no-deltas", "ferry without similarity deltas"),
+    ("ferry", "ferry"),
+];
+
+/// Rows that take ferry apart (what each of its ideas saves): measured
+/// only when asked for (`--all`, or by name).
+const ABLATIONS: &[&str] = &["ferry-no-tar-split", "ferry-no-deltas"];
+
+/// Which rows to measure, by their [`METHODS`] names.
+#[derive(Debug, Clone)]
+pub struct Selection(Vec<&'static str>);
+
+impl Selection {
+    /// Every row but the ablations (`all`: every row).
+    pub fn default_rows(all: bool) -> Selection {
+        Selection(
+            METHODS
+                .iter()
+                .map(|m| m.0)
+                .filter(|m| all || !ABLATIONS.contains(m))
+                .collect(),
+        )
+    }
+
+    /// The rows a comma-separated list names.
+    pub fn parse(list: &str) -> Result<Selection> {
+        let mut picked = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let Some(m) = METHODS.iter().find(|m| m.0 == name) else {
+                let valid: Vec<&str> = METHODS.iter().map(|m| m.0).collect();
+                return Err(Error::Invalid(format!(
+                    "unknown bench method '{name}': choose from {}",
+                    valid.join(", ")
+                )));
+            };
+            picked.push(m.0);
+        }
+        if picked.is_empty() {
+            return Err(Error::Invalid(
+                "--methods names no method: give a comma-separated list, e.g. gzip,ferry".into(),
+            ));
+        }
+        Ok(Selection(picked))
+    }
+
+    /// Whether the row named `name` is measured.
+    pub fn wants(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+}
+
 /// One way of shipping NEW.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -111,6 +172,7 @@ pub fn bench(
     old_label: &str,
     new_label: &str,
     work: &Path,
+    rows_wanted: &Selection,
     progress: &dyn Progress,
 ) -> Result<BenchReport> {
     let full = std::fs::metadata(new)
@@ -120,13 +182,22 @@ pub fn bench(
         full,
         rows: Vec::new(),
     };
-    rows.push("full tar", full, None, None);
-    baselines::measure(old, new, full, &mut rows, progress)?;
+    if rows_wanted.wants("full") {
+        rows.push("full tar", full, None, None);
+    }
+    baselines::measure(old, new, full, &mut rows, rows_wanted, progress)?;
 
     let mut delta = None;
     for variant in [Variant::Plain, Variant::Split, Variant::Deltas] {
-        let run = ferry_delta(old, new, work, variant, progress)?;
-        rows.push(variant.method(), run.bytes, run.made, run.unpacked);
+        // ferry itself is always measured: the breakdown is of its pack.
+        if variant != Variant::Deltas && !rows_wanted.wants(variant.name()) {
+            continue;
+        }
+        let phase = crate::progress::Prefixed::new(progress, variant.method());
+        let run = ferry_delta(old, new, work, variant, &phase)?;
+        if rows_wanted.wants(variant.name()) {
+            rows.push(variant.method(), run.bytes, run.made, run.unpacked);
+        }
         if variant == Variant::Deltas {
             delta = Some(run);
         }
@@ -188,6 +259,15 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Split => "split",
             Variant::Deltas => "deltas",
+        }
+    }
+
+    /// Its name in [`METHODS`].
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Plain => "ferry-no-tar-split",
+            Variant::Split => "ferry-no-deltas",
+            Variant::Deltas => "ferry",
         }
     }
 

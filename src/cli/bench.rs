@@ -22,10 +22,22 @@ pub struct Args {
     /// Also write an SVG bar chart of the bytes shipped
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Also measure ferry taken apart: without tar-aware splitting, and
+    /// without similarity deltas (what each of them saves)
+    #[arg(long, conflicts_with = "methods")]
+    all: bool,
+    /// Measure only these rows, comma-separated: full, gzip, zstd, layers,
+    /// zstd-patch, zstd19-patch, ferry-no-tar-split, ferry-no-deltas, ferry
+    #[arg(long, value_name = "A,B,C")]
+    methods: Option<String>,
 }
 
 /// Runs the comparison and prints it (and draws the chart).
 pub fn run(a: &Args, ctx: &Context) -> Result<()> {
+    let wanted = match &a.methods {
+        Some(list) => crate::bench::Selection::parse(list)?,
+        None => crate::bench::Selection::default_rows(a.all),
+    };
     if let Some(c) = &a.chart {
         crate::chart::available()?;
         crate::output::check_target(c)?;
@@ -37,7 +49,15 @@ pub fn run(a: &Args, ctx: &Context) -> Result<()> {
     };
     let old_path = input(&a.old, "old")?;
     let new_path = input(&a.new, "new")?;
-    let r = crate::bench::bench(&old_path, &new_path, &a.old, &a.new, tmp.path(), &ctx.bar)?;
+    let r = crate::bench::bench(
+        &old_path,
+        &new_path,
+        &a.old,
+        &a.new,
+        tmp.path(),
+        &wanted,
+        &ctx.bar,
+    )?;
     if let Some(c) = &a.chart {
         crate::chart::write(&r, c)?;
     }

@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 /// Runs the demo in `--dir` or a temporary directory removed afterwards.
-pub fn run(a: &Args) -> Result<()> {
+pub fn run(a: &Args, ctx: &super::Context) -> Result<()> {
     let tmp;
     let work = match &a.dir {
         Some(d) => {
@@ -30,7 +30,7 @@ pub fn run(a: &Args) -> Result<()> {
         }
     };
     let mut out = Stdout::new();
-    crate::demo::run(&work, &mut out)?;
+    crate::demo::run(&work, &mut out, &ctx.bar)?;
     let _ = writeln!(out, "\ndemo finished: every step verified");
     Ok(())
 }

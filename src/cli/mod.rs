@@ -162,7 +162,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Key(a) => key::run(a),
         Cmd::Trust(a) => trust::run(a, &ctx),
         Cmd::Verify(a) => verify::run(a, &ctx),
-        Cmd::Demo(a) => demo::run(a),
+        Cmd::Demo(a) => demo::run(a, &ctx),
         Cmd::Completions(a) => completions::run(a),
         Cmd::Man(a) => man::run(a),
         Cmd::PluginMetadata => plugin::print_metadata(),

@@ -67,7 +67,11 @@ pub fn rate(bytes: u64, since: Instant) -> String {
 }
 
 /// Progress through indicatif, drawn only when stderr is a terminal and
-/// `--quiet` was not given.
+/// `--quiet` was not given. A phase with a total is a bar with an ETA; one
+/// without is a spinner with the time elapsed (it ticks on its own, so a
+/// phase that reports nothing for a while still shows it is alive). A
+/// total that proves too small (an estimate) grows, so the bar never shows
+/// more than 100%.
 pub struct Bar {
     bar: ProgressBar,
 }
@@ -91,9 +95,9 @@ impl Progress for Bar {
         self.bar.reset();
         self.bar.set_length(total.unwrap_or(0));
         let style = if total.is_some() {
-            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
         } else {
-            "{msg:>10} {spinner} {bytes} {bytes_per_sec}"
+            "{msg} {spinner} {bytes} {bytes_per_sec} {elapsed}"
         };
         self.bar.set_style(
             ProgressStyle::with_template(style)
@@ -101,11 +105,55 @@ impl Progress for Bar {
                 .progress_chars("=> "),
         );
         self.bar.set_message(what.to_string());
+        if total.is_some() {
+            self.bar.disable_steady_tick();
+        } else {
+            self.bar
+                .enable_steady_tick(std::time::Duration::from_millis(120));
+        }
     }
     fn advance(&self, bytes: u64) {
+        let at = self.bar.position().saturating_add(bytes);
+        if let Some(len) = self.bar.length()
+            && len > 0
+            && at > len
+        {
+            self.bar.set_length(at);
+        }
         self.bar.inc(bytes);
     }
     fn finish(&self) {
+        self.bar.disable_steady_tick();
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_that_is_exceeded_grows() {
+        let b = Bar::new(true);
+        b.start("saving app:2 (estimated size)", Some(100));
+        b.advance(60);
+        assert_eq!(b.bar.length(), Some(100));
+        b.advance(90);
+        assert_eq!(b.bar.position(), 150);
+        assert_eq!(b.bar.length(), Some(150), "the bar would show 150%");
+        b.finish();
+        // The next phase starts from its own total.
+        b.start("verifying app:2", Some(40));
+        assert_eq!((b.bar.position(), b.bar.length()), (0, Some(40)));
+        b.finish();
+    }
+
+    #[test]
+    fn a_phase_without_a_total_stays_a_spinner() {
+        let b = Bar::new(true);
+        b.start("daemon importing", None);
+        b.advance(10);
+        assert_eq!(b.bar.length(), Some(0), "a spinner was given a total");
+        b.finish();
     }
 }

@@ -37,7 +37,7 @@ pub(super) fn check<R: Read>(
 ) -> Result<()> {
     let mut reader = PackReader::new(Counting::new(input)).map_err(|e| bad(label, e))?;
     accept::check_header(store, reader.header(), label)?;
-    progress.start("verifying", total);
+    progress.start("checking the signature", total);
     let mut seen = 0;
     while reader.next_record().map_err(|e| bad(label, e))?.is_some() {
         let n = reader.get_ref().count();

@@ -148,7 +148,7 @@ pub fn inspect<R: Read>(
     let h = reader.header().clone();
     let mut chunks = ChunkCounts::default();
     let mut records = Vec::new();
-    progress.start("reading", total);
+    progress.start("reading the pack", total);
     let mut seen = 0;
     while let Some(rec) = reader.next_record().map_err(|e| bad(label, e))? {
         count(&mut chunks, &mut records, rec);

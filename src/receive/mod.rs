@@ -100,12 +100,14 @@ pub fn unpack<R: Read>(
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
     if !authenticate::needed(store)? {
-        return import(store, input, label, progress);
+        return import(store, input, None, label, progress);
     }
     let copy = authenticate::spool(store, input, label, progress)?;
+    let size = copy.metadata().ok().map(|m| m.len());
     import(
         store,
         BufReader::with_capacity(1 << 20, copy),
+        size,
         label,
         progress,
     )
@@ -142,16 +144,18 @@ pub fn unpack_file(
     import(
         store,
         BufReader::with_capacity(1 << 20, file),
+        Some(size),
         label,
         progress,
     )
 }
 
-/// Verifies and imports a pack (see [`unpack`]); a signature is checked
-/// only at the end.
+/// Verifies and imports a pack (see [`unpack`]) of `size` bytes when known
+/// (progress counts pack bytes read); a signature is checked only at the end.
 fn import<R: Read>(
     store: &mut Store,
     input: R,
+    size: Option<u64>,
     label: &Path,
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
@@ -173,7 +177,7 @@ fn import<R: Read>(
             ..UnpackReport::default()
         });
     }
-    progress.start("unpacking", None);
+    progress.start("unpacking", size);
     store
         .write(|txn| {
             let mut unpacker = Unpacker {
@@ -192,6 +196,7 @@ fn import<R: Read>(
                 stored_here: HashMap::new(),
                 since_checkpoint: 0,
                 records: Vec::new(),
+                read: 0,
             };
             unpacker.read_all(&mut reader)?;
             let mut report = unpacker.finish(signed_by)?;
@@ -218,12 +223,6 @@ impl Incoming {
             Incoming::Delta(d) => &d.id,
         }
     }
-    fn len(&self) -> u32 {
-        match self {
-            Incoming::Plain(c) => c.len,
-            Incoming::Delta(d) => d.len,
-        }
-    }
 }
 
 /// An unpack in progress, inside the store's write operation.
@@ -242,13 +241,19 @@ struct Unpacker<'a, 's> {
     since_checkpoint: u64,
     /// A volume's snapshot records, placed once its whole set is here.
     records: Vec<SnapshotRecord>,
+    /// Pack bytes read so far (what the progress bar counts).
+    read: u64,
 }
 
 impl Unpacker<'_, '_> {
     /// Reads every record up to the trailer, storing chunks as they come.
-    fn read_all<R: Read>(&mut self, reader: &mut PackReader<R>) -> Result<()> {
+    fn read_all<R: Read>(&mut self, reader: &mut PackReader<Counting<R>>) -> Result<()> {
         loop {
-            match reader.next_record().map_err(|e| bad(self.label, e))? {
+            let record = reader.next_record().map_err(|e| bad(self.label, e))?;
+            let read = reader.get_ref().count();
+            self.progress.advance(read.saturating_sub(self.read));
+            self.read = read;
+            match record {
                 Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
                 Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
                 Some(Record::Group(g)) => {
@@ -284,7 +289,6 @@ impl Unpacker<'_, '_> {
         let mut fresh = Vec::with_capacity(batch.len());
         for c in batch {
             self.report.chunks += 1;
-            self.progress.advance(c.len() as u64);
             match self.txn.chunk_rowid(c.id())? {
                 Some(row) => self.tables.pack.push(Some(row)),
                 None => {
@@ -367,7 +371,6 @@ impl Unpacker<'_, '_> {
         for (p, id) in pieces.into_iter().zip(&ids) {
             self.report.chunks += 1;
             self.report.delta_chunks += 1;
-            self.progress.advance(p.len() as u64);
             let row = match self.txn.chunk_rowid(id)? {
                 Some(row) => row,
                 None => {
@@ -467,13 +470,12 @@ impl Unpacker<'_, '_> {
     /// compare, so the store never holds a snapshot that lies.
     fn verify_added(&mut self) -> Result<()> {
         self.txn.flush_data()?;
+        self.progress.finish();
         for name in &self.report.added {
-            crate::checkout::checkout(
-                self.txn.store(),
-                name,
-                &mut std::io::sink(),
-                &crate::progress::Quiet,
-            )
+            // The rebuild check is a phase of its own, sized by the stream.
+            let phase =
+                crate::progress::Relabel::new(self.progress, format!("verifying {name}"), None);
+            crate::checkout::checkout(self.txn.store(), name, &mut std::io::sink(), &phase)
             .map_err(|e| match e {
                 Error::Integrity(_) => Error::pack(
                     self.label,
