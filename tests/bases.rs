@@ -68,4 +68,9 @@ fn have_and_to_packs_are_as_small_as_base_packs_and_no_base_is_named() {
         said.contains("warning: no --base") && said.contains("--base 'app:1'"),
         "{said}"
     );
+    // A first transfer (nothing older shares much with it) needs no warning.
+    let out = run(ferry(&a)
+        .args(["pack", "app:1", "-o"])
+        .arg(dir.join("first.ferry")));
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }

@@ -177,21 +177,19 @@ fn choose_bases(
         return Ok((a.base.clone(), None));
     }
     let Some(held) = held else {
-        let best = suggest::candidates(store, &a.snapshots, None)?;
-        let note = match best.first().filter(|c| c.percent() >= 10.0) {
-            Some(c) => format!(
-                "warning: no --base, so the pack carries all of {}; this store's '{}' holds {:.0}% of it: if the receiver has it, add --base '{}'",
+        // An older snapshot sharing much is likely what the receiver runs:
+        // a first transfer (nothing older shares much) needs no warning.
+        let best = suggest::older_candidates(store, &a.snapshots)?;
+        let note = best.first().filter(|c| c.percent() >= 10.0).map(|c| {
+            format!(
+                "warning: no --base, so the pack carries all of {}; this store's older '{}' holds {:.0}% of it: if the receiver has it, add --base '{}'",
                 a.snapshots.join(", "),
                 c.name,
                 c.percent(),
                 c.name
-            ),
-            None => format!(
-                "note: no --base, so the pack carries all of {} (no snapshot in this store shares much with it)",
-                a.snapshots.join(", ")
-            ),
-        };
-        return Ok((Vec::new(), Some(note)));
+            )
+        });
+        return Ok((Vec::new(), note));
     };
     let bases = suggest::receiver_bases(store, &a.snapshots, held)?;
     if bases.is_empty() {

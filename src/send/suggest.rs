@@ -62,6 +62,26 @@ pub fn candidates(
     Ok(out)
 }
 
+/// Snapshots stored before every one of `snapshots` (older versions, most
+/// likely what a receiver already runs) that share chunks with them, best
+/// first.
+pub fn older_candidates(store: &Store, snapshots: &[String]) -> Result<Vec<Candidate>> {
+    let first = snapshots
+        .iter()
+        .map(|n| store.require(n).map(|s| s.rowid))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .unwrap_or(0);
+    let older: Vec<SnapshotDigest> = store
+        .snapshots()?
+        .into_iter()
+        .filter(|s| s.rowid < first)
+        .map(|s| s.blake3)
+        .collect();
+    candidates(store, snapshots, Some(&older))
+}
+
 /// The bases to use for a receiver known to hold `held`: the best few
 /// that share anything.
 pub fn receiver_bases(

@@ -326,32 +326,42 @@ impl Store {
     }
 }
 
-/// Opens the index for reading only, so that a store on read-only media or
-/// in a directory this user cannot write still reads. SQLite needs to write
-/// the WAL's shared-memory file even to read; where it cannot, and so no
-/// writer can change the store either, the index is opened as immutable.
+/// Opens the index for a reader. Where the store can be written, this is
+/// an ordinary connection (which can also recover the WAL a killed writer
+/// left, as SQLite needs a writable `-shm` for that); on read-only media or
+/// in a directory this user cannot write, it is read-only, and where SQLite
+/// cannot even create the WAL's `-shm` there (so no writer can change the
+/// store either), the index is opened as immutable.
 fn open_read_only(path: &Path) -> Result<Connection> {
     use rusqlite::OpenFlags;
+    let readable = |c: &Connection| {
+        c.busy_timeout(Duration::from_secs(30))
+            .and_then(|()| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)))
+            .is_ok()
+    };
+    let conn = Connection::open(path)?;
+    if readable(&conn) {
+        return Ok(conn);
+    }
+    drop(conn);
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    match conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)) {
-        Ok(_) => Ok(conn),
-        Err(_) => {
-            drop(conn);
-            let mut uri = String::from("file:");
-            for b in path.as_os_str().as_encoded_bytes() {
-                match b {
-                    b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
-                    _ => uri.push(*b as char),
-                }
-            }
-            uri.push_str("?immutable=1");
-            Ok(Connection::open_with_flags(
-                &uri,
-                flags | OpenFlags::SQLITE_OPEN_URI,
-            )?)
+    if readable(&conn) {
+        return Ok(conn);
+    }
+    drop(conn);
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(*b as char),
         }
     }
+    uri.push_str("?immutable=1");
+    Ok(Connection::open_with_flags(
+        &uri,
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?)
 }
 
 /// Refuses a store whose data files hold chunks but whose index is missing
