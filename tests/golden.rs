@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x06\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x07\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -586,7 +586,7 @@ const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     "7fab198854658ad680d321698a7ce1a8c975b74dcde565e46cb18db7b9b68bc1",
     "11ebc9b424d65af932e30c0cde4bc21aff897c828f065f5d421c5c7378dde9cd",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "bfc49140d42860722c2e32259719ddafd02e63ca2509aa21e1c3bdd61c63a129",
+    "b405349025398c75403070b1165b170a1f20fc948899f3b8fb69524d0c05dc41",
 );
 
 #[test]
@@ -600,6 +600,36 @@ fn golden_packs_of_version_6_read() {
         assert_eq!(enc[name], 1, "{enc}");
     }
     assert_eq!(split_meta(&delta)["reused_layers"], 1);
+}
+
+#[test]
+fn golden_packs_of_version_7_read() {
+    let (full, _) = golden_version(7, "go");
+    let enc = &split_meta(&full)["gzip_encoders"];
+    assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+#[test]
+fn golden_volumes_of_version_7_read_in_any_order_their_deltas_waiting_for_bases() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("s");
+    let mut vols: Vec<PathBuf> = (1..)
+        .map(|i| golden(&format!("v7-volumes.ferry.{i:03}")))
+        .take_while(|p| p.exists())
+        .collect();
+    assert!(vols.len() >= 2, "{vols:?}");
+    // The last volume first: its deltas' bases are in the others.
+    vols.reverse();
+    let first = ok(ferry(&store).arg("unpack").arg(&vols[0]));
+    assert!(first.contains("delta chunks kept until"), "{first}");
+    let mut cmd = ferry(&store);
+    cmd.arg("unpack").args(&vols[1..]);
+    assert!(ok(&mut cmd).contains("added golden:twins"));
+    assert_eq!(
+        checkout_digest(&store, "golden:twins"),
+        input_digest("twins", "a")
+    );
+    ok(ferry(&store).args(["verify", "--full"]));
 }
 
 /// `bytes` with the digits of the metadata's `"tagged_at_ms":N` zeroed.

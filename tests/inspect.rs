@@ -52,7 +52,7 @@ fn full_and_delta_packs_show_their_snapshots_chunks_and_bases_against_the_store(
     let none = s.dir.join("no-store");
     // No store: everything in the pack, nothing checked, nothing created.
     let full = &inspect_json(&none, &[&s.full])[0];
-    assert_eq!(full["version"], 6);
+    assert_eq!(full["version"], ferry::pack::format::VERSION);
     assert!(full["writer"].as_str().unwrap().starts_with("ferry "));
     assert!(full["created"].as_i64().unwrap() > 1_700_000_000);
     assert_eq!(full["pack_bytes"], file_size(&s.full));
@@ -78,8 +78,9 @@ fn full_and_delta_packs_show_their_snapshots_chunks_and_bases_against_the_store(
     );
     assert!(c["payload_bytes"].as_u64().unwrap() < file_size(&s.full));
     let text = inspect(&none, &[&s.full]);
+    let version = format!("version {}", ferry::pack::format::VERSION);
     for want in [
-        "version 6",
+        version.as_str(),
         "app:1",
         "none (a full pack)",
         "unsigned",

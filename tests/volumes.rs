@@ -326,3 +326,74 @@ fn volumes_are_filled_evenly_and_a_size_below_the_minimum_is_refused_naming_it()
     let help = ok(ferry(&a).args(["pack", "--help"]));
     assert!(help.contains("at least 384K"), "{help}");
 }
+
+/// Packs `name` from store `a` to `out` (with `--volume-size size`, if
+/// any) and returns the report.
+fn pack_json(a: &Path, name: &str, out: &Path, size: Option<&str>) -> serde_json::Value {
+    let mut cmd = ferry(a);
+    cmd.args(["pack", name, "--json", "-o"]).arg(out);
+    if let Some(size) = size {
+        cmd.args(["--volume-size", size]);
+    }
+    serde_json::from_str(&ok(&mut cmd)).unwrap()
+}
+
+#[test]
+fn a_delta_keeps_its_base_in_another_volume_and_waits_for_it_in_any_order() {
+    let t = tempfile::tempdir().unwrap();
+    // Two near copies of 1.5 MiB of random bytes: the second one's chunks
+    // go as deltas against the first one's, sent earlier in the pack.
+    let first = random_bytes(41, 3 << 19);
+    let mut second = first.clone();
+    for i in (0..second.len()).step_by(9000) {
+        second[i] ^= 0xff;
+    }
+    let input = write(t.path(), "twins.bin", &[first, second].concat());
+    let a = t.path().join("a");
+    ok(ferry(&a).arg("add").arg(&input));
+
+    let whole = pack_json(&a, "twins.bin", &t.path().join("whole.ferry"), None);
+    let split = pack_json(&a, "twins.bin", &t.path().join("v.ferry"), Some("400K"));
+    let vols = volumes_of(t.path(), "v.ferry");
+    assert!(vols.len() >= 4, "{vols:?}");
+    // Splitting keeps every delta, and costs only the volumes' own headers.
+    assert!(whole["delta_chunks"].as_u64().unwrap() >= 10, "{whole}");
+    assert_eq!(split["delta_chunks"], whole["delta_chunks"], "{split}");
+    let (w, s) = (
+        whole["pack_bytes"].as_u64().unwrap(),
+        split["pack_bytes"].as_u64().unwrap(),
+    );
+    assert!(s <= w + 2048 * vols.len() as u64, "{s} against {w}");
+    let sizes: Vec<u64> = vols.iter().map(|p| file_size(p)).collect();
+    assert_eq!(sizes.iter().sum::<u64>(), s);
+    assert!(sizes.iter().all(|&v| v <= 400 << 10), "{sizes:?}");
+
+    // The volume with the deltas first: they wait for their bases.
+    let b = t.path().join("b");
+    let last = vols.last().unwrap();
+    let out = ok(ferry(&b).arg("unpack").arg(last));
+    assert!(out.contains("delta chunks kept until"), "{out}");
+    // What they wait for stays through a gc (which may not drop a base).
+    ok(ferry(&b).arg("gc"));
+    ok(ferry(&b).args(["verify", "--full"]));
+    for v in vols[..vols.len() - 1].iter().rev() {
+        ok(ferry(&b).arg("unpack").arg(v));
+    }
+    assert!(waiting(&b).is_empty());
+    let back = t.path().join("back.bin");
+    ok(ferry(&b).args(["checkout", "twins.bin", "-o"]).arg(&back));
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&input).unwrap()
+    );
+    ok(ferry(&b).args(["verify", "--full"]));
+
+    // A set discarded while deltas wait leaves nothing waiting behind.
+    let c = t.path().join("c");
+    ok(ferry(&c).arg("unpack").arg(last));
+    ok(ferry(&c).args(["status", "--discard", "all"]));
+    let mut cmd = ferry(&c);
+    cmd.arg("unpack").args(vols.iter().rev());
+    assert!(ok(&mut cmd).contains("added twins.bin"));
+    ok(ferry(&c).args(["verify", "--full"]));
+}

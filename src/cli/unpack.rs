@@ -187,13 +187,21 @@ fn report_line(r: &UnpackReport, pack: &std::path::Path) -> Result<()> {
         )
     } else if let Some(v) = r.volume.as_ref().filter(|v| !v.missing.is_empty()) {
         say!(
-            "unpacked volume {} of {} ({}): {} chunks, {} new ({}); {}",
+            "unpacked volume {} of {} ({}): {} chunks, {} new ({}){}; {}",
             v.index,
             v.count,
             pack.display(),
             r.chunks,
             r.new_chunks,
             HumanBytes(r.new_bytes),
+            if r.waiting_deltas > 0 {
+                format!(
+                    ", {} delta chunks kept until the volumes with their bases arrive",
+                    r.waiting_deltas
+                )
+            } else {
+                String::new()
+            },
             waiting(&v.missing)
         )
     } else {

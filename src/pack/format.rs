@@ -9,8 +9,9 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// volumes, signatures and extra base chunks; version 4 added delta chunk
 /// records; version 5 added delta group records; version 6 added layers
 /// re-created by Go encoders (Go part records) and the header's encoder
-/// list.
-pub const VERSION: u32 = 6;
+/// list; version 7 lets a volume's delta chunks name chunks of other
+/// volumes of its set.
+pub const VERSION: u32 = 7;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 

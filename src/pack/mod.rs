@@ -16,7 +16,8 @@ use crate::id::SnapshotDigest;
 pub use decode::{decode_group, decode_snapshot};
 pub use reader::{PackReader, ReadError};
 pub use writer::{
-    PackWriter, chunk_record_len, encode_header, encode_snapshot, group_record_len, overhead,
+    PackWriter, chunk_record_len, delta_record_len, encode_header, encode_snapshot,
+    group_record_len, overhead,
 };
 
 /// A snapshot a delta pack assumes the receiver already holds.

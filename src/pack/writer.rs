@@ -82,16 +82,7 @@ impl<W: Write> PackWriter<W> {
             (1..=MAX_DELTA_BASES).contains(&bases.len()),
             "1 to 4 delta bases"
         );
-        let mut head = Vec::with_capacity(37 + 10 * bases.len());
-        head.extend_from_slice(id.as_bytes());
-        head.extend_from_slice(&len.to_le_bytes());
-        head.push(bases.len() as u8);
-        for b in bases {
-            crate::varint::put(
-                &mut head,
-                b.index << 1 | (b.src == recipe::Src::Base) as u64,
-            );
-        }
+        let head = delta_head(id, len, bases);
         self.record(REC_DELTA, &[&head, payload])?;
         self.totals.chunks += 1;
         self.totals.chunk_bytes += payload.len() as u64;
@@ -315,6 +306,27 @@ pub(super) fn group_head(lens: &[u32], digest: &[u8; 32], bases: &[recipe::Table
         crate::varint::put(&mut head, *n);
     }
     head
+}
+
+/// A delta record's fields before its payload.
+fn delta_head(id: &ChunkId, len: u32, bases: &[recipe::TableRef]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(37 + 10 * bases.len());
+    head.extend_from_slice(id.as_bytes());
+    head.extend_from_slice(&len.to_le_bytes());
+    head.push(bases.len() as u8);
+    for b in bases {
+        crate::varint::put(
+            &mut head,
+            b.index << 1 | (b.src == recipe::Src::Base) as u64,
+        );
+    }
+    head
+}
+
+/// Bytes of a delta record (framing included) with a payload of `payload`
+/// bytes.
+pub fn delta_record_len(bases: &[recipe::TableRef], payload: usize) -> u64 {
+    5 + delta_head(&ChunkId([0; 32]), 0, bases).len() as u64 + payload as u64
 }
 
 /// Bytes of a group record (framing included) with a frame of `frame` bytes.

@@ -13,7 +13,7 @@ pub mod inspect;
 mod rebuild;
 mod volumes;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
@@ -31,11 +31,12 @@ use crate::pack::{
 use crate::progress::Progress;
 use crate::store::Txn;
 use crate::store::data::DataReader;
+use crate::store::volumes::WaitBase;
 use crate::store::{ChunkRow, Store};
 
 use import::import_snapshot;
 pub use inspect::PackInfo;
-use rebuild::Tables;
+use rebuild::{Rebuilt, Tables};
 pub use volumes::{VolumeStatus, WaitingSet, discard_sets, waiting_sets};
 
 /// What [`unpack`] did.
@@ -53,10 +54,17 @@ pub struct UnpackReport {
     pub present: Vec<String>,
     /// Bytes of the pack.
     pub pack_bytes: u64,
-    /// Chunks that arrived as similarity deltas and were rebuilt here.
+    /// Chunks that arrived as similarity deltas (rebuilt here, or waiting).
     pub delta_chunks: u64,
     /// Bytes of the pack that carried them (delta frames).
     pub delta_bytes: u64,
+    /// Delta chunks of this volume that wait for a base in a volume of its
+    /// set not yet unpacked (rebuilt when it arrives).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting_deltas: u64,
+    /// Delta chunks that had waited for this volume and were rebuilt now.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resolved_deltas: u64,
     /// For a volume: which one, and what its set still needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeStatus>,
@@ -66,6 +74,10 @@ pub struct UnpackReport {
     /// Names (tags) the pack moved from other content to its snapshots.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<TagMove>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A name that moved to another snapshot (see [`UnpackReport::moved`]).
@@ -189,7 +201,9 @@ fn import<R: Read>(
                 tables: Tables {
                     pack: Vec::new(),
                     base,
-                    pack_bases: h.volume.is_none(),
+                    first: h.volume.map_or(0, |v| v.first),
+                    set: h.volume.map(|v| v.set),
+                    waiting: HashSet::new(),
                 },
                 report: UnpackReport::default(),
                 pending: Vec::new(),
@@ -312,32 +326,80 @@ impl Unpacker<'_, '_> {
                 None => match &c {
                     Incoming::Plain(p) => self.store_new(&p.id, p.codec, p.len, &p.payload)?,
                     Incoming::Delta(d) => {
-                        let bytes = rebuild::apply_delta(
+                        self.report.delta_chunks += 1;
+                        self.report.delta_bytes += d.payload.len() as u64;
+                        match rebuild::apply_delta(
                             self.txn,
                             &mut self.data,
                             d,
                             &self.tables,
                             self.label,
-                        )?;
-                        self.report.delta_chunks += 1;
-                        self.report.delta_bytes += d.payload.len() as u64;
-                        let (codec, payload) = codec::encode(bytes);
-                        self.store_new(&d.id, codec, d.len, &payload)?
+                        )? {
+                            Rebuilt::Bytes(bytes) => {
+                                let (codec, payload) = codec::encode(bytes);
+                                self.store_new(&d.id, codec, d.len, &payload)?
+                            }
+                            Rebuilt::Waits(bases) => {
+                                self.wait(d, at, &bases)?;
+                                continue;
+                            }
+                        }
                     }
                 },
             };
             self.tables.pack[at] = Some(row);
         }
         // Keep verified chunks durable as they come, so a killed unpack
-        // resumes where it was (until a snapshot is placed).
+        // resumes where it was (until a snapshot is placed, or a delta
+        // waits: only chunks may be committed early).
         if self.since_checkpoint >= CHECKPOINT_BYTES
             && self.report.added.is_empty()
             && self.report.present.is_empty()
+            && self.tables.waiting.is_empty()
         {
             self.txn.checkpoint()?;
             self.since_checkpoint = 0;
         }
         Ok(())
+    }
+
+    /// Keeps a delta chunk of a volume (at `at` in this volume's table)
+    /// until the volumes holding its bases are here.
+    fn wait(&mut self, d: &DeltaRecord, at: usize, bases: &[WaitBase]) -> Result<()> {
+        let set = self.tables.set.expect("only a volume's deltas wait");
+        let pos = self.tables.first + at as u64;
+        self.txn
+            .wait_delta(&set, pos, d.id.as_bytes(), d.len, &d.payload, bases)?;
+        self.tables.waiting.insert(pos);
+        self.report.waiting_deltas += 1;
+        Ok(())
+    }
+
+    /// Rebuilds the set's waiting delta chunks whose bases are all here
+    /// now (each may be the base of another), until none is left ready.
+    fn resolve_waiting(&mut self, set: &[u8; 16]) -> Result<()> {
+        loop {
+            let ready = self.txn.store().ready_deltas(set)?;
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for pos in ready {
+                let Some(d) = self.txn.store().ready_delta(set, pos)? else {
+                    continue;
+                };
+                let id = ChunkId(d.id);
+                let row = match self.txn.chunk_rowid(&id)? {
+                    Some(row) => row,
+                    None => {
+                        let bytes = rebuild::apply_ready(self.txn, &mut self.data, &d, self.label)?;
+                        let (codec, payload) = codec::encode(bytes);
+                        self.store_new(&id, codec, d.len, &payload)?
+                    }
+                };
+                self.txn.place_delta(set, pos, row)?;
+                self.report.resolved_deltas += 1;
+            }
+        }
     }
 
     /// Stores a chunk this store lacks, and counts it.
@@ -421,8 +483,8 @@ impl Unpacker<'_, '_> {
                 ));
             }
             let h = self.header;
-            let complete =
-                volumes::record_volume(self.txn, h, &v, &self.tables.pack, &self.records)?;
+            let complete = volumes::record_volume(self.txn, h, &v, &self.tables, &self.records)?;
+            self.resolve_waiting(&v.set)?;
             if !complete {
                 let missing = volumes::missing_volumes(self.txn.store(), &v.set, v.count)?;
                 self.report.volume = Some(VolumeStatus::new(&v, missing, false));
@@ -439,6 +501,17 @@ impl Unpacker<'_, '_> {
     /// The last volume of a set arrived: places the set's snapshots
     /// against the set's whole chunk table, and closes the set.
     fn import_set(&mut self, set: &[u8; 16]) -> Result<()> {
+        let stuck = self.txn.store().waiting_deltas(set)?;
+        if stuck > 0 {
+            return Err(Error::pack(
+                self.label,
+                format!(
+                    "volume set {} is corrupt: {stuck} delta chunks name bases none of its volumes holds; copy the volumes again from the source",
+                    crate::hex(set)
+                ),
+            ));
+        }
+        self.tables.first = 0;
         self.tables.pack = (self.txn.store().volume_set_rows(set)?)
             .into_iter()
             .map(Some)

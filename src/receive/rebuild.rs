@@ -1,8 +1,10 @@
 //! Rebuilding what arrives encoded: delta chunks and delta groups are
-//! decoded against their bases (chunks in the store, or earlier records of
-//! the pack) and checked against their BLAKE3 before anything is stored;
-//! plain chunk records are decoded and checked in parallel batches.
+//! decoded against their bases (chunks in the store, earlier records of
+//! the pack, or chunks of another volume of its set) and checked against
+//! their BLAKE3 before anything is stored; plain chunk records are decoded
+//! and checked in parallel batches.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -13,18 +15,34 @@ use crate::error::{Error, Result};
 use crate::pack::recipe::{Src, TableRef};
 use crate::pack::{ChunkRecord, DeltaRecord, GroupRecord};
 use crate::store::data::DataReader;
-use crate::store::{ChunkEntry, ChunkRow, Txn};
+use crate::store::volumes::{ReadyDelta, WaitBase};
+use crate::store::{ChunkEntry, ChunkRow, Store, Txn};
 
 /// Where compact recipe indices and delta bases point: rows of this
 /// pack's chunk records, in order (`None` for a chunk of the batch being
-/// stored; for a complete volume set, the set's whole table), and of the
-/// bases' chunk tables.
+/// stored, or one waiting for a base; for a complete volume set, the
+/// set's whole table), and of the bases' chunk tables.
 pub(super) struct Tables {
     pub pack: Vec<Option<ChunkRow>>,
     pub base: Vec<ChunkRow>,
-    /// Deltas may name earlier records of this pack (never so in a
-    /// volume, whose set may arrive in any order).
-    pub pack_bases: bool,
+    /// Place of `pack[0]` in the pack's table: for a volume, where its
+    /// chunks start in its set's table (0 once the set is whole).
+    pub first: u64,
+    /// For a volume, its set: a delta may name a chunk of another volume.
+    pub set: Option<[u8; 16]>,
+    /// Places (in the set's table) of this volume's delta chunks that wait
+    /// for a base in another volume.
+    pub waiting: HashSet<u64>,
+}
+
+/// Where a delta's base is.
+enum BaseAt {
+    /// Stored here.
+    Row(ChunkRow),
+    /// Another volume of the set brings it (or a delta that waits itself).
+    Waits(u64),
+    /// Nowhere: the pack is corrupt or made for another store.
+    Absent,
 }
 
 impl Tables {
@@ -45,18 +63,36 @@ impl Tables {
         }
     }
 
-    /// The stored chunk a delta base names, when it is there.
-    fn base_row(&self, b: &TableRef) -> Option<ChunkRow> {
-        if b.src == Src::Pack && !self.pack_bases {
-            return None;
+    /// Where a delta base is. Pack-table bases must be records before this
+    /// one: in this pack (or volume), or for a volume in another volume of
+    /// its set, which may not have arrived yet.
+    fn locate(&self, store: &Store, b: &TableRef) -> Result<BaseAt> {
+        if b.src == Src::Base {
+            return Ok(self
+                .base
+                .get(b.index as usize)
+                .map_or(BaseAt::Absent, |&r| BaseAt::Row(r)));
         }
-        self.row(b.src, b.index as usize).flatten()
+        let pos = b.index;
+        if pos >= self.first {
+            return Ok(match self.pack.get((pos - self.first) as usize) {
+                Some(Some(r)) => BaseAt::Row(*r),
+                Some(None) if self.waiting.contains(&pos) => BaseAt::Waits(pos),
+                _ => BaseAt::Absent,
+            });
+        }
+        let Some(set) = &self.set else {
+            return Ok(BaseAt::Absent);
+        };
+        Ok(match store.volume_chunk(set, pos)? {
+            Some(r) => BaseAt::Row(r),
+            None => BaseAt::Waits(pos),
+        })
     }
 }
 
 /// A delta frame and what it must rebuild to.
 struct Frame<'a> {
-    bases: &'a [TableRef],
     payload: &'a [u8],
     len: usize,
     digest: &'a [u8; 32],
@@ -64,26 +100,72 @@ struct Frame<'a> {
     what: String,
 }
 
-/// Rebuilds a delta chunk from its bases and checks it against its BLAKE3.
+/// A delta chunk rebuilt, or (in a volume) the bases it waits for.
+pub(super) enum Rebuilt {
+    Bytes(Vec<u8>),
+    Waits(Vec<WaitBase>),
+}
+
+/// Rebuilds a delta chunk from its bases and checks it against its BLAKE3;
+/// in a volume, a delta with a base in a volume not yet here waits.
 pub(super) fn apply_delta(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
     d: &DeltaRecord,
     tables: &Tables,
     label: &Path,
-) -> Result<Vec<u8>> {
+) -> Result<Rebuilt> {
     let frame = Frame {
-        bases: &d.bases,
         payload: &d.payload,
         len: d.len as usize,
         digest: d.id.as_bytes(),
         what: format!("delta chunk {}", d.id.short()),
     };
-    rebuild(txn, data, &frame, tables, label)
+    let mut at = Vec::with_capacity(d.bases.len());
+    let mut waits = false;
+    for b in &d.bases {
+        let base = match tables.locate(txn.store(), b)? {
+            BaseAt::Row(r) => WaitBase::Chunk(r),
+            BaseAt::Waits(p) => {
+                waits = true;
+                WaitBase::Pos(p)
+            }
+            BaseAt::Absent => return Err(absent(label, &frame.what, b)),
+        };
+        at.push(base);
+    }
+    if waits {
+        return Ok(Rebuilt::Waits(at));
+    }
+    let rows: Vec<ChunkRow> = at
+        .iter()
+        .map(|b| match b {
+            WaitBase::Chunk(r) => *r,
+            WaitBase::Pos(_) => unreachable!("no base waits"),
+        })
+        .collect();
+    rebuild(txn, data, &frame, &rows, label).map(Rebuilt::Bytes)
+}
+
+/// Rebuilds a delta chunk that waited for bases in other volumes, now all
+/// stored as `bases`, and checks it against its BLAKE3.
+pub(super) fn apply_ready(
+    txn: &mut Txn<'_>,
+    data: &mut DataReader,
+    d: &ReadyDelta,
+    label: &Path,
+) -> Result<Vec<u8>> {
+    let frame = Frame {
+        payload: &d.payload,
+        len: d.len as usize,
+        digest: &d.id,
+        what: format!("delta chunk {}", &crate::hex(&d.id)[..16]),
+    };
+    rebuild(txn, data, &frame, &d.bases, label)
 }
 
 /// Rebuilds a group's chunks (concatenated) from its bases and checks
-/// them against the group's BLAKE3.
+/// them against the group's BLAKE3. A group's bases are always held.
 pub(super) fn apply_group(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
@@ -92,13 +174,31 @@ pub(super) fn apply_group(
     label: &Path,
 ) -> Result<Vec<u8>> {
     let frame = Frame {
-        bases: &g.bases,
         payload: &g.payload,
         len: g.out_len() as usize,
         digest: &g.digest,
         what: format!("delta group {}", &crate::hex(&g.digest)[..16]),
     };
-    rebuild(txn, data, &frame, tables, label)
+    let mut rows = Vec::with_capacity(g.bases.len());
+    for b in &g.bases {
+        match tables.locate(txn.store(), b)? {
+            BaseAt::Row(r) => rows.push(r),
+            _ => return Err(absent(label, &frame.what, b)),
+        }
+    }
+    rebuild(txn, data, &frame, &rows, label)
+}
+
+/// The error for a base that is nowhere.
+fn absent(label: &Path, what: &str, b: &TableRef) -> Error {
+    Error::pack(
+        label,
+        format!(
+            "pack sends {what} against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
+            if b.src == Src::Pack { "pack" } else { "base" },
+            b.index
+        ),
+    )
 }
 
 /// Decodes a frame against its bases (chunks in the store, possibly
@@ -108,28 +208,17 @@ fn rebuild(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
     f: &Frame<'_>,
-    tables: &Tables,
+    rows: &[ChunkRow],
     label: &Path,
 ) -> Result<Vec<u8>> {
     let what = &f.what;
     txn.flush_data()?;
     let mut base_bytes = Vec::new();
-    for b in f.bases {
-        // Pack-table bases must be records before this one; base-table
-        // ones come from the store's copies of the bases.
-        let base = match tables.base_row(b) {
-            Some(r) => txn.store().chunk_by_row(r)?,
-            None => None,
-        };
-        let Some(base) = base else {
-            return Err(Error::pack(
-                label,
-                format!(
-                    "pack sends {what} against {} chunk {}, which neither this store nor the pack holds there: it is corrupt, or was made for another store; copy it again, or ask for a pack made against what this store has ('ferry inventory')",
-                    if b.src == Src::Pack { "pack" } else { "base" },
-                    b.index
-                ),
-            ));
+    for &r in rows {
+        let Some(base) = txn.store().chunk_by_row(r)? else {
+            return Err(Error::Integrity(format!(
+                "{what} is rebuilt against a chunk this store no longer has: run 'ferry verify'"
+            )));
         };
         if base_bytes.len() as u64 + base.len as u64 > crate::pack::format::MAX_GROUP_PREFIX {
             return Err(Error::pack(

@@ -9,6 +9,8 @@ use crate::pack::{Header, SnapshotRecord, VolumeInfo, encode_snapshot};
 use crate::store::volumes::NewVolume;
 use crate::store::{ChunkRow, Store, Txn};
 
+use super::rebuild::Tables;
+
 /// A volume's place in its set after an unpack.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeStatus {
@@ -133,7 +135,7 @@ pub(super) fn record_volume(
     txn: &mut Txn<'_>,
     h: &Header,
     v: &VolumeInfo,
-    rows: &[Option<ChunkRow>],
+    tables: &Tables,
     records: &[SnapshotRecord],
 ) -> Result<bool> {
     let records = records
@@ -143,17 +145,21 @@ pub(super) fn record_volume(
             Ok((r.name.clone(), bytes))
         })
         .collect::<Result<Vec<_>>>()?;
-    // The trailer comes after the last batch of chunks was stored.
-    let rows: Vec<ChunkRow> = rows
-        .iter()
-        .map(|r| {
-            r.ok_or_else(|| {
-                Error::Integrity(
+    // The trailer comes after the last batch of chunks was stored; only
+    // delta chunks waiting for another volume have no row yet.
+    let mut rows: Vec<(u64, ChunkRow)> = Vec::with_capacity(tables.pack.len());
+    for (i, r) in tables.pack.iter().enumerate() {
+        let pos = v.first + i as u64;
+        match r {
+            Some(r) => rows.push((pos, *r)),
+            None if tables.waiting.contains(&pos) => {}
+            None => {
+                return Err(Error::Integrity(
                     "a chunk of this volume was read but not stored: nothing was imported; unpack the volume again".into(),
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
+                ));
+            }
+        }
+    }
     let have = txn.record_volume(&NewVolume {
         set: &v.set,
         index: v.index,

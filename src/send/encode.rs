@@ -17,28 +17,29 @@ use crate::store::{ChunkEntry, Store};
 
 use super::io_out;
 use super::plan::Plan;
+use super::spool::Spool;
 
 /// Sends encoded together (in parallel) at most, by count and bytes.
 const BATCH_CHUNKS: usize = 1024;
 const BATCH_BYTES: u64 = 64 << 20;
 
 /// How one send goes into the pack on its own.
-enum Single {
+pub(super) enum Single {
     Stored,
     Squeezed(Vec<u8>),
     Delta(Vec<u8>),
 }
 
 /// A group's record: its chunks' lengths, their digest, its bases and frame.
-struct GroupOut {
-    lens: Vec<u32>,
-    digest: [u8; 32],
-    refs: Vec<recipe::TableRef>,
-    frame: Vec<u8>,
+pub(super) struct GroupOut {
+    pub lens: Vec<u32>,
+    pub digest: [u8; 32],
+    pub refs: Vec<recipe::TableRef>,
+    pub frame: Vec<u8>,
 }
 
 /// How an item (one send, or a group of sends) goes into the pack.
-enum Encoded {
+pub(super) enum Encoded {
     Group(GroupOut),
     /// One record per send of the item.
     Singles(Vec<Single>),
@@ -109,6 +110,18 @@ impl<'a> Encoder<'a> {
         w: &mut PackWriter<W>,
         batch: &[(usize, usize)],
     ) -> Result<()> {
+        self.ensure_batch(batch)?;
+        let encoded = self.encode_batch(batch)?;
+        for (&(i, n), out) in batch.iter().zip(encoded) {
+            self.write_item(w, i, n, out)?;
+            self.progress.advance(self.raw(i, n));
+        }
+        self.reader.release();
+        Ok(())
+    }
+
+    /// Maps what a batch reads: its sends and their bases.
+    fn ensure_batch(&mut self, batch: &[(usize, usize)]) -> Result<()> {
         let plan = self.plan;
         for &(i, n) in batch {
             for c in &plan.sends[i..i + n] {
@@ -118,12 +131,100 @@ impl<'a> Encoder<'a> {
                 self.reader.ensure(b.loc)?;
             }
         }
-        let encoded = self.encode_batch(batch)?;
-        for (&(i, n), out) in batch.iter().zip(encoded) {
-            self.write_item(w, i, n, out)?;
-        }
-        self.reader.release();
         Ok(())
+    }
+
+    /// Plain bytes of an item's sends (what progress counts).
+    fn raw(&self, i: usize, n: usize) -> u64 {
+        self.plan.sends[i..i + n].iter().map(|c| c.len as u64).sum()
+    }
+
+    /// Encodes every item of the plan into `spool`; returns each item's
+    /// first send and the exact bytes of its records.
+    pub fn spool_all(&mut self, spool: &mut Spool) -> Result<Vec<(usize, u64)>> {
+        let items: Vec<(usize, usize)> = self.plan.items().collect();
+        let mut sizes = Vec::with_capacity(items.len());
+        for batch in self.batches(&items) {
+            self.ensure_batch(batch)?;
+            let encoded = self.encode_batch(batch)?;
+            for (&(i, n), out) in batch.iter().zip(encoded) {
+                let mut stored = Vec::new();
+                if let Encoded::Singles(singles) = &out {
+                    for (c, s) in self.plan.sends[i..i + n].iter().zip(singles) {
+                        if let Single::Stored = s {
+                            stored.push(*blake3::hash(self.reader.get(&c.id, c.loc)?).as_bytes());
+                        }
+                    }
+                }
+                sizes.push((i, self.record_len(i, n, &out)));
+                spool.put(&out, &mut stored.into_iter())?;
+                self.progress.advance(self.raw(i, n));
+            }
+            self.reader.release();
+        }
+        Ok(sizes)
+    }
+
+    /// Writes the records of sends `range` (whole items) from `spool`,
+    /// which [`Self::spool_all`] filled and which is read in order. A chunk
+    /// that goes as stored must still hash as it did when it was encoded.
+    pub fn replay<W: Write>(
+        &mut self,
+        w: &mut PackWriter<W>,
+        spool: &mut Spool,
+        range: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let items: Vec<(usize, usize)> =
+            plan.items().filter(|&(i, _)| range.contains(&i)).collect();
+        for batch in self.batches(&items) {
+            for &(i, n) in batch {
+                let (mut out, stored) = spool.next()?;
+                match &mut out {
+                    Encoded::Group(g) => g.refs = plan.refs(plan.group_bases(i)),
+                    Encoded::Singles(singles) => {
+                        let mut hashes = stored.iter();
+                        for (c, s) in plan.sends[i..i + n].iter().zip(singles.iter()) {
+                            if let Single::Stored = s {
+                                self.reader.ensure(c.loc)?;
+                                let now = blake3::hash(self.reader.get(&c.id, c.loc)?);
+                                if Some(now.as_bytes()) != hashes.next() {
+                                    return Err(Error::BadStore {
+                                        store: self.store_dir.clone(),
+                                        msg: format!(
+                                            "chunk {} changed in data file {:08}.dat while it was packed: run 'ferry verify --full', then pack again",
+                                            c.id, c.loc.file
+                                        ),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                self.write_item(w, i, n, out)?;
+            }
+            self.reader.release();
+        }
+        Ok(())
+    }
+
+    /// Bytes the records of an encoded item take.
+    fn record_len(&self, i: usize, n: usize, out: &Encoded) -> u64 {
+        let plan = self.plan;
+        match out {
+            Encoded::Group(g) => crate::pack::group_record_len(&g.lens, &g.refs, g.frame.len()),
+            Encoded::Singles(singles) => plan.sends[i..i + n]
+                .iter()
+                .zip(singles)
+                .map(|(c, s)| match s {
+                    Single::Stored => chunk_record_len(c.loc.clen),
+                    Single::Squeezed(p) => chunk_record_len(p.len() as u32),
+                    Single::Delta(p) => {
+                        crate::pack::delta_record_len(&plan.refs(&plan.similar[i]), p.len())
+                    }
+                })
+                .sum(),
+        }
     }
 
     /// Encodes a batch in parallel, costliest items first, one task each,
@@ -233,8 +334,6 @@ impl<'a> Encoder<'a> {
             Encoded::Group(g) => {
                 w.group(&g.lens, &g.digest, &g.refs, &g.frame)
                     .map_err(io_out)?;
-                self.progress
-                    .advance(g.lens.iter().map(|&l| l as u64).sum());
             }
             Encoded::Singles(outs) => {
                 for (c, out) in plan.sends[i..i + n].iter().zip(outs) {
@@ -250,7 +349,6 @@ impl<'a> Encoder<'a> {
                         }
                     }
                     .map_err(io_out)?;
-                    self.progress.advance(c.len as u64);
                 }
             }
         }

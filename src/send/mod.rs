@@ -6,6 +6,7 @@
 
 mod encode;
 mod plan;
+mod spool;
 pub mod suggest;
 mod volumes;
 
@@ -21,6 +22,7 @@ use crate::progress::Progress;
 use crate::store::{ChunkRow, Store};
 
 use encode::Encoder;
+use spool::Spool;
 use volumes::Volumes;
 
 /// What goes into a pack.
@@ -159,17 +161,36 @@ pub fn write_volumes<W: Write>(
         .map(|r| encode_snapshot(r).map(|e| 5 + e.len() as u64))
         .sum::<std::io::Result<u64>>()
         .map_err(io_out)?;
-    let volumes = Volumes::new(&plan, opts.volume_size, opts.sign.is_some(), snapshot_bytes)?;
     progress.start("packing", Some(plan.logical));
     let squeeze = !opts.no_deltas && !plan.base_index.is_empty();
     let mut encoder = Encoder::new(store, &plan, squeeze, progress);
+    // A split pack is encoded first, so that volumes are cut by the exact
+    // size of each record (deltas come out much smaller than their chunks).
+    let mut spool = None;
+    let mut sizes = Vec::new();
+    if opts.volume_size.is_some() {
+        let mut s = Spool::new()?;
+        sizes = encoder.spool_all(&mut s)?;
+        s.rewind()?;
+        spool = Some(s);
+    }
+    let volumes = Volumes::new(
+        &plan,
+        opts.volume_size,
+        opts.sign.is_some(),
+        sizes,
+        snapshot_bytes,
+    )?;
     let mut totals = PackTotals::default();
     let mut outs = Vec::with_capacity(volumes.count() as usize);
     for v in 0..volumes.count() as usize {
         let header = volumes.header(&plan.header, v);
         let out = open(v as u32 + 1, volumes.count())?;
         let mut w = PackWriter::new(out, &header).map_err(io_out)?;
-        encoder.write(&mut w, volumes.range(v))?;
+        match spool.as_mut() {
+            Some(s) => encoder.replay(&mut w, s, volumes.range(v))?,
+            None => encoder.write(&mut w, volumes.range(v))?,
+        }
         if volumes.is_last(v) {
             for r in &plan.records {
                 w.snapshot(r).map_err(io_out)?;

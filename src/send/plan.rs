@@ -160,10 +160,6 @@ struct Planner<'a> {
     seen: HashSet<ChunkRow>,
     skipped: u64,
     known: u64,
-    /// Chunks a delta may use as its base: what the receiver holds, and
-    /// (outside volumes, which may arrive in any order) what this pack
-    /// sends before it.
-    intra: bool,
     /// A group goes whole into one volume: volumes plan with the plain size
     /// of its chunks, so a group holds at most half a volume of new bytes.
     group_cap: u64,
@@ -230,7 +226,6 @@ impl<'a> Planner<'a> {
             seen: HashSet::new(),
             skipped: 0,
             known: 0,
-            intra: opts.volume_size.is_none(),
             group_cap: opts.volume_size.map_or(GROUP_OUT, |v| GROUP_OUT.min(v / 2)),
         })
     }
@@ -425,8 +420,10 @@ impl<'a> Planner<'a> {
         candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let have = self.opts.have.as_ref();
         for (row, _) in candidates {
-            let held = self.base_index.contains_key(&row)
-                || (self.intra && self.pack_index.contains_key(&row));
+            // What the receiver holds, or what this pack sends before `c`
+            // (in a volume set, perhaps in another volume: the delta then
+            // waits there for it).
+            let held = self.base_index.contains_key(&row) || self.pack_index.contains_key(&row);
             if held {
                 return store.chunk_by_row(row);
             }

@@ -3,7 +3,7 @@
 //! share, and each volume's header.
 
 use crate::error::{Error, Result};
-use crate::pack::{Header, VolumeInfo, chunk_record_len, overhead};
+use crate::pack::{Header, VolumeInfo, overhead};
 
 use super::io_out;
 use super::plan::Plan;
@@ -22,9 +22,16 @@ pub(super) struct Volumes {
 
 impl Volumes {
     /// Lays `plan` out in volumes of at most `limit` bytes (one volume
-    /// without a limit). `snapshot_bytes` is what the snapshot records take
-    /// in the last volume.
-    pub fn new(plan: &Plan, limit: Option<u64>, signed: bool, snapshot_bytes: u64) -> Result<Self> {
+    /// without a limit). `sizes` gives each item's first send and the bytes
+    /// of its records as encoded (needed with a limit); `snapshot_bytes` is
+    /// what the snapshot records take in the last volume.
+    pub fn new(
+        plan: &Plan,
+        limit: Option<u64>,
+        signed: bool,
+        sizes: Vec<(usize, u64)>,
+        snapshot_bytes: u64,
+    ) -> Result<Self> {
         let cuts = match limit {
             None => vec![0],
             Some(limit) => {
@@ -37,18 +44,8 @@ impl Volumes {
                     chunks: 0,
                 });
                 let base = overhead(&header, signed).map_err(io_out)?;
-                // A group is never split across volumes: it goes as one
-                // record, or as plain records that are never larger.
-                let mut items: Vec<(usize, u64)> = plan
-                    .items()
-                    .map(|(i, n)| {
-                        let rec = plan.sends[i..i + n]
-                            .iter()
-                            .map(|c| chunk_record_len(c.loc.clen))
-                            .sum();
-                        (i, rec)
-                    })
-                    .collect();
+                // A group is never split across volumes.
+                let mut items = sizes;
                 // The snapshot records go last, in the last volume.
                 items.push((plan.sends.len(), snapshot_bytes));
                 cut(&items, limit, base)?

@@ -97,6 +97,7 @@ fn mark_live(conn: &Connection, removed: &[i64], ignore_peers: bool) -> Result<(
          CREATE TEMP TABLE live (chunk INTEGER PRIMARY KEY);
          INSERT OR IGNORE INTO live SELECT chunk FROM recipe WHERE snapshot NOT IN ({});
          INSERT OR IGNORE INTO live SELECT chunk FROM volume_chunks;
+         INSERT OR IGNORE INTO live SELECT chunk FROM volume_delta_bases WHERE chunk IS NOT NULL;
          CREATE TEMP TABLE peer_only (chunk INTEGER PRIMARY KEY);
          INSERT OR IGNORE INTO peer_only SELECT chunk FROM peer_chunks
            WHERE chunk NOT IN (SELECT chunk FROM live);",

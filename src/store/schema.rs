@@ -142,8 +142,30 @@ CREATE TABLE IF NOT EXISTS layers (
 ) WITHOUT ROWID;
 ";
 
+/// Version 5: delta chunks of a volume that wait for a base in another
+/// volume of their set (`volume_deltas`), and those bases, each a stored
+/// chunk or a place in the set's chunk table (`volume_delta_bases`).
+const WAITING_DELTAS: &str = "
+CREATE TABLE IF NOT EXISTS volume_deltas (
+    set_id  BLOB    NOT NULL,
+    pos     INTEGER NOT NULL,
+    id      BLOB    NOT NULL,
+    len     INTEGER NOT NULL,
+    payload BLOB    NOT NULL,
+    PRIMARY KEY (set_id, pos)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS volume_delta_bases (
+    set_id   BLOB    NOT NULL,
+    pos      INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    chunk    INTEGER,
+    base_pos INTEGER,
+    PRIMARY KEY (set_id, pos, seq)
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order: entry `i` takes the index to version `i + 1`.
-const MIGRATIONS: [&str; 4] = [BASE, RECIPE_OPS, AIRGAP, LAYERS];
+const MIGRATIONS: [&str; 5] = [BASE, RECIPE_OPS, AIRGAP, LAYERS, WAITING_DELTAS];
 
 /// Version of the index schema this ferry writes (SQLite's `user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -175,10 +197,14 @@ pub enum Table {
     Files,
     /// Compressed layer blobs and where their pieces are.
     Layers,
+    /// Delta chunks of a volume waiting for a base in another volume.
+    VolumeDeltas,
+    /// Their bases.
+    VolumeDeltaBases,
 }
 
 impl Table {
-    pub(super) const ALL: [Table; 10] = [
+    pub(super) const ALL: [Table; 12] = [
         Table::Volumes,
         Table::VolumeChunks,
         Table::Pending,
@@ -189,6 +215,8 @@ impl Table {
         Table::TrustedKeys,
         Table::Files,
         Table::Layers,
+        Table::VolumeDeltas,
+        Table::VolumeDeltaBases,
     ];
 
     /// Its name in the index.
@@ -204,6 +232,8 @@ impl Table {
             Table::TrustedKeys => "trusted_keys",
             Table::Files => "files",
             Table::Layers => "layers",
+            Table::VolumeDeltas => "volume_deltas",
+            Table::VolumeDeltaBases => "volume_delta_bases",
         }
     }
 

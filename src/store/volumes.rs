@@ -1,7 +1,8 @@
 //! The index side of moving packs: volume sets being gathered by `unpack`
 //! (which volumes arrived, their chunks' places in the set's table, the
-//! snapshot records they carried) and the counts an imported snapshot
-//! learns only once its recipe is placed.
+//! snapshot records they carried, delta chunks waiting for a base in
+//! another volume) and the counts an imported snapshot learns only once
+//! its recipe is placed.
 
 use std::collections::HashSet;
 
@@ -25,10 +26,33 @@ pub struct NewVolume<'a> {
     pub chunks: u64,
     /// The names of the snapshots the set adds.
     pub snapshots: &'a [String],
-    /// Row ids of this volume's chunks, in pack-table order.
-    pub rows: &'a [ChunkRow],
+    /// Row ids of this volume's chunks by place in the set's table (delta
+    /// chunks waiting for another volume have none yet).
+    pub rows: &'a [(u64, ChunkRow)],
     /// The snapshot records it carried (name and encoded record), in order.
     pub records: &'a [(String, Vec<u8>)],
+}
+
+/// A base of a waiting delta chunk: a chunk this store holds, or a place in
+/// the set's chunk table that another volume fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitBase {
+    /// A stored chunk.
+    Chunk(ChunkRow),
+    /// A place in the set's chunk table.
+    Pos(u64),
+}
+
+/// A delta chunk whose bases are all here now (see [`Store::ready_delta`]).
+pub struct ReadyDelta {
+    /// The chunk it rebuilds to.
+    pub id: [u8; 32],
+    /// Its length.
+    pub len: u32,
+    /// The delta frame.
+    pub payload: Vec<u8>,
+    /// Its bases, in order, as stored chunks.
+    pub bases: Vec<ChunkRow>,
 }
 
 /// One imported volume of a set still waiting for others.
@@ -94,6 +118,80 @@ impl Store {
         Ok(rows)
     }
 
+    /// The chunk at place `pos` of the set's table, once its volume is here.
+    pub fn volume_chunk(&self, set: &[u8; 16], pos: u64) -> Result<Option<ChunkRow>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT chunk FROM volume_chunks WHERE set_id = ?1 AND pos = ?2")?
+            .query_row(params![&set[..], pos], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Places in the set's table of delta chunks waiting for bases, every
+    /// base of which is here now.
+    pub fn ready_deltas(&self, set: &[u8; 16]) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.pos FROM volume_deltas d WHERE d.set_id = ?1 AND NOT EXISTS (
+               SELECT 1 FROM volume_delta_bases b
+               WHERE b.set_id = d.set_id AND b.pos = d.pos AND b.chunk IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM volume_chunks c
+                                 WHERE c.set_id = b.set_id AND c.pos = b.base_pos))
+             ORDER BY d.pos",
+        )?;
+        let ready = stmt
+            .query_map([&set[..]], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ready)
+    }
+
+    /// The waiting delta chunk at place `pos`, its bases resolved to stored
+    /// chunks (`None` while one is still missing).
+    pub fn ready_delta(&self, set: &[u8; 16], pos: u64) -> Result<Option<ReadyDelta>> {
+        let found: Option<(Vec<u8>, u32, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, len, payload FROM volume_deltas WHERE set_id = ?1 AND pos = ?2",
+                params![&set[..], pos],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((id, len, payload)) = found else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT coalesce(b.chunk, c.chunk) FROM volume_delta_bases b
+             LEFT JOIN volume_chunks c ON c.set_id = b.set_id AND c.pos = b.base_pos
+             WHERE b.set_id = ?1 AND b.pos = ?2 ORDER BY b.seq",
+        )?;
+        let bases: Vec<Option<ChunkRow>> = stmt
+            .query_map(params![&set[..], pos], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(bases) = bases.into_iter().collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        let id = id.try_into().map_err(|_| {
+            Error::Invalid("a waiting delta chunk's id is damaged: run 'ferry verify'".into())
+        })?;
+        Ok(Some(ReadyDelta {
+            id,
+            len,
+            payload,
+            bases,
+        }))
+    }
+
+    /// How many delta chunks of the set still wait for a base.
+    pub fn waiting_deltas(&self, set: &[u8; 16]) -> Result<u64> {
+        if !self.schema.has(Table::VolumeDeltas) {
+            return Ok(0);
+        }
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM volume_deltas WHERE set_id = ?1",
+            [&set[..]],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The encoded snapshot records the set's volumes carried, in order.
     pub fn pending_records(&self, set: &[u8; 16]) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
@@ -138,8 +236,8 @@ impl Txn<'_> {
             let mut ins = conn.prepare_cached(
                 "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
             )?;
-            for (i, row) in v.rows.iter().enumerate() {
-                ins.execute(params![&v.set[..], v.first + i as u64, row])?;
+            for (pos, row) in v.rows {
+                ins.execute(params![&v.set[..], pos, row])?;
             }
             let mut pend = conn.prepare_cached(
                 "INSERT OR REPLACE INTO pending (set_id, seq, name, record) VALUES (?1, ?2, ?3, ?4)",
@@ -168,11 +266,57 @@ impl Txn<'_> {
         Ok(have)
     }
 
+    /// Keeps a delta chunk of the set, at place `pos` of its table, until
+    /// its bases are here (see [`Store::ready_deltas`]).
+    pub fn wait_delta(
+        &mut self,
+        set: &[u8; 16],
+        pos: u64,
+        id: &[u8; 32],
+        len: u32,
+        payload: &[u8],
+        bases: &[WaitBase],
+    ) -> Result<()> {
+        let conn = &self.store.conn;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO volume_deltas (set_id, pos, id, len, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![&set[..], pos, &id[..], len, payload])?;
+        let mut ins = conn.prepare_cached(
+            "INSERT OR REPLACE INTO volume_delta_bases (set_id, pos, seq, chunk, base_pos) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (seq, b) in bases.iter().enumerate() {
+            let (chunk, base_pos) = match *b {
+                WaitBase::Chunk(row) => (Some(row), None),
+                WaitBase::Pos(p) => (None, Some(p)),
+            };
+            ins.execute(params![&set[..], pos, seq as i64, chunk, base_pos])?;
+        }
+        Ok(())
+    }
+
+    /// A waiting delta chunk was rebuilt and stored as `chunk`: it takes
+    /// its place in the set's table and waits no more.
+    pub fn place_delta(&mut self, set: &[u8; 16], pos: u64, chunk: ChunkRow) -> Result<()> {
+        let conn = &self.store.conn;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![&set[..], pos, chunk])?;
+        conn.prepare_cached("DELETE FROM volume_deltas WHERE set_id = ?1 AND pos = ?2")?
+            .execute(params![&set[..], pos])?;
+        conn.prepare_cached("DELETE FROM volume_delta_bases WHERE set_id = ?1 AND pos = ?2")?
+            .execute(params![&set[..], pos])?;
+        Ok(())
+    }
+
     /// Marks a set complete: drops its chunk table and waiting records.
     pub fn finish_volume_set(&mut self, set: &[u8; 16]) -> Result<()> {
         self.store.conn.execute_batch(&format!(
             "DELETE FROM volume_chunks WHERE set_id = x'{0}';
              DELETE FROM pending WHERE set_id = x'{0}';
+             DELETE FROM volume_deltas WHERE set_id = x'{0}';
+             DELETE FROM volume_delta_bases WHERE set_id = x'{0}';
              UPDATE volumes SET done = 1 WHERE set_id = x'{0}';",
             crate::hex(set)
         ))?;
@@ -186,6 +330,8 @@ impl Txn<'_> {
         let conn = &self.store.conn;
         conn.execute("DELETE FROM volume_chunks WHERE set_id = ?1", [set])?;
         conn.execute("DELETE FROM pending WHERE set_id = ?1", [set])?;
+        conn.execute("DELETE FROM volume_deltas WHERE set_id = ?1", [set])?;
+        conn.execute("DELETE FROM volume_delta_bases WHERE set_id = ?1", [set])?;
         let n = conn.execute("DELETE FROM volumes WHERE set_id = ?1 AND done = 0", [set])?;
         Ok(n as u64)
     }

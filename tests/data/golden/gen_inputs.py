@@ -4,6 +4,9 @@ archive (a.tar, b.tar) in OUTDIR, deterministically.
 
     gen_inputs.py OUTDIR plain   # three plain tar layers
     gen_inputs.py OUTDIR gz      # the middle layer gzip'd by GNU gzip (gzip -n -6)
+    gen_inputs.py OUTDIR twins   # a.tar only, not a tar: random bytes and a
+                                 # near copy of them (for volume sets whose
+                                 # deltas name chunks of another volume)
     gen_inputs.py OUTDIR go      # Docker 29 style: every layer a blob named by
                                  # its sha256, gzip'd by a Go encoder: Go 1.8-1.26
                                  # compress/gzip level 6 ($GOLDEN_STDGZIP), pgzip
@@ -134,9 +137,27 @@ def archive(version, variant):
     return tar_bytes([("config.json", config)] + members + [("manifest.json", manifest)])
 
 
+def twins():
+    """460,000 bytes of a fixed xorshift64 stream, then the same with every
+    9000th byte inverted: the second half's chunks resemble the first's."""
+    rng = Rng(4242)
+    first = bytearray()
+    while len(first) < 460000:
+        first += rng.next().to_bytes(8, "little")
+    first = bytes(first[:460000])
+    second = bytearray(first)
+    for i in range(0, len(second), 9000):
+        second[i] ^= 0xFF
+    return first + bytes(second)
+
+
 def main():
     out, variant = sys.argv[1], sys.argv[2]
-    assert variant in ("plain", "gz", "go")
+    assert variant in ("plain", "gz", "go", "twins")
+    if variant == "twins":
+        with open("%s/a.tar" % out, "wb") as f:
+            f.write(twins())
+        return
     for version in ("a", "b"):
         with open("%s/%s.tar" % (out, version), "wb") as f:
             f.write(archive(version, variant))

@@ -21,6 +21,9 @@
 # For each version N it writes:
 #   vN-full.ferry   a full pack of snapshot golden:a
 #   vN-delta.ferry  a delta pack of golden:b against golden:a
+# and from version 7 on, for the newest version:
+#   vN-volumes.ferry.NNN  a full pack of the "twins" input cut into 384K
+#                         volumes, whose deltas name chunks of other volumes
 # and for the newest version, broken packs derived from its full pack:
 #   broken-header.ferry    the header's snapshot count far larger than the record
 #   broken-truncated.ferry cut in the middle of a chunk record's payload
@@ -61,7 +64,7 @@ go127=${FERRY_GO127:-$repo/target/go-venv/bin/go}
 (cd "$repo/tests/go/pgzip" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$work/pgzip" .)
 export GOLDEN_STDGZIP="$work/stdgzip" GOLDEN_GO127GZIP="$work/go127gzip" GOLDEN_PGZIP="$work/pgzip"
 
-for variant in plain gz go; do
+for variant in plain gz go twins; do
   mkdir -p "$work/in-$variant"
   python3 "$here/gen_inputs.py" "$work/in-$variant" "$variant"
 done
@@ -153,11 +156,37 @@ b3() {
   "$newest" --store "$s" ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["blake3"])'
 }
 
-for variant in plain gz go; do
+for variant in plain gz go twins; do
   for s in a b; do
-    echo "$variant $s $(b3 "$work/in-$variant/$s.tar")"
+    [ -e "$work/in-$variant/$s.tar" ] && echo "$variant $s $(b3 "$work/in-$variant/$s.tar")"
   done
 done >"$here/inputs.b3"
+
+# A volume set of the newest version (7 and later): its near copy's chunks
+# go as deltas against the first copy's, often in another volume.
+vols="$here/v$last-volumes.ferry"
+if [ -n "${FORCE:-}" ] || [ ! -e "$vols.001" ]; then
+  rm -f "$vols".[0-9][0-9][0-9]
+  "$newest" --store "$work/store-twins" add --no-tar-split --name golden:twins "$work/in-twins/a.tar" >&2
+  "$newest" --store "$work/store-twins" pack golden:twins --volume-size 384K -o "$vols" >&2
+fi
+python3 - "$last" "$vols" <<'PY'
+import glob, sys
+v, stem = int(sys.argv[1]), sys.argv[2]
+files = sorted(glob.glob(stem + ".[0-9][0-9][0-9]"))
+assert len(files) >= 2, files
+deltas = []
+for path in files:
+    b = open(path, "rb").read()
+    assert b[:8] == b"FERRYPAK" and int.from_bytes(b[8:12], "little") == v, path
+    at, n = 12, 0
+    while at < len(b):
+        n += b[at] == 4
+        at += 5 + int.from_bytes(b[at + 1:at + 5], "little")
+    deltas.append(n)
+print(f"v{v}: volumes {len(files)}, delta records per volume {deltas}", file=sys.stderr)
+assert sum(deltas[1:]) >= 5, deltas
+PY
 
 # Broken packs from the newest version's full pack.
 if [ -z "${FORCE:-}" ] && [ -e "$here/broken-chunk.ferry" ]; then
