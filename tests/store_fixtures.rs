@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 const FIXTURE_KEY: &str = "b43cd66c383e85152d2da84220c2eed5256bb965d7479a751be661e813265078  k";
 /// The key trusted in the version-4 fixture, and its comment.
 const FIXTURE_KEY_V4: &str = "4698c281aca6ca7c9ef7d54785a45ecc0fb07f5849316e89efa163ad5dba9524  k";
+/// The key trusted in the version-5 fixture, and its comment.
+const FIXTURE_KEY_V5: &str = "9ced82020985b597917129c6a943872f4ef6d333ecd0825a3119ff974b115b7f  k";
 /// The key trusted in the version-3 fixture, and its comment.
 const FIXTURE_KEY_V3: &str = "a7661d7b7eda519df7145dac1475fb9a62e2da0c91d1aad4067855ab0b4cc15f  k";
 
@@ -248,10 +250,10 @@ fn a_version_4_store_with_go_layers_reads_as_it_is_and_a_writer_keeps_it() {
         .to_string();
     assert_eq!(golden["blake3"], got.as_str());
     assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
-    // A writer has nothing to migrate; adding the same archive again takes
+    // A writer brings it up to date; adding the same archive again takes
     // its three layer blobs from the store.
     ok(ferry(&store).args(["add", "--name", "again"]).arg(&out));
-    assert_eq!(user_version(&store), 4);
+    assert_eq!(user_version(&store), ferry::store::SCHEMA_VERSION);
     let ls: serde_json::Value =
         serde_json::from_str(&ok(ferry(&store).args(["ls", "--json"]))).unwrap();
     let again = ls["snapshots"]
@@ -263,4 +265,39 @@ fn a_version_4_store_with_go_layers_reads_as_it_is_and_a_writer_keeps_it() {
         .clone();
     assert_eq!(again["meta"]["split"]["reused_layers"], 3, "{again}");
     reads_everything_with(t.path(), &store, true, FIXTURE_KEY_V4);
+}
+
+#[test]
+fn a_version_5_store_with_waiting_deltas_completes_their_set() {
+    let (t, store) = fixture("v5");
+    let before = std::fs::read(store.join("index.sqlite")).unwrap();
+    assert_eq!(user_version(&store), 5);
+    reads_everything_with(t.path(), &store, true, FIXTURE_KEY_V5);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&store).args(["status", "--json"]))).unwrap();
+    let waiting = status["waiting"].as_array().unwrap();
+    assert_eq!(waiting.len(), 1, "{status}");
+    assert_eq!(waiting[0]["missing"], serde_json::json!([1]), "{status}");
+    assert!(std::fs::read(store.join("index.sqlite")).unwrap() == before);
+    // Volume 1 brings the bases its waiting deltas need (the golden
+    // volumes are unsigned, so the fixture's key is dropped first).
+    ok(ferry(&store).args(["trust", "remove", &FIXTURE_KEY_V5[..16]]));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let out = ok(ferry(&store)
+        .arg("unpack")
+        .arg(golden.join("v7-volumes.ferry.001")));
+    assert!(out.contains("added golden:twins"), "{out}");
+    let twins = t.path().join("twins");
+    ok(ferry(&store)
+        .args(["checkout", "golden:twins", "-o"])
+        .arg(&twins));
+    let digests = std::fs::read_to_string(golden.join("inputs.b3")).unwrap();
+    let want = blake3::hash(&std::fs::read(&twins).unwrap())
+        .to_hex()
+        .to_string();
+    assert!(
+        digests.lines().any(|l| l == format!("twins a {want}")),
+        "{digests}"
+    );
+    ok(ferry(&store).args(["verify", "--full"]));
 }
