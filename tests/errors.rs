@@ -121,11 +121,12 @@ fn foreign_files_and_other_versions_are_refused() {
         &["not a ferry pack"],
     );
     let mut newer = std::fs::read(&s.full).unwrap();
-    newer[8..12].copy_from_slice(&7u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&(ferry::pack::format::VERSION + 1).to_le_bytes());
+    let version = format!("version {}", ferry::pack::format::VERSION + 1);
     unpack_refused(
         &s.offline,
         &write(&s.dir, "newer.ferry", &newer),
-        &["version 7", "upgrade ferry"],
+        &[&version, "upgrade ferry"],
     );
 }
 

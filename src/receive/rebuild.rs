@@ -159,7 +159,10 @@ pub(super) fn apply_ready(
         payload: &d.payload,
         len: d.len as usize,
         digest: &d.id,
-        what: format!("delta chunk {}", &crate::hex(&d.id)[..16]),
+        what: format!(
+            "delta chunk {} kept from another volume of this set (if fresh copies fail too, 'ferry status --discard' the set and unpack it again)",
+            &crate::hex(&d.id)[..16]
+        ),
     };
     rebuild(txn, data, &frame, &d.bases, label)
 }
