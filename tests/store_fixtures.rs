@@ -12,7 +12,7 @@ const FIXTURE_KEY: &str = "b43cd66c383e85152d2da84220c2eed5256bb965d7479a751be66
 /// The key trusted in the version-4 fixture, and its comment.
 const FIXTURE_KEY_V4: &str = "4698c281aca6ca7c9ef7d54785a45ecc0fb07f5849316e89efa163ad5dba9524  k";
 /// The key trusted in the version-5 fixture, and its comment.
-const FIXTURE_KEY_V5: &str = "9ced82020985b597917129c6a943872f4ef6d333ecd0825a3119ff974b115b7f  k";
+const FIXTURE_KEY_V5: &str = "e69d00b1aa93eceb0a39bbc3bb640b704643c5849d716087311023f49f24eafa  k";
 /// The key trusted in the version-3 fixture, and its comment.
 const FIXTURE_KEY_V3: &str = "a7661d7b7eda519df7145dac1475fb9a62e2da0c91d1aad4067855ab0b4cc15f  k";
 
@@ -287,6 +287,17 @@ fn a_version_5_store_with_waiting_deltas_completes_their_set() {
         .arg("unpack")
         .arg(golden.join("v7-volumes.ferry.001")));
     assert!(out.contains("added golden:twins"), "{out}");
+    // It added what both volumes stored, the one unpacked before too.
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&store).args(["ls", "--json"]))).unwrap();
+    let snap = ls["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "golden:twins")
+        .unwrap()
+        .clone();
+    assert_eq!(snap["new_bytes"], snap["stored"], "{snap}");
     let twins = t.path().join("twins");
     ok(ferry(&store)
         .args(["checkout", "golden:twins", "-o"])

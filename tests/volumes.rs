@@ -380,6 +380,12 @@ fn a_delta_keeps_its_base_in_another_volume_and_waits_for_it_in_any_order() {
         ok(ferry(&b).arg("unpack").arg(v));
     }
     assert!(waiting(&b).is_empty());
+    // The snapshot added everything its set's volumes stored, not only
+    // what the last one did (the store held nothing before).
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
+    let snap = &ls["snapshots"][0];
+    assert_eq!(snap["new_bytes"], snap["stored"], "{snap}");
     let back = t.path().join("back.bin");
     ok(ferry(&b).args(["checkout", "twins.bin", "-o"]).arg(&back));
     assert_eq!(

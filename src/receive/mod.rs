@@ -396,7 +396,8 @@ impl Unpacker<'_, '_> {
                         self.store_new(&id, codec, d.len, &payload)?
                     }
                 };
-                self.txn.place_delta(set, pos, row)?;
+                let fresh = self.stored_here.contains_key(&row);
+                self.txn.place_delta(set, pos, row, fresh)?;
                 self.report.resolved_deltas += 1;
             }
         }
@@ -483,7 +484,14 @@ impl Unpacker<'_, '_> {
                 ));
             }
             let h = self.header;
-            let complete = volumes::record_volume(self.txn, h, &v, &self.tables, &self.records)?;
+            let complete = volumes::record_volume(
+                self.txn,
+                h,
+                &v,
+                &self.tables,
+                &self.stored_here,
+                &self.records,
+            )?;
             self.resolve_waiting(&v.set)?;
             if !complete {
                 let missing = volumes::missing_volumes(self.txn.store(), &v.set, v.count)?;
@@ -511,6 +519,10 @@ impl Unpacker<'_, '_> {
                 ),
             ));
         }
+        // What every volume of the set stored counts as added by its
+        // snapshots, not only what this one did.
+        self.stored_here
+            .extend(self.txn.store().volume_set_fresh(set)?);
         self.tables.first = 0;
         self.tables.pack = (self.txn.store().volume_set_rows(set)?)
             .into_iter()

@@ -2,6 +2,8 @@
 //! unpacked, and what a set still waits for ([`VolumeStatus`] after an
 //! unpack, [`waiting_sets`] for `ferry status`).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -136,6 +138,7 @@ pub(super) fn record_volume(
     h: &Header,
     v: &VolumeInfo,
     tables: &Tables,
+    stored_here: &HashMap<ChunkRow, u64>,
     records: &[SnapshotRecord],
 ) -> Result<bool> {
     let records = records
@@ -147,11 +150,11 @@ pub(super) fn record_volume(
         .collect::<Result<Vec<_>>>()?;
     // The trailer comes after the last batch of chunks was stored; only
     // delta chunks waiting for another volume have no row yet.
-    let mut rows: Vec<(u64, ChunkRow)> = Vec::with_capacity(tables.pack.len());
+    let mut rows: Vec<(u64, ChunkRow, bool)> = Vec::with_capacity(tables.pack.len());
     for (i, r) in tables.pack.iter().enumerate() {
         let pos = v.first + i as u64;
         match r {
-            Some(r) => rows.push((pos, *r)),
+            Some(r) => rows.push((pos, *r, stored_here.contains_key(r))),
             None if tables.waiting.contains(&pos) => {}
             None => {
                 return Err(Error::Integrity(

@@ -144,8 +144,11 @@ CREATE TABLE IF NOT EXISTS layers (
 
 /// Version 5: delta chunks of a volume that wait for a base in another
 /// volume of their set (`volume_deltas`), and those bases, each a stored
-/// chunk or a place in the set's chunk table (`volume_delta_bases`).
+/// chunk or a place in the set's chunk table (`volume_delta_bases`); and
+/// which chunks of a set its volumes stored (`volume_chunks.fresh`), so
+/// its snapshots count what the whole set added.
 const WAITING_DELTAS: &str = "
+ALTER TABLE volume_chunks ADD COLUMN fresh INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS volume_deltas (
     set_id  BLOB    NOT NULL,
     pos     INTEGER NOT NULL,

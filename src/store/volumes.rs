@@ -27,8 +27,9 @@ pub struct NewVolume<'a> {
     /// The names of the snapshots the set adds.
     pub snapshots: &'a [String],
     /// Row ids of this volume's chunks by place in the set's table (delta
-    /// chunks waiting for another volume have none yet).
-    pub rows: &'a [(u64, ChunkRow)],
+    /// chunks waiting for another volume have none yet), and whether this
+    /// volume stored the chunk.
+    pub rows: &'a [(u64, ChunkRow, bool)],
     /// The snapshot records it carried (name and encoded record), in order.
     pub records: &'a [(String, Vec<u8>)],
 }
@@ -192,6 +193,18 @@ impl Store {
         )?)
     }
 
+    /// Chunks the set's volumes stored, with their encoded sizes.
+    pub fn volume_set_fresh(&self, set: &[u8; 16]) -> Result<Vec<(ChunkRow, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT v.chunk, c.clen FROM volume_chunks v JOIN chunks c ON c.rowid = v.chunk
+             WHERE v.set_id = ?1 AND v.fresh = 1",
+        )?;
+        let rows = stmt
+            .query_map([&set[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
     /// The encoded snapshot records the set's volumes carried, in order.
     pub fn pending_records(&self, set: &[u8; 16]) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
@@ -234,10 +247,10 @@ impl Txn<'_> {
         let conn = &self.store.conn;
         {
             let mut ins = conn.prepare_cached(
-                "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk, fresh) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for (pos, row) in v.rows {
-                ins.execute(params![&v.set[..], pos, row])?;
+            for (pos, row, fresh) in v.rows {
+                ins.execute(params![&v.set[..], pos, row, fresh])?;
             }
             let mut pend = conn.prepare_cached(
                 "INSERT OR REPLACE INTO pending (set_id, seq, name, record) VALUES (?1, ?2, ?3, ?4)",
@@ -295,14 +308,20 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// A waiting delta chunk was rebuilt and stored as `chunk`: it takes
-    /// its place in the set's table and waits no more.
-    pub fn place_delta(&mut self, set: &[u8; 16], pos: u64, chunk: ChunkRow) -> Result<()> {
+    /// A waiting delta chunk was rebuilt as `chunk` (`fresh` when it was
+    /// stored now): it takes its place in the set's table and waits no more.
+    pub fn place_delta(
+        &mut self,
+        set: &[u8; 16],
+        pos: u64,
+        chunk: ChunkRow,
+        fresh: bool,
+    ) -> Result<()> {
         let conn = &self.store.conn;
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk, fresh) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![&set[..], pos, chunk])?;
+        .execute(params![&set[..], pos, chunk, fresh])?;
         conn.prepare_cached("DELETE FROM volume_deltas WHERE set_id = ?1 AND pos = ?2")?
             .execute(params![&set[..], pos])?;
         conn.prepare_cached("DELETE FROM volume_delta_bases WHERE set_id = ?1 AND pos = ?2")?
