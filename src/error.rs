@@ -92,6 +92,11 @@ pub enum Error {
     #[error("{0}")]
     Docker(String),
 
+    /// A registry could not be reached, refused a request, or served
+    /// something wrong.
+    #[error("{0}")]
+    Registry(String),
+
     /// The command was given something it cannot work with.
     #[error("{0}")]
     Invalid(String),

@@ -50,6 +50,7 @@ pub mod output;
 pub mod pack;
 pub mod progress;
 pub mod receive;
+pub mod registry;
 pub mod samepath;
 pub mod send;
 pub mod similarity;

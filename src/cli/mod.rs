@@ -19,6 +19,7 @@ pub mod output;
 pub mod pack;
 pub mod peers;
 pub mod plugin;
+pub mod pull;
 pub mod rm;
 pub mod save;
 pub mod status;
@@ -71,6 +72,8 @@ enum Cmd {
     Save(save::Args),
     /// Load snapshots into the Docker daemon, verified before and confirmed after
     Load(load::Args),
+    /// Pull images from a registry into the store, without a Docker daemon (one snapshot)
+    Pull(pull::Args),
     /// List the Docker daemon's images, marking those already in the store
     Images(images::Args),
     /// List the snapshots in the store
@@ -151,6 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Checkout(a) => checkout::run(a, &ctx),
         Cmd::Save(a) => save::run(a, &ctx),
         Cmd::Load(a) => load::run(a, &ctx),
+        Cmd::Pull(a) => pull::run(a, &ctx),
         Cmd::Images(a) => images::run(a, &ctx),
         Cmd::Ls(a) => ls::run(a, &ctx),
         Cmd::Rm(a) => rm::run(a, &ctx),
