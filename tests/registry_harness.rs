@@ -49,12 +49,40 @@ fn registry_harness_push_restart_index_and_auth() {
         "config and layers are stored"
     );
 
+    // An upload half done when the registry dies resumes after a restart.
+    let blob = random_bytes(5, 100_000);
+    let octets = "Content-Type: application/octet-stream";
+    let started = reg.request("POST", "/v2/app/blobs/uploads/", None, &[], None);
+    assert_eq!(started.status, 202, "{started:?}");
+    let half = reg.request(
+        "PATCH",
+        &started.location,
+        None,
+        &[octets],
+        Some(&blob[..50_000]),
+    );
+    assert_eq!(half.status, 202, "{half:?}");
+    assert_eq!(reg.uploads("app"), 1);
+    let before = reg.blob_count();
     reg.kill();
     assert!(
         std::net::TcpStream::connect(&reg.addr).is_err(),
         "a killed registry still listens"
     );
     reg.restart();
+    let rest = reg.request(
+        "PATCH",
+        &half.location,
+        None,
+        &[octets],
+        Some(&blob[50_000..]),
+    );
+    assert_eq!(rest.status, 202, "{rest:?}");
+    let digest = sha256_digest(&blob);
+    let done = format!("{}&digest={digest}", rest.location);
+    assert_eq!(reg.request("PUT", &done, None, &[], None).status, 201);
+    assert_eq!(std::fs::read(reg.blob_path(&digest)).unwrap(), blob);
+    assert_eq!((reg.blob_count(), reg.uploads("app")), (before + 1, 0));
     assert_eq!(
         reg.raw_manifest("app:1").0,
         body,

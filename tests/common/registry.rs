@@ -240,6 +240,16 @@ impl Registry {
             .count()
     }
 
+    /// How many blob uploads of `repo` the storage holds unfinished.
+    pub fn uploads(&self, repo: &str) -> usize {
+        let dir = self
+            .storage()
+            .join("docker/registry/v2/repositories")
+            .join(repo)
+            .join("_uploads");
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
     /// The last 40 lines of the registry's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
@@ -276,7 +286,7 @@ impl Registry {
     }
 
     /// One HTTP request to this registry through curl: `path` starts with
-    /// `/v2/`, `headers` are `Name: value` lines, `creds` as given (pass
+    /// `/v2/` (or is a whole URL, such as an upload's `Location`), `headers` are `Name: value` lines, `creds` as given (pass
     /// [`Registry::creds`] to authenticate).
     pub fn request(
         &self,
@@ -328,7 +338,11 @@ impl Registry {
             input.write_all(body).unwrap();
             input.seek(SeekFrom::Start(0)).unwrap();
         }
-        cmd.arg(format!("{}{path}", self.url()));
+        if path.starts_with("http://") {
+            cmd.arg(path);
+        } else {
+            cmd.arg(format!("{}{path}", self.url()));
+        }
         for v in PROXY_VARS {
             cmd.env_remove(v);
         }
