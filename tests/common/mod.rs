@@ -280,3 +280,4 @@ pub fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
     );
 }
 pub mod gotools;
+pub mod registry;
