@@ -102,7 +102,7 @@ impl Remote {
     /// registry asks for one).
     pub fn login(&self, r: &Reference, op: RegistryOperation) -> Result<()> {
         let auth = self.auth(r);
-        self.retry(r, || self.client.auth(r, &auth, op.clone()))
+        self.retry(r, || self.client.auth(r, &auth, op))
             .map(|_| ())
     }
 
@@ -122,7 +122,10 @@ impl Remote {
                     std::thread::sleep(wait);
                     wait *= 2;
                 }
-                Err(e) => return Err(registry_err(r, e)),
+                Err(e) => {
+                    let creds = !matches!(self.auth(r), RegistryAuth::Anonymous);
+                    return Err(registry_err(r, e, creds));
+                }
             }
         }
         unreachable!("the loop returns")
@@ -141,7 +144,18 @@ impl Remote {
     /// A blob of `r`'s repository as a stream, checked against `digest` as
     /// it is read (a mismatch is a read error at its end).
     pub fn blob(&self, r: &Reference, digest: &str) -> Result<Box<dyn Read + Send>> {
-        let stream = self.retry(r, || self.client.pull_blob_stream(r, digest))?;
+        let stream = self
+            .retry(r, || self.client.pull_blob_stream(r, digest))
+            .map_err(|e| match e {
+                Error::Registry(m) if m.contains("no such image") || m.contains("names a blob") => {
+                    Error::Registry(format!(
+                        "registry {} has no blob {digest}, which {} names: the image there is broken; push it to the registry again",
+                        r.resolve_registry(),
+                        r.whole()
+                    ))
+                }
+                other => other,
+            })?;
         let reader =
             tokio_util::io::StreamReader::new(stream.stream.map_err(std::io::Error::other));
         Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
@@ -160,8 +174,9 @@ fn transient(e: &OciDistributionError) -> bool {
     }
 }
 
-/// A registry failure as one line: what went wrong, and what to do.
-pub fn registry_err(r: &Reference, e: OciDistributionError) -> Error {
+/// A registry failure as one line: what went wrong, and what to do
+/// (`creds`: credentials were offered).
+pub fn registry_err(r: &Reference, e: OciDistributionError, creds: bool) -> Error {
     let host = r.resolve_registry().to_string();
     let what = r.whole();
     let msg = match &e {
@@ -171,12 +186,17 @@ pub fn registry_err(r: &Reference, e: OciDistributionError) -> Error {
         OciDistributionError::AuthenticationFailure(m) => format!(
             "registry {host} refused the credentials ({m}): check --username/--password-stdin or 'docker login {host}'"
         ),
+        OciDistributionError::UnauthorizedError { .. } if creds => format!(
+            "registry {host} refused the credentials for {what}: check --username/--password-stdin or 'docker login {host}'"
+        ),
         OciDistributionError::UnauthorizedError { .. } => format!(
             "registry {host} needs credentials for {what}: pass --username and --password-stdin, or run 'docker login {host}'"
         ),
         OciDistributionError::RegistryError { envelope, .. } => {
             let text = envelope.to_string();
-            let codes = format!("{envelope:?} {text}").to_ascii_lowercase().replace(['_', ' '], "");
+            let codes = format!("{envelope:?} {text}")
+                .to_ascii_lowercase()
+                .replace(['_', ' '], "");
             if codes.contains("manifestunknown") || codes.contains("nameunknown") {
                 format!("{what}: no such image in registry {host}: check the repository and tag")
             } else if codes.contains("unauthorized") || codes.contains("denied") {

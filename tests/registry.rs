@@ -1,0 +1,306 @@
+//! `ferry pull` against a real registry (Debian's docker-registry on a
+//! loopback port, filled by skopeo): images land as the archive Docker 29
+//! saves, with every blob byte-exact, and load into a private Docker daemon
+//! under the registry's image ID; updates cost only their new layers;
+//! multi-platform indexes keep what was chosen; auth and every failure give
+//! one line and leave the store as it was.
+
+mod common;
+#[path = "common/dockerd.rs"]
+#[allow(dead_code)]
+mod dockerd;
+
+use std::path::Path;
+
+use common::registry::{DOCKER_MANIFEST, Registry, sha256_digest};
+use common::*;
+use dockerd::Dockerd;
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// `ferry pull ... --insecure --json` into `store`.
+fn pull(store: &Path, args: &[&str]) -> serde_json::Value {
+    let mut cmd = ferry(store);
+    cmd.arg("pull").args(args).args(["--insecure", "--json"]);
+    json(&ok(&mut cmd))
+}
+
+/// The entries of a tar, by path.
+fn tar_entries(tar: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut a = tar::Archive::new(std::fs::File::open(tar).unwrap());
+    let mut out = std::collections::BTreeMap::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        out.insert(path, data);
+    }
+    out
+}
+
+/// The digests a manifest names: config first, then its layers.
+fn manifest_blobs(body: &[u8]) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let mut v = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        v.push(l["digest"].as_str().unwrap().to_string());
+    }
+    v
+}
+
+#[test]
+fn a_pulled_image_is_the_registrys_byte_for_byte_and_loads_under_its_image_id() {
+    let test = "a_pulled_image_is_the_registrys_byte_for_byte_and_loads_under_its_image_id";
+    let Some(reg) = Registry::start(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    reg.push_archive(&image(t.path(), "v2.tar", "app:2", 2), "app:2");
+    let s = t.path().join("s");
+    let one = format!("{}/app:1", reg.addr);
+    let r = pull(&s, &[&one]);
+    let (body, media) = reg.raw_manifest("app:1");
+    assert_eq!(media, DOCKER_MANIFEST);
+    let blobs = manifest_blobs(&body);
+    assert_eq!(r["add"]["name"], one.as_str(), "{r}");
+    assert_eq!(r["images"][0]["id"], blobs[0].as_str(), "{r}");
+    assert_eq!(r["digests"][0], sha256_digest(&body).as_str(), "{r}");
+    assert_eq!(r["blobs"], blobs.len() + 1, "{r}");
+
+    // The snapshot is an OCI layout with manifest.json: every blob under
+    // its digest, the manifest as the registry served it.
+    let out = t.path().join("out.tar");
+    ok(ferry(&s).args(["checkout", &one, "-o"]).arg(&out));
+    let files = tar_entries(&out);
+    for d in blobs.iter().chain([&sha256_digest(&body)]) {
+        let path = format!("blobs/sha256/{}", &d[7..]);
+        let data = files.get(&path).unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(&sha256_digest(data), d);
+        assert_eq!(data, &std::fs::read(reg.blob_path(d)).unwrap());
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest[0]["RepoTags"][0], one.as_str(), "{manifest}");
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        sha256_digest(&body).as_str()
+    );
+
+    // The update costs only what is new; pulling it again, nothing.
+    let two = format!("{}/app:2", reg.addr);
+    let r2 = pull(&s, &[&two]);
+    let added = r2["add"]["new_bytes"].as_u64().unwrap();
+    assert!(
+        added * 4 < r["add"]["new_bytes"].as_u64().unwrap(),
+        "the update added {added} bytes: {r2}"
+    );
+    let again = pull(&s, &[&two]);
+    assert_eq!(again["add"]["unchanged"], true, "{again}");
+
+    // Across the gap as a delta, then into a daemon: the registry's image ID.
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    let b = t.path().join("b");
+    let full = t.path().join("full.ferry");
+    let delta = t.path().join("delta.ferry");
+    ok(ferry(&s).args(["pack", &one, "-o"]).arg(&full));
+    ok(ferry(&s)
+        .args(["pack", &two, "--base", &one, "-o"])
+        .arg(&delta));
+    ok(ferry(&b).arg("unpack").arg(&full).arg(&delta));
+    ok(ferry(&b).args(["--docker-host", &d.host, "load", &two]));
+    let (body2, _) = reg.raw_manifest("app:2");
+    let id = &manifest_blobs(&body2)[0];
+    assert_eq!(d.inspect(&two)["Id"].as_str().unwrap(), id);
+}
+
+#[test]
+fn an_index_keeps_the_platforms_taken_and_names_those_it_has() {
+    let test = "an_index_keeps_the_platforms_taken_and_names_those_it_has";
+    let Some(reg) = Registry::start(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:amd");
+    reg.push_archive(&image(t.path(), "v3.tar", "app:3", 3), "app:arm");
+    let index = reg.image_index(
+        "app",
+        "multi",
+        &[("linux/amd64", "amd"), ("linux/arm64", "arm")],
+    );
+    let multi = format!("{}/app:multi", reg.addr);
+    let (amd, _) = reg.raw_manifest("app:amd");
+    let (arm, _) = reg.raw_manifest("app:arm");
+    let s = t.path().join("s");
+
+    let r = pull(&s, &[&multi, "--platform", "linux/arm64", "--name", "arm"]);
+    assert_eq!(r["digests"][0], index.as_str(), "{r}");
+    assert_eq!(r["images"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["images"][0]["id"], manifest_blobs(&arm)[0].as_str());
+    let out = t.path().join("arm.tar");
+    ok(ferry(&s).args(["checkout", "arm", "-o"]).arg(&out));
+    let files = tar_entries(&out);
+    // The index itself, byte-exact, and only the chosen platform's blobs.
+    assert!(files.contains_key(&format!("blobs/sha256/{}", &index[7..])));
+    assert!(files.contains_key(&format!("blobs/sha256/{}", &sha256_digest(&arm)[7..])));
+    assert!(!files.contains_key(&format!("blobs/sha256/{}", &sha256_digest(&amd)[7..])));
+
+    let all = pull(&s, &[&multi, "--all-platforms", "--name", "all"]);
+    let ids: Vec<&str> = all["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            manifest_blobs(&amd)[0].as_str(),
+            manifest_blobs(&arm)[0].as_str()
+        ]
+    );
+
+    let before = fingerprint(&s);
+    fails(
+        ferry(&s).args(["pull", &multi, "--insecure", "--platform", "linux/s390x"]),
+        &[
+            "no image for linux/s390x",
+            "linux/amd64, linux/arm64",
+            "--platform",
+        ],
+    );
+    assert_eq!(fingerprint(&s), before);
+}
+
+#[test]
+fn credentials_from_flags_or_docker_login_and_every_failure_is_one_line() {
+    let test = "credentials_from_flags_or_docker_login_and_every_failure_is_one_line";
+    let Some(reg) = Registry::start_with_auth(test, "ops", "s3cret") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    let s = t.path().join("s");
+    ok(ferry(&s)
+        .arg("add")
+        .arg(t.path().join("v1.tar"))
+        .args(["--name", "other"]));
+    let before = fingerprint(&s);
+    let one = format!("{}/app:1", reg.addr);
+    let cmd = |extra: &[&str]| {
+        let mut c = ferry(&s);
+        c.env("DOCKER_CONFIG", t.path().join("no-docker-config"));
+        c.args(["pull", &one, "--insecure"]).args(extra);
+        c
+    };
+    fails(
+        &mut cmd(&[]),
+        &["needs credentials", "--username", "docker login"],
+    );
+    let mut wrong = cmd(&["--username", "ops", "--password-stdin"]);
+    fails_stdin(&mut wrong, "nope\n", &["refused the credentials"]);
+    // Unknown image, unreachable registry, TLS to a plain-HTTP registry.
+    let mut unknown = ferry(&s);
+    unknown
+        .env("DOCKER_CONFIG", t.path().join("no-docker-config"))
+        .args(["pull", &format!("{}/nothing:1", reg.addr), "--insecure"])
+        .args(["--username", "ops", "--password-stdin"]);
+    fails_stdin(&mut unknown, "s3cret\n", &["no such image", "nothing:1"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    fails(
+        ferry(&s).args(["pull", &format!("127.0.0.1:{port}/app:1"), "--insecure"]),
+        &["cannot reach registry", "running"],
+    );
+    fails(
+        ferry(&s).args(["pull", &one]),
+        &["cannot talk TLS", "--insecure"],
+    );
+    assert_eq!(fingerprint(&s), before);
+
+    let mut right = cmd(&["--username", "ops", "--password-stdin", "--json"]);
+    let out = run_stdin(&mut right, "s3cret\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(r["add"]["name"], one.as_str());
+
+    // What 'docker login' leaves in config.json serves as well.
+    let cfg = t.path().join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"b3BzOnMzY3JldA=="}}}}}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let s2 = t.path().join("s2");
+    let out = ok(ferry(&s2)
+        .env("DOCKER_CONFIG", &cfg)
+        .args(["pull", &one, "--insecure"]));
+    assert!(out.contains(&format!("as {one}")), "{out}");
+}
+
+#[test]
+fn a_manifest_whose_blob_is_missing_is_refused_and_the_store_unchanged() {
+    let test = "a_manifest_whose_blob_is_missing_is_refused_and_the_store_unchanged";
+    let Some(reg) = Registry::start(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    let (body, _) = reg.raw_manifest("app:1");
+    let layer = manifest_blobs(&body)[2].clone();
+    std::fs::remove_file(reg.blob_path(&layer)).unwrap();
+    let s = t.path().join("s");
+    ok(ferry(&s)
+        .arg("add")
+        .arg(t.path().join("v1.tar"))
+        .args(["--name", "other"]));
+    let before = fingerprint(&s);
+    fails(
+        ferry(&s).args(["pull", &format!("{}/app:1", reg.addr), "--insecure"]),
+        &[&layer[7..19]],
+    );
+    assert_eq!(fingerprint(&s), before);
+}
+
+/// Runs `cmd` with `text` on its standard input.
+fn run_stdin(cmd: &mut std::process::Command, text: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Like `fails`, with `text` on standard input.
+fn fails_stdin(cmd: &mut std::process::Command, text: &str, needles: &[&str]) {
+    let out = run_stdin(cmd, text);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{err:?} does not mention {n:?}");
+    }
+}
