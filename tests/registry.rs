@@ -304,3 +304,172 @@ fn fails_stdin(cmd: &mut std::process::Command, text: &str, needles: &[&str]) {
         assert!(err.contains(n), "{err:?} does not mention {n:?}");
     }
 }
+
+/// `ferry push ... --insecure --json` from `store`.
+fn push(store: &Path, args: &[&str]) -> serde_json::Value {
+    let mut cmd = ferry(store);
+    cmd.arg("push").args(args).args(["--insecure", "--json"]);
+    json(&ok(&mut cmd))
+}
+
+/// The Docker-Content-Digest a registry gives `repo:tag`.
+fn digest_of(reg: &Registry, reference: &str) -> String {
+    sha256_digest(&reg.raw_manifest(reference).0)
+}
+
+#[test]
+fn two_registries_one_flow_with_the_same_digests_and_only_new_blobs_sent() {
+    let test = "two_registries_one_flow_with_the_same_digests_and_only_new_blobs_sent";
+    let (Some(a), Some(b)) = (Registry::start(test), Registry::start(test)) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    a.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    a.push_archive(&image(t.path(), "v2.tar", "app:2", 2), "app:2");
+    // Connected side: pull from A, pack a full pack and then a delta.
+    let s1 = t.path().join("s1");
+    let (one, two) = (format!("{}/app:1", a.addr), format!("{}/app:2", a.addr));
+    pull(&s1, &[&one]);
+    pull(&s1, &[&two]);
+    let (full, delta) = (t.path().join("full.ferry"), t.path().join("delta.ferry"));
+    ok(ferry(&s1).args(["pack", &one, "-o"]).arg(&full));
+    ok(ferry(&s1)
+        .args(["pack", &two, "--base", &one, "-o"])
+        .arg(&delta));
+    // Offline side: unpack both, push into the site's registry B.
+    let s2 = t.path().join("s2");
+    ok(ferry(&s2).arg("unpack").arg(&full).arg(&delta));
+    let target = format!("{}/app", b.addr);
+    let r1 = push(&s2, &[&one, &target]);
+    assert_eq!(r1["blobs_skipped"], 0, "{r1}");
+    let after_one = b.blob_count();
+    let r2 = push(&s2, &[&two, &target]);
+    // Only what v2 does not share with v1 went: its new layers, its
+    // config and its manifest.
+    let (m1, m2) = (a.raw_manifest("app:1").0, a.raw_manifest("app:2").0);
+    let old: std::collections::HashSet<String> = manifest_blobs(&m1).into_iter().collect();
+    let new = manifest_blobs(&m2)
+        .iter()
+        .filter(|d| !old.contains(*d))
+        .count();
+    assert_eq!(r2["blobs_sent"], new, "{r2}");
+    assert!(r2["blobs_skipped"].as_u64().unwrap() >= 1, "{r2}");
+    assert_eq!(b.blob_count(), after_one + new + 1);
+    for tag in ["app:1", "app:2"] {
+        assert_eq!(digest_of(&b, tag), digest_of(&a, tag), "{tag}");
+    }
+    // A second push sends nothing.
+    let again = push(&s2, &[&two, &target]);
+    assert_eq!(again["blobs_sent"], 0, "{again}");
+
+    // A daemon pulls from B the image A serves; a legacy archive pushed
+    // gets a manifest of its own and keeps its image ID.
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    let pulled = format!("{}/app:2", b.addr);
+    d.run(&["pull", &pulled]);
+    assert_eq!(
+        d.inspect(&pulled)["Id"].as_str().unwrap(),
+        manifest_blobs(&m2)[0]
+    );
+    let s3 = t.path().join("s3");
+    ok(ferry(&s3).arg("add").arg(t.path().join("v1.tar")));
+    let legacy = format!("{}/legacy:1", b.addr);
+    let mut cmd = ferry(&s3);
+    cmd.args(["push", "app:1", &legacy, "--insecure"]);
+    let out = run(&mut cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("legacy docker archive") && err.contains("digests are new"),
+        "{err}"
+    );
+    d.run(&["pull", &legacy]);
+    let id =
+        json(&ok(ferry(&s3).args(["ls", "--json"])))["snapshots"][0]["meta"]["docker"]["images"][0]
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert_eq!(d.inspect(&legacy)["Id"].as_str().unwrap(), id);
+}
+
+#[test]
+fn an_index_round_trips_and_a_partial_one_tags_its_image() {
+    let test = "an_index_round_trips_and_a_partial_one_tags_its_image";
+    let (Some(a), Some(b)) = (Registry::start(test), Registry::start(test)) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    a.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:amd");
+    a.push_archive(&image(t.path(), "v3.tar", "app:3", 3), "app:arm");
+    let index = a.image_index(
+        "app",
+        "multi",
+        &[("linux/amd64", "amd"), ("linux/arm64", "arm")],
+    );
+    let s = t.path().join("s");
+    let multi = format!("{}/app:multi", a.addr);
+    pull(&s, &[&multi, "--all-platforms", "--name", "all"]);
+    let r = push(&s, &["all", &format!("{}/app", b.addr)]);
+    assert_eq!(r["pushed"][0]["digest"], index.as_str(), "{r}");
+    assert_eq!(digest_of(&b, "app:multi"), index);
+
+    pull(&s, &[&multi, "--platform", "linux/arm64", "--name", "arm"]);
+    let mut cmd = ferry(&s);
+    cmd.args(["push", "arm", &format!("{}/one:x", b.addr), "--insecure"]);
+    let out = run(&mut cmd);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("not to the index"), "{err}");
+    assert_eq!(digest_of(&b, "one:x"), digest_of(&a, "app:arm"));
+}
+
+#[test]
+fn a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it() {
+    let test = "a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it";
+    let (Some(a), Some(mut b)) = (Registry::start(test), Registry::start(test)) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    // A layer of random bytes large enough to be caught in flight.
+    let big = write(t.path(), "big.bin", &random_bytes(7, 48 << 20));
+    let tar_path = t.path().join("big.tar");
+    {
+        let mut layer = tar::Builder::new(Vec::new());
+        layer.append_path_with_name(&big, "big.bin").unwrap();
+        let layer = layer.into_inner().unwrap();
+        write_docker_archive(&tar_path, "big:1", &[layer]).unwrap();
+    }
+    a.push_archive(&tar_path, "big:1");
+    let s = t.path().join("s");
+    let src = format!("{}/big:1", a.addr);
+    pull(&s, &[&src]);
+    let target = format!("{}/big:1", b.addr);
+    let mut child = ferry(&s)
+        .args(["push", &src, &target, "--insecure"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while b.uploads("big") == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    b.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the push survived the kill: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    b.restart();
+    let status = b
+        .request("GET", "/v2/big/manifests/1", None, &[], None)
+        .status;
+    assert_eq!(status, 404, "a tag names an unfinished push");
+    push(&s, &[&src, &target]);
+    let (m, _) = b.raw_manifest("big:1");
+    for d in manifest_blobs(&m) {
+        assert!(b.blob_path(&d).exists(), "{d} missing");
+    }
+    assert_eq!(digest_of(&b, "big:1"), digest_of(&a, "big:1"));
+}

@@ -12,7 +12,7 @@ const FIXTURE_KEY: &str = "b43cd66c383e85152d2da84220c2eed5256bb965d7479a751be66
 /// The key trusted in the version-4 fixture, and its comment.
 const FIXTURE_KEY_V4: &str = "4698c281aca6ca7c9ef7d54785a45ecc0fb07f5849316e89efa163ad5dba9524  k";
 /// The key trusted in the version-5 fixture, and its comment.
-const FIXTURE_KEY_V5: &str = "e69d00b1aa93eceb0a39bbc3bb640b704643c5849d716087311023f49f24eafa  k";
+const FIXTURE_KEY_V5: &str = "2b71d88038e750bedce98338d5595995bff6f5ee2728cae7d0f6884194f4b5da  k";
 /// The key trusted in the version-3 fixture, and its comment.
 const FIXTURE_KEY_V3: &str = "a7661d7b7eda519df7145dac1475fb9a62e2da0c91d1aad4067855ab0b4cc15f  k";
 

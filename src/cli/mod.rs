@@ -20,6 +20,7 @@ pub mod pack;
 pub mod peers;
 pub mod plugin;
 pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod save;
 pub mod status;
@@ -74,6 +75,8 @@ enum Cmd {
     Load(load::Args),
     /// Pull images from a registry into the store, without a Docker daemon (one snapshot)
     Pull(pull::Args),
+    /// Push a snapshot's images to a registry (blobs it has are skipped; manifests byte-exact)
+    Push(push::Args),
     /// List the Docker daemon's images, marking those already in the store
     Images(images::Args),
     /// List the snapshots in the store
@@ -155,6 +158,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Save(a) => save::run(a, &ctx),
         Cmd::Load(a) => load::run(a, &ctx),
         Cmd::Pull(a) => pull::run(a, &ctx),
+        Cmd::Push(a) => push::run(a, &ctx),
         Cmd::Images(a) => images::run(a, &ctx),
         Cmd::Ls(a) => ls::run(a, &ctx),
         Cmd::Rm(a) => rm::run(a, &ctx),

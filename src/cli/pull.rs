@@ -27,6 +27,16 @@ pub struct Args {
     /// From a multi-platform image, take every platform
     #[arg(long)]
     all_platforms: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// How to reach a registry: `pull` and `push` share these.
+#[derive(clap::Args)]
+pub struct RemoteArgs {
     /// Registry user name (the password comes from --password-stdin);
     /// default: the credentials 'docker login' stored
     #[arg(long, requires = "password_stdin")]
@@ -40,14 +50,11 @@ pub struct Args {
     /// Also trust this CA certificate (PEM) for the registry's TLS
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// Print the result as JSON
-    #[arg(long)]
-    json: bool,
 }
 
-impl Args {
+impl RemoteArgs {
     /// How to reach the registry: the transport flags and credentials.
-    pub fn remote(&self) -> Result<RemoteOptions> {
+    pub fn options(&self) -> Result<RemoteOptions> {
         Ok(RemoteOptions {
             insecure: self.insecure,
             ca_cert: self.ca_cert.clone(),
@@ -78,7 +85,7 @@ pub fn read_password() -> Result<String> {
 
 /// Pulls the images into the store and reports what it added.
 pub fn run(a: &Args, ctx: &Context) -> Result<()> {
-    let remote = Remote::new(&a.remote()?)?;
+    let remote = Remote::new(&a.remote.options()?)?;
     let platforms = if a.all_platforms {
         Platforms::All
     } else {

@@ -102,8 +102,7 @@ impl Remote {
     /// registry asks for one).
     pub fn login(&self, r: &Reference, op: RegistryOperation) -> Result<()> {
         let auth = self.auth(r);
-        self.retry(r, || self.client.auth(r, &auth, op))
-            .map(|_| ())
+        self.retry(r, || self.client.auth(r, &auth, op)).map(|_| ())
     }
 
     /// Runs a request, again after 0.5, 1 and 2 s when it failed in a way
@@ -162,6 +161,76 @@ impl Remote {
             reader,
             self.rt.handle().clone(),
         )))
+    }
+}
+
+impl Remote {
+    /// True when `r`'s repository already holds blob `digest`.
+    pub fn has_blob(&self, r: &Reference, digest: &str) -> Result<bool> {
+        self.retry(r, || self.client.blob_exists(r, digest))
+    }
+
+    /// Uploads blob `digest` to `r`'s repository, its bytes
+    /// read from `body` as they are sent (PATCHes of the client's chunk
+    /// size, then the PUT that names the digest, which the registry checks).
+    pub fn upload(&self, r: &Reference, digest: &str, body: &mut dyn Read) -> Result<()> {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| b.map_err(OciDistributionError::IoError));
+        let client = self.client.clone();
+        let (target, d) = (r.clone(), digest.to_string());
+        let task = self
+            .rt
+            .spawn(async move { client.push_blob_stream(&target, stream, &d).await });
+        let mut buf = vec![0u8; 1 << 20];
+        let mut fed = Ok(());
+        loop {
+            match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    let _ = tx.blocking_send(Err(e));
+                    fed = Err(Error::Invalid(format!(
+                        "reading blob {digest} from the store: {text}"
+                    )));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let sent = self
+            .rt
+            .block_on(task)
+            .map_err(|e| Error::Registry(format!("the upload of {digest} stopped: {e}")))?;
+        fed?;
+        let creds = !matches!(self.auth(r), RegistryAuth::Anonymous);
+        sent.map(|_| ()).map_err(|e| registry_err(r, e, creds))
+    }
+
+    /// Makes blob `digest` of `from`'s repository part of `r`'s (same
+    /// registry), without sending it again.
+    pub fn mount(&self, r: &Reference, from: &Reference, digest: &str) -> Result<()> {
+        self.retry(r, || self.client.mount_blob(r, from, digest))
+    }
+
+    /// Puts a manifest or index, byte for byte, under `r` (a tag or its
+    /// digest); returns the digest the registry gives it.
+    pub fn put_manifest(&self, r: &Reference, bytes: &[u8], media_type: &str) -> Result<String> {
+        let ct = reqwest::header::HeaderValue::from_str(media_type)
+            .map_err(|e| Error::Invalid(format!("media type {media_type}: {e}")))?;
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        self.retry(r, || {
+            self.client.push_manifest_raw(r, body.clone(), ct.clone())
+        })
     }
 }
 

@@ -1,9 +1,12 @@
 //! Registries: images fetched from an OCI registry over the distribution
-//! API into the store (`pull`), through one client that knows the site's
-//! transport and credentials (`client`).
+//! API into the store (`pull`) and snapshots put into one (`push`), through
+//! one client that knows the site's transport and credentials (`client`).
 
 pub mod client;
+mod pipe;
 pub mod pull;
+pub mod push;
 
 pub use client::{Remote, RemoteOptions};
 pub use pull::{Platforms, PullReport, host_platform, pull};
+pub use push::{PushReport, push};

@@ -5,14 +5,14 @@
 //! store as the blobs arrive: nothing is written to disk on the way.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::io::{self, Read};
 
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::Remote;
+use super::pipe::{ChannelReader, ChannelWriter, channel};
 use crate::add::{self, AddOptions, AddReport, Source};
 use crate::archive::image::ImageInfo;
 use crate::error::{Error, Result};
@@ -110,7 +110,7 @@ pub fn pull(
     let blob_bytes: u64 = layout.blobs.iter().map(|b| b.size).sum();
     let total = blob_bytes + 512 * (layout.blobs.len() as u64 + 8) + (64 << 10);
     let phase = crate::progress::Relabel::new(progress, format!("pulling {name}"), Some(total));
-    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+    let (tx, rx) = channel();
     let report = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut w = ChannelWriter::new(tx);
@@ -469,102 +469,6 @@ impl Read for Exact<'_> {
             )));
         }
         self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// The writing end of the archive: 1 MiB buffers to the reader.
-struct ChannelWriter {
-    tx: SyncSender<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn new(tx: SyncSender<io::Result<Vec<u8>>>) -> Self {
-        ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(1 << 20),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let b = std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20));
-        self.tx
-            .send(Ok(b))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped reading"))
-    }
-
-    /// Sends what is left and the end.
-    fn finish(&mut self) -> io::Result<()> {
-        self.send()?;
-        let _ = self.tx.send(Ok(Vec::new()));
-        Ok(())
-    }
-
-    /// Tells the reader the archive failed.
-    fn fail(&mut self, e: io::Error) {
-        let _ = self.tx.send(Err(e));
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 1 << 20 {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The reading end: the archive as it arrives; an empty buffer ends it.
-struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    at: usize,
-    done: bool,
-}
-
-impl ChannelReader {
-    fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
-        ChannelReader {
-            rx,
-            buf: Vec::new(),
-            at: 0,
-            done: false,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.buf.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Ok(b)) if b.is_empty() => self.done = true,
-                Ok(Ok(b)) => {
-                    self.buf = b;
-                    self.at = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(io::Error::other(
-                        "the download from the registry stopped before the image was complete",
-                    ));
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
         Ok(n)
     }
 }

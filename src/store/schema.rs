@@ -145,10 +145,14 @@ CREATE TABLE IF NOT EXISTS layers (
 /// Version 5: delta chunks of a volume that wait for a base in another
 /// volume of their set (`volume_deltas`), and those bases, each a stored
 /// chunk or a place in the set's chunk table (`volume_delta_bases`); and
-/// which chunks of a set its volumes stored (`volume_chunks.fresh`), so
-/// its snapshots count what the whole set added.
+/// which places of a set's table its volumes stored a chunk for
+/// (`volume_fresh`), so its snapshots count what the whole set added.
 const WAITING_DELTAS: &str = "
-ALTER TABLE volume_chunks ADD COLUMN fresh INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS volume_fresh (
+    set_id BLOB    NOT NULL,
+    pos    INTEGER NOT NULL,
+    PRIMARY KEY (set_id, pos)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS volume_deltas (
     set_id  BLOB    NOT NULL,
     pos     INTEGER NOT NULL,
@@ -204,10 +208,12 @@ pub enum Table {
     VolumeDeltas,
     /// Their bases.
     VolumeDeltaBases,
+    /// Places of a set's table whose chunk a volume of the set stored.
+    VolumeFresh,
 }
 
 impl Table {
-    pub(super) const ALL: [Table; 12] = [
+    pub(super) const ALL: [Table; 13] = [
         Table::Volumes,
         Table::VolumeChunks,
         Table::Pending,
@@ -220,6 +226,7 @@ impl Table {
         Table::Layers,
         Table::VolumeDeltas,
         Table::VolumeDeltaBases,
+        Table::VolumeFresh,
     ];
 
     /// Its name in the index.
@@ -237,6 +244,7 @@ impl Table {
             Table::Layers => "layers",
             Table::VolumeDeltas => "volume_deltas",
             Table::VolumeDeltaBases => "volume_delta_bases",
+            Table::VolumeFresh => "volume_fresh",
         }
     }
 
@@ -414,7 +422,10 @@ mod tests {
                 // Tables of migrations 4 and later came after version 2.
                 let later = matches!(
                     t,
-                    Table::Layers | Table::VolumeDeltas | Table::VolumeDeltaBases
+                    Table::Layers
+                        | Table::VolumeDeltas
+                        | Table::VolumeDeltaBases
+                        | Table::VolumeFresh
                 );
                 let in_v2 = !later && !drop.contains(&t.name());
                 assert_eq!(before.has(t), in_v2, "{}", t.name());

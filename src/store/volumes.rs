@@ -196,8 +196,10 @@ impl Store {
     /// Chunks the set's volumes stored, with their encoded sizes.
     pub fn volume_set_fresh(&self, set: &[u8; 16]) -> Result<Vec<(ChunkRow, u64)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT v.chunk, c.clen FROM volume_chunks v JOIN chunks c ON c.rowid = v.chunk
-             WHERE v.set_id = ?1 AND v.fresh = 1",
+            "SELECT v.chunk, c.clen FROM volume_fresh f
+             JOIN volume_chunks v ON v.set_id = f.set_id AND v.pos = f.pos
+             JOIN chunks c ON c.rowid = v.chunk
+             WHERE f.set_id = ?1",
         )?;
         let rows = stmt
             .query_map([&set[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -247,10 +249,16 @@ impl Txn<'_> {
         let conn = &self.store.conn;
         {
             let mut ins = conn.prepare_cached(
-                "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk, fresh) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut new = conn.prepare_cached(
+                "INSERT OR REPLACE INTO volume_fresh (set_id, pos) VALUES (?1, ?2)",
             )?;
             for (pos, row, fresh) in v.rows {
-                ins.execute(params![&v.set[..], pos, row, fresh])?;
+                ins.execute(params![&v.set[..], pos, row])?;
+                if *fresh {
+                    new.execute(params![&v.set[..], pos])?;
+                }
             }
             let mut pend = conn.prepare_cached(
                 "INSERT OR REPLACE INTO pending (set_id, seq, name, record) VALUES (?1, ?2, ?3, ?4)",
@@ -319,9 +327,15 @@ impl Txn<'_> {
     ) -> Result<()> {
         let conn = &self.store.conn;
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk, fresh) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO volume_chunks (set_id, pos, chunk) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![&set[..], pos, chunk, fresh])?;
+        .execute(params![&set[..], pos, chunk])?;
+        if fresh {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO volume_fresh (set_id, pos) VALUES (?1, ?2)",
+            )?
+            .execute(params![&set[..], pos])?;
+        }
         conn.prepare_cached("DELETE FROM volume_deltas WHERE set_id = ?1 AND pos = ?2")?
             .execute(params![&set[..], pos])?;
         conn.prepare_cached("DELETE FROM volume_delta_bases WHERE set_id = ?1 AND pos = ?2")?
@@ -336,6 +350,7 @@ impl Txn<'_> {
              DELETE FROM pending WHERE set_id = x'{0}';
              DELETE FROM volume_deltas WHERE set_id = x'{0}';
              DELETE FROM volume_delta_bases WHERE set_id = x'{0}';
+             DELETE FROM volume_fresh WHERE set_id = x'{0}';
              UPDATE volumes SET done = 1 WHERE set_id = x'{0}';",
             crate::hex(set)
         ))?;
@@ -351,6 +366,7 @@ impl Txn<'_> {
         conn.execute("DELETE FROM pending WHERE set_id = ?1", [set])?;
         conn.execute("DELETE FROM volume_deltas WHERE set_id = ?1", [set])?;
         conn.execute("DELETE FROM volume_delta_bases WHERE set_id = ?1", [set])?;
+        conn.execute("DELETE FROM volume_fresh WHERE set_id = ?1", [set])?;
         let n = conn.execute("DELETE FROM volumes WHERE set_id = ?1 AND done = 0", [set])?;
         Ok(n as u64)
     }
