@@ -234,6 +234,27 @@ fn credentials_from_flags_or_docker_login_and_every_failure_is_one_line() {
     let r = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(r["add"]["name"], one.as_str());
 
+    // Pushing needs them too.
+    let mut anon_push = ferry(&s);
+    anon_push
+        .env("DOCKER_CONFIG", t.path().join("no-docker-config"))
+        .args(["push", &one, &format!("{}/copy:1", reg.addr), "--insecure"]);
+    fails(&mut anon_push, &["needs credentials", "--username"]);
+    let mut push = ferry(&s);
+    push.env("DOCKER_CONFIG", t.path().join("no-docker-config"))
+        .args(["push", &one, &format!("{}/copy:1", reg.addr), "--insecure"])
+        .args(["--username", "ops", "--password-stdin"]);
+    let out = run_stdin(&mut push, "s3cret\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sha256_digest(&reg.raw_manifest("copy:1").0),
+        sha256_digest(&reg.raw_manifest("app:1").0)
+    );
+
     // What 'docker login' leaves in config.json serves as well.
     let cfg = t.path().join("docker-config");
     std::fs::create_dir_all(&cfg).unwrap();
@@ -447,7 +468,7 @@ fn a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it() {
     let src = format!("{}/big:1", a.addr);
     pull(&s, &[&src]);
     let target = format!("{}/big:1", b.addr);
-    let mut child = ferry(&s)
+    let child = ferry(&s)
         .args(["push", &src, &target, "--insecure"])
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -280,6 +280,21 @@ pub fn registry_err(r: &Reference, e: OciDistributionError, creds: bool) -> Erro
                 format!("registry {host} answered an error for {what}: {text}")
             }
         }
+        OciDistributionError::RequestError(re)
+            if re
+                .status()
+                .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+        {
+            if creds {
+                format!(
+                    "registry {host} refused the credentials for {what}: check --username/--password-stdin or 'docker login {host}'"
+                )
+            } else {
+                format!(
+                    "registry {host} needs credentials for {what}: pass --username and --password-stdin, or run 'docker login {host}'"
+                )
+            }
+        }
         OciDistributionError::RequestError(re) => transport(&host, re),
         OciDistributionError::DigestError(_) => format!(
             "registry {host} served bytes for {what} that do not match their digest: try again; if it persists, the registry's storage is damaged"

@@ -4,22 +4,23 @@
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+/// What goes through the pipe: a buffer, an empty one at the end, or the
+/// writer's error.
+pub type Piece = io::Result<Vec<u8>>;
+
 /// A pipe's two ends, four buffers deep.
-pub fn channel() -> (
-    SyncSender<io::Result<Vec<u8>>>,
-    Receiver<io::Result<Vec<u8>>>,
-) {
+pub fn channel() -> (SyncSender<Piece>, Receiver<Piece>) {
     sync_channel(4)
 }
 
 /// The writing end of the archive: 1 MiB buffers to the reader.
 pub struct ChannelWriter {
-    tx: SyncSender<io::Result<Vec<u8>>>,
+    tx: SyncSender<Piece>,
     buf: Vec<u8>,
 }
 
 impl ChannelWriter {
-    pub fn new(tx: SyncSender<io::Result<Vec<u8>>>) -> Self {
+    pub fn new(tx: SyncSender<Piece>) -> Self {
         ChannelWriter {
             tx,
             buf: Vec::with_capacity(1 << 20),
@@ -64,14 +65,14 @@ impl Write for ChannelWriter {
 
 /// The reading end: the archive as it arrives; an empty buffer ends it.
 pub struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
+    rx: Receiver<Piece>,
     buf: Vec<u8>,
     at: usize,
     done: bool,
 }
 
 impl ChannelReader {
-    pub fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+    pub fn new(rx: Receiver<Piece>) -> Self {
         ChannelReader {
             rx,
             buf: Vec::new(),
