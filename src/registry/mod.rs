@@ -3,6 +3,7 @@
 //! one client that knows the site's transport and credentials (`client`).
 
 pub mod client;
+mod layout;
 mod pipe;
 pub mod pull;
 pub mod push;

@@ -11,10 +11,10 @@ use std::io::{self, Read};
 
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::client::Remote;
+use super::layout::{Entry, Scan, Target, legacy_images, oci_images, retarget};
 use super::pipe::{ChannelReader, ChannelWriter, channel};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -58,33 +58,28 @@ pub struct PushReport {
     pub notes: Vec<String>,
 }
 
-/// A file of the archive: its path, size and sha256.
-struct Entry {
-    path: String,
-    size: u64,
-    digest: String,
-}
-
-/// What one read of the archive found: every file, and the small ones'
-/// bytes (manifests, configs, index.json, manifest.json).
-struct Scan {
-    entries: Vec<Entry>,
-    small: HashMap<String, Vec<u8>>,
-}
-
-/// A repository, what goes into it, and under which tags.
-struct Target {
-    repo: Reference,
-    /// Blobs (digest, size) the manifests name.
-    blobs: Vec<(String, u64)>,
-    /// Manifests to put by digest before the tags (children of an index).
-    children: Vec<(Vec<u8>, String)>,
-    /// The manifest or index the tags name, and its media type.
-    top: (Vec<u8>, String),
-    tags: Vec<String>,
-}
-
 const SMALL: u64 = 4 << 20;
+
+/// Blobs sent and skipped so far, and which a repository now holds.
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    bytes: u64,
+    skipped: usize,
+    /// (repository, digest) known to be in the registry.
+    present: HashSet<(String, String)>,
+}
+
+impl Tally {
+    fn has(&self, r: &Reference, d: &str) -> bool {
+        self.present
+            .contains(&(r.repository().to_string(), d.to_string()))
+    }
+    fn add(&mut self, r: &Reference, d: &str) {
+        self.present
+            .insert((r.repository().to_string(), d.to_string()));
+    }
+}
 
 /// Pushes snapshot `name`'s images to a registry.
 pub fn push(
@@ -95,37 +90,109 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport> {
     let snap = store.require(name)?;
-    let scan = scan(store, &snap.name, progress)?;
     let mut notes = Vec::new();
-    let (images, built) = match scan.small.get("index.json") {
-        Some(index) => oci_images(&scan, index, &mut notes)?,
-        None => legacy_images(&scan, &mut notes)?,
+    let mut tally = Tally::default();
+    let oci = snap.meta.docker.as_ref().is_some_and(|d| d.layout == "oci");
+    let (scan, targets, built) = if oci {
+        // One pass: layers go to the first repository as they stream by
+        // (their digests are their names); the rest follows from
+        // index.json at the archive's end.
+        let name = snap
+            .meta
+            .images()
+            .iter()
+            .find_map(|i| i.tags.first().cloned())
+            .unwrap_or_default();
+        let names = vec![(name, Target::empty()?)];
+        let first = retarget(names, opts)?.remove(0).repo;
+        remote.login(&first, RegistryOperation::Push)?;
+        let scan = stream_oci(store, remote, &snap.name, &first, &mut tally, progress)?;
+        let index = scan.small.get("index.json").ok_or_else(|| {
+            Error::Invalid(format!(
+                "snapshot {} has no index.json: it cannot be pushed",
+                snap.name
+            ))
+        })?;
+        let (images, built) = oci_images(&scan, index, &mut notes)?;
+        (scan, retarget(images, opts)?, built)
+    } else {
+        let scan = scan(store, &snap.name, progress)?;
+        let (images, built) = match scan.small.get("index.json") {
+            Some(index) => oci_images(&scan, index, &mut notes)?,
+            None => legacy_images(&scan, &mut notes)?,
+        };
+        (scan, retarget(images, opts)?, built)
     };
-    let targets = retarget(images, opts)?;
-    // What the registry lacks, per repository.
+    let missing = complete(remote, &scan, &targets, &mut tally)?;
+    if !missing.is_empty() {
+        let (n, bytes) = upload(store, remote, &snap.name, &scan, &missing, progress)?;
+        tally.sent += n;
+        tally.bytes += bytes;
+    }
+    let pushed = put_manifests(remote, &targets)?;
+    Ok(PushReport {
+        snapshot: snap.name,
+        pushed,
+        blobs_sent: tally.sent,
+        bytes_sent: tally.bytes,
+        blobs_skipped: tally.skipped,
+        built_manifests: built,
+        notes,
+    })
+}
+
+/// Makes every target's blobs present where they can be without reading
+/// the archive again: a HEAD, small blobs from memory, a mount from the
+/// repository a layer was streamed to. Returns what is still missing.
+fn complete(
+    remote: &Remote,
+    scan: &Scan,
+    targets: &[Target],
+    tally: &mut Tally,
+) -> Result<HashMap<String, Vec<Reference>>> {
     let mut missing: HashMap<String, Vec<Reference>> = HashMap::new();
-    let mut skipped = 0;
-    let mut checked = HashSet::new();
-    for t in &targets {
+    let mut holders: HashMap<String, Reference> = HashMap::new();
+    for (repo, d) in &tally.present {
+        if let Some(t) = targets.iter().find(|t| t.repo.repository() == repo) {
+            holders.insert(d.clone(), t.repo.clone());
+        }
+    }
+    for t in targets {
         remote.login(&t.repo, RegistryOperation::Push)?;
-        for (d, _) in &t.blobs {
-            if !checked.insert((t.repo.repository().to_string(), d.clone())) {
+        for (d, size) in &t.blobs {
+            if tally.has(&t.repo, d) {
                 continue;
             }
             if remote.has_blob(&t.repo, d)? {
-                skipped += 1;
+                tally.skipped += 1;
+            } else if let Some(bytes) = scan
+                .small
+                .get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+            {
+                remote.upload(&t.repo, d, &mut &bytes[..])?;
+                tally.sent += 1;
+                tally.bytes += size;
+            } else if let Some(from) = holders
+                .get(d)
+                .filter(|h| h.resolve_registry() == t.repo.resolve_registry())
+            {
+                remote.mount(&t.repo, from, d)?;
+                tally.sent += 1;
             } else {
                 missing.entry(d.clone()).or_default().push(t.repo.clone());
+                continue;
             }
+            tally.add(&t.repo, d);
+            holders.entry(d.clone()).or_insert_with(|| t.repo.clone());
         }
     }
-    let (sent, bytes_sent) = if missing.is_empty() {
-        (0, 0)
-    } else {
-        upload(store, remote, &snap.name, &scan, &missing, progress)?
-    };
+    Ok(missing)
+}
+
+/// Puts each target's manifests by digest, then its tags.
+fn put_manifests(remote: &Remote, targets: &[Target]) -> Result<Vec<Pushed>> {
     let mut pushed = Vec::new();
-    for t in &targets {
+    for t in targets {
         for (bytes, media) in &t.children {
             let d = sha256(bytes);
             remote.put_manifest(&t.repo.clone_with_digest(d), bytes, media)?;
@@ -143,15 +210,64 @@ pub fn push(
             });
         }
     }
-    Ok(PushReport {
-        snapshot: snap.name,
-        pushed,
-        blobs_sent: sent,
-        bytes_sent,
-        blobs_skipped: skipped,
-        built_manifests: built,
-        notes,
-    })
+    Ok(pushed)
+}
+
+/// One read of an OCI layout snapshot: small files kept, each large blob
+/// (a layer) uploaded to `first` as it streams by unless it is there.
+fn stream_oci(
+    store: &Store,
+    remote: &Remote,
+    name: &str,
+    first: &Reference,
+    tally: &mut Tally,
+    progress: &dyn Progress,
+) -> Result<Scan> {
+    let phase = crate::progress::Relabel::new(progress, format!("pushing {name}"), None);
+    let mut failed: Option<Error> = None;
+    let got = stream_archive(store, name, &phase, |archive| {
+        let mut scan = Scan::default();
+        for e in archive.entries()? {
+            let mut e = e?;
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = e.path()?.to_string_lossy().into_owned();
+            let size = e.size();
+            let digest = path
+                .strip_prefix("blobs/sha256/")
+                .map(|hex| format!("sha256:{hex}"))
+                .unwrap_or_default();
+            if size <= SMALL || digest.is_empty() {
+                let mut keep = Vec::with_capacity(size as usize);
+                e.read_to_end(&mut keep)?;
+                scan.small.insert(path.clone(), keep);
+            } else {
+                let r = match remote.has_blob(first, &digest) {
+                    Ok(true) => {
+                        tally.skipped += 1;
+                        Ok(())
+                    }
+                    Ok(false) => remote.upload(first, &digest, &mut e).map(|()| {
+                        tally.sent += 1;
+                        tally.bytes += size;
+                    }),
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = r {
+                    failed = Some(err);
+                    return Err(io::Error::other("push failed"));
+                }
+                tally.add(first, &digest);
+            }
+            scan.entries.push(Entry { path, size, digest });
+        }
+        Ok(scan)
+    });
+    match (got, failed) {
+        (_, Some(e)) => Err(e),
+        (got, None) => got,
+    }
 }
 
 /// Reads the snapshot's archive once: every file's size and sha256, and
@@ -206,8 +322,11 @@ fn stream_archive<T: Send>(
         let reader = scope.spawn(move || {
             let mut archive = tar::Archive::new(ChannelReader::new(rx));
             let r = read(&mut archive);
-            // Drain, so the checkout finishes (and checks its BLAKE3).
-            let _ = io::copy(archive.into_inner().by_ref(), &mut io::sink());
+            // Drain, so the checkout finishes (and checks its BLAKE3); after
+            // a failure, hang up, so it stops.
+            if r.is_ok() {
+                let _ = io::copy(archive.into_inner().by_ref(), &mut io::sink());
+            }
             r
         });
         let mut w = ChannelWriter::new(tx);
@@ -219,8 +338,15 @@ fn stream_archive<T: Send>(
             Err(e) => w.fail(io::Error::other(e.to_string())),
         }
         let got = reader.join().expect("the archive reader does not panic");
-        out?;
-        got.map_err(|e| Error::Invalid(format!("reading snapshot {name} as an image archive: {e}")))
+        let reading = |e: io::Error| {
+            Error::Invalid(format!("reading snapshot {name} as an image archive: {e}"))
+        };
+        match (out, got) {
+            // The reader hung up first: its error is the cause.
+            (Err(e), Err(r)) if e.to_string().contains("stopped reading") => Err(reading(r)),
+            (Err(e), _) => Err(e),
+            (Ok(_), got) => got.map_err(reading),
+        }
     })
 }
 
@@ -285,218 +411,6 @@ fn upload(
         )));
     }
     Ok((n, bytes))
-}
-
-/// The images of an OCI layout, from index.json: each entry's manifest or
-/// index with the blobs it names, and its own name.
-fn oci_images(
-    scan: &Scan,
-    index: &[u8],
-    notes: &mut Vec<String>,
-) -> Result<(Vec<(String, Target)>, usize)> {
-    let index: Value = serde_json::from_slice(index)
-        .map_err(|e| Error::Invalid(format!("the snapshot's index.json is not JSON: {e}")))?;
-    let sizes: HashMap<&str, u64> = scan
-        .entries
-        .iter()
-        .map(|e| (e.digest.as_str(), e.size))
-        .collect();
-    let blob = |d: &str| {
-        scan.small
-            .get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
-    };
-    let mut out = Vec::new();
-    for entry in index["manifests"].as_array().into_iter().flatten() {
-        let digest = entry["digest"].as_str().unwrap_or_default();
-        let name = entry["annotations"]["io.containerd.image.name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let Some(top) = blob(digest) else {
-            return Err(Error::Invalid(format!(
-                "the snapshot's index.json names {digest}, which its archive lacks"
-            )));
-        };
-        let doc: Value = serde_json::from_slice(top).unwrap_or_default();
-        let media = media_of(&doc);
-        let mut t = Target {
-            repo: Remote::reference("localhost/ferry-unnamed")?,
-            blobs: Vec::new(),
-            children: Vec::new(),
-            top: (top.clone(), media),
-            tags: Vec::new(),
-        };
-        if let Some(children) = doc["manifests"].as_array() {
-            let present: Vec<&Value> = children
-                .iter()
-                .filter(|c| blob(c["digest"].as_str().unwrap_or_default()).is_some())
-                .collect();
-            for c in &present {
-                let bytes = blob(c["digest"].as_str().unwrap_or_default()).unwrap();
-                image_blobs(bytes, &sizes, &mut t.blobs)?;
-                let doc: Value = serde_json::from_slice(bytes).unwrap_or_default();
-                t.children.push((bytes.clone(), media_of(&doc)));
-            }
-            if present.len() < children.len() {
-                // The index names platforms this snapshot lacks: a
-                // registry refuses it, so the tag names the first image.
-                let first = t.children.first().cloned().ok_or_else(|| {
-                    Error::Invalid(format!("the snapshot holds no image of the index {digest}"))
-                })?;
-                notes.push(format!(
-                    "{name}: the index names {} platforms, the snapshot holds {}: pushed the tag to the first image's manifest, not to the index",
-                    children.len(),
-                    present.len()
-                ));
-                t.top = first;
-                t.children.clear();
-            }
-        } else {
-            image_blobs(top, &sizes, &mut t.blobs)?;
-        }
-        out.push((name, t));
-    }
-    Ok((out, 0))
-}
-
-/// Adds the config and layers an image manifest names.
-fn image_blobs(
-    manifest: &[u8],
-    sizes: &HashMap<&str, u64>,
-    blobs: &mut Vec<(String, u64)>,
-) -> Result<()> {
-    let doc: Value = serde_json::from_slice(manifest).map_err(|e| {
-        Error::Invalid(format!(
-            "an image manifest in the snapshot is not JSON: {e}"
-        ))
-    })?;
-    let config = std::iter::once(&doc["config"]);
-    for d in config.chain(doc["layers"].as_array().into_iter().flatten()) {
-        let digest = d["digest"].as_str().unwrap_or_default();
-        let Some(&size) = sizes.get(digest) else {
-            return Err(Error::Invalid(format!(
-                "the snapshot lacks blob {digest}, which its manifest names: it cannot be pushed"
-            )));
-        };
-        if !blobs.iter().any(|(b, _)| b == digest) {
-            blobs.push((digest.to_string(), size));
-        }
-    }
-    Ok(())
-}
-
-/// The images of a legacy archive, each with an OCI manifest built for its
-/// config and uncompressed layers.
-fn legacy_images(scan: &Scan, notes: &mut Vec<String>) -> Result<(Vec<(String, Target)>, usize)> {
-    let manifest = scan.small.get("manifest.json").ok_or_else(|| {
-        Error::Invalid("the snapshot is not an image archive (no index.json or manifest.json): only images can be pushed".into())
-    })?;
-    let entries = crate::archive::image::parse_manifest(manifest).map_err(Error::Invalid)?;
-    let by_path: HashMap<&str, &Entry> =
-        scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let mut out = Vec::new();
-    for m in &entries {
-        let file = |p: &str| {
-            by_path.get(p).copied().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the snapshot's manifest.json names {p}, which its archive lacks"
-                ))
-            })
-        };
-        let config = file(&m.config)?;
-        let mut layers = Vec::new();
-        let mut blobs = vec![(config.digest.clone(), config.size)];
-        for l in &m.layers {
-            let e = file(l)?;
-            layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": e.digest, "size": e.size}));
-            blobs.push((e.digest.clone(), e.size));
-        }
-        let built = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size},
-            "layers": layers,
-        });
-        let bytes = serde_json::to_vec(&built).expect("a manifest serializes");
-        let name = m
-            .repo_tags
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        notes.push(format!(
-            "{}: a legacy docker archive: built an OCI manifest for its uncompressed layers, so its manifest and layer digests are new (its image ID is the same)",
-            if name.is_empty() { &m.config } else { &name }
-        ));
-        out.push((
-            name,
-            Target {
-                repo: Remote::reference("localhost/ferry-unnamed")?,
-                blobs,
-                children: Vec::new(),
-                top: (bytes, "application/vnd.oci.image.manifest.v1+json".into()),
-                tags: Vec::new(),
-            },
-        ));
-    }
-    let n = out.len();
-    Ok((out, n))
-}
-
-/// Points each image at its repository and tags: its own name, retargeted
-/// to `opts.target`, with `opts.tags` instead of its own tag when given.
-fn retarget(images: Vec<(String, Target)>, opts: &PushOptions) -> Result<Vec<Target>> {
-    let target = opts.target.as_deref();
-    let single = images.len() == 1;
-    let mut out = Vec::new();
-    for (name, mut t) in images {
-        let own = (!name.is_empty())
-            .then(|| Remote::reference(&name))
-            .transpose()?;
-        let (repo, tag) = match (target, &own) {
-            (Some(tg), _) if single => {
-                let r = Remote::reference(tg)?;
-                let explicit = tg.rsplit('/').next().is_some_and(|last| last.contains(':'));
-                let tag = if explicit {
-                    r.tag().map(str::to_string)
-                } else {
-                    own.as_ref().and_then(|o| o.tag().map(str::to_string))
-                };
-                (r, tag)
-            }
-            (Some(tg), Some(o)) => {
-                let repo_path = o.repository().rsplit('/').next().unwrap_or(o.repository());
-                let r = Remote::reference(&format!("{}/{repo_path}", tg.trim_end_matches('/')))?;
-                (r, o.tag().map(str::to_string))
-            }
-            (None, Some(o)) => (o.clone(), o.tag().map(str::to_string)),
-            (_, None) => {
-                return Err(Error::Invalid(
-                    "an image of the snapshot has no name to push it under: give REGISTRY/REPOSITORY:TAG".into(),
-                ));
-            }
-        };
-        t.tags = if opts.tags.is_empty() {
-            vec![tag.unwrap_or_else(|| "latest".into())]
-        } else {
-            opts.tags.clone()
-        };
-        t.repo = repo;
-        out.push(t);
-    }
-    if out.is_empty() {
-        return Err(Error::Invalid("the snapshot holds no image to push".into()));
-    }
-    Ok(out)
-}
-
-fn media_of(doc: &Value) -> String {
-    match doc["mediaType"].as_str() {
-        Some(m) => m.to_string(),
-        None if doc.get("manifests").is_some() => "application/vnd.oci.image.index.v1+json".into(),
-        None => "application/vnd.oci.image.manifest.v1+json".into(),
-    }
 }
 
 fn sha256(bytes: &[u8]) -> String {
