@@ -494,3 +494,29 @@ fn a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it() {
     }
     assert_eq!(digest_of(&b, "big:1"), digest_of(&a, "big:1"));
 }
+
+#[test]
+fn a_registry_with_a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
+    let test = "a_registry_with_a_private_ca_is_trusted_with_ca_cert_and_refused_without";
+    let Some(reg) = Registry::start_tls(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    let s = t.path().join("s");
+    let one = format!("{}/app:1", reg.addr);
+    let ca = reg.ca.clone().unwrap();
+    fails(
+        ferry(&s).args(["pull", &one]),
+        &["cannot talk TLS", "--ca-cert"],
+    );
+    let out = ok(ferry(&s).args(["pull", &one, "--ca-cert"]).arg(&ca));
+    assert!(out.contains(&format!("as {one}")), "{out}");
+    ok(ferry(&s)
+        .args(["push", &one, &format!("{}/copy:1", reg.addr), "--ca-cert"])
+        .arg(&ca));
+    assert_eq!(
+        sha256_digest(&reg.raw_manifest("copy:1").0),
+        sha256_digest(&reg.raw_manifest("app:1").0)
+    );
+}

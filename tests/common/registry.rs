@@ -34,6 +34,9 @@ pub struct Registry {
     pub addr: String,
     /// The user and password when started with [`Registry::start_with_auth`].
     pub auth: Option<(String, String)>,
+    /// The CA that signed its certificate, when started with
+    /// [`Registry::start_tls`] (it then speaks HTTPS only).
+    pub ca: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -61,7 +64,21 @@ impl Registry {
         Self::launch(test, Some((user, pass)))
     }
 
+    /// Like [`Registry::start`], serving HTTPS with a certificate for
+    /// 127.0.0.1 signed by a CA made for it (`ca`).
+    pub fn start_tls(test: &str) -> Option<Registry> {
+        if tool("openssl").is_none() {
+            skip(test, "openssl not installed (apt-get install openssl)");
+            return None;
+        }
+        Self::launch_with(test, None, true)
+    }
+
     fn launch(test: &str, auth: Option<(&str, &str)>) -> Option<Registry> {
+        Self::launch_with(test, auth, false)
+    }
+
+    fn launch_with(test: &str, auth: Option<(&str, &str)>, tls: bool) -> Option<Registry> {
         for (name, package) in [
             ("docker-registry", "docker-registry"),
             ("skopeo", "skopeo"),
@@ -104,10 +121,22 @@ impl Registry {
                 file.display()
             );
         }
+        let mut tls_yaml = String::new();
+        let mut ca = None;
+        if tls {
+            let (cert, key, ca_path) = make_certificates(dir.path());
+            tls_yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            ca = Some(ca_path);
+        }
         let mut registry = Registry {
             dir,
             addr: String::new(),
             auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+            ca,
             child: None,
         };
         // A port free now may be taken before the registry binds it: retry.
@@ -121,7 +150,7 @@ impl Registry {
             let config = format!(
                 "version: 0.1\nlog:\n  level: info\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: {}\n  secret: ferry-test-secret\n{auth_yaml}",
+                 http:\n  addr: {}\n  secret: ferry-test-secret\n{tls_yaml}{auth_yaml}",
                 registry.storage().display(),
                 registry.addr,
             );
@@ -205,9 +234,10 @@ impl Registry {
         );
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The storage root directory (`rootdirectory` of the config).
@@ -338,7 +368,10 @@ impl Registry {
             input.write_all(body).unwrap();
             input.seek(SeekFrom::Start(0)).unwrap();
         }
-        if path.starts_with("http://") {
+        if let Some(ca) = &self.ca {
+            cmd.arg("--cacert").arg(ca);
+        }
+        if path.starts_with("http://") || path.starts_with("https://") {
             cmd.arg(path);
         } else {
             cmd.arg(format!("{}{path}", self.url()));
@@ -471,4 +504,75 @@ fn split_reference(reference: &str) -> (&str, &str) {
         .split_once('@')
         .or_else(|| reference.rsplit_once(':'))
         .unwrap_or_else(|| panic!("{reference:?} is not repo:tag or repo@digest"))
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl in
+/// `dir`: (certificate, key, CA certificate).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ferry test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("ca.pem"),
+    )
 }
