@@ -10,6 +10,9 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
     /// The phase is over.
     fn finish(&self) {}
+    /// What the phase is working on now (a blob, a file), shown beside its
+    /// label until the next detail or phase.
+    fn detail(&self, _what: &str) {}
 }
 
 /// Reports nothing.
@@ -47,6 +50,9 @@ impl Progress for Relabel<'_> {
     fn finish(&self) {
         self.inner.finish();
     }
+    fn detail(&self, what: &str) {
+        self.inner.detail(what);
+    }
 }
 
 /// Shows a callee's phases with the caller's prefix, "PREFIX: phase".
@@ -74,5 +80,8 @@ impl Progress for Prefixed<'_> {
     }
     fn finish(&self) {
         self.inner.finish();
+    }
+    fn detail(&self, what: &str) {
+        self.inner.detail(what);
     }
 }

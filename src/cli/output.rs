@@ -74,6 +74,8 @@ pub fn rate(bytes: u64, since: Instant) -> String {
 /// more than 100%.
 pub struct Bar {
     bar: ProgressBar,
+    /// The phase's label, which a detail goes beside.
+    label: std::sync::Mutex<String>,
 }
 
 impl Bar {
@@ -86,6 +88,7 @@ impl Bar {
         };
         Bar {
             bar: ProgressBar::with_draw_target(None, target),
+            label: std::sync::Mutex::new(String::new()),
         }
     }
 }
@@ -105,6 +108,7 @@ impl Progress for Bar {
                 .progress_chars("=> "),
         );
         self.bar.set_message(what.to_string());
+        *self.label.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
         if total.is_some() {
             self.bar.disable_steady_tick();
         } else {
@@ -125,6 +129,10 @@ impl Progress for Bar {
     fn finish(&self) {
         self.bar.disable_steady_tick();
         self.bar.finish_and_clear();
+    }
+    fn detail(&self, what: &str) {
+        let label = self.label.lock().unwrap_or_else(|p| p.into_inner());
+        self.bar.set_message(format!("{label}: {what}"));
     }
 }
 

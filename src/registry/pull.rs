@@ -114,7 +114,7 @@ pub fn pull(
     let report = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut w = ChannelWriter::new(tx);
-            let r = write_archive(remote, &layout, &mut w).and_then(|()| w.finish());
+            let r = write_archive(remote, &layout, &mut w, &phase).and_then(|()| w.finish());
             if let Err(e) = r {
                 w.fail(e);
             }
@@ -379,7 +379,12 @@ fn docker_tag(r: &Reference) -> Option<String> {
 /// Writes the archive: every blob as the registry serves it (checked
 /// against its digest and size), then oci-layout, index.json and
 /// manifest.json.
-fn write_archive(remote: &Remote, layout: &Layout, out: &mut ChannelWriter) -> io::Result<()> {
+fn write_archive(
+    remote: &Remote,
+    layout: &Layout,
+    out: &mut ChannelWriter,
+    progress: &dyn Progress,
+) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for dir in ["blobs/", "blobs/sha256/"] {
@@ -388,8 +393,15 @@ fn write_archive(remote: &Remote, layout: &Layout, out: &mut ChannelWriter) -> i
         h.set_mode(0o755);
         tar.append_data(&mut h, dir, io::empty())?;
     }
-    for b in &layout.blobs {
+    for (k, b) in layout.blobs.iter().enumerate() {
         let path = format!("blobs/sha256/{}", &b.digest["sha256:".len()..]);
+        progress.detail(&format!(
+            "blob {}/{} {} ({})",
+            k + 1,
+            layout.blobs.len(),
+            short(&b.digest),
+            megabytes(b.size)
+        ));
         let mut h = header(b.size);
         match (&b.bytes, &b.from) {
             (Some(bytes), _) => tar.append_data(&mut h, &path, &bytes[..])?,
@@ -471,4 +483,15 @@ impl Read for Exact<'_> {
         self.left -= n as u64;
         Ok(n)
     }
+}
+
+/// The first 12 hex digits of a digest.
+pub(super) fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// A size in MB with one decimal.
+pub(super) fn megabytes(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
 }

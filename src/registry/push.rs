@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::client::Remote;
 use super::layout::{Entry, Scan, Target, legacy_images, oci_images, retarget};
 use super::pipe::{ChannelReader, ChannelWriter, channel};
+use super::pull::{megabytes, short};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::Store;
@@ -243,12 +244,18 @@ fn stream_oci(
                 e.read_to_end(&mut keep)?;
                 scan.small.insert(path.clone(), keep);
             } else {
+                let what = format!("blob {} ({})", short(&digest), megabytes(size));
                 let r = match remote.has_blob(first, &digest) {
                     Ok(true) => {
+                        phase.detail(&format!("{what} already there"));
                         tally.skipped += 1;
                         Ok(())
                     }
-                    Ok(false) => remote.upload(first, &digest, &mut e).map(|()| {
+                    Ok(false) => {
+                        phase.detail(&format!("{what} sending"));
+                        remote.upload(first, &digest, &mut e)
+                    }
+                    .map(|()| {
                         tally.sent += 1;
                         tally.bytes += size;
                     }),
