@@ -239,34 +239,47 @@ fn stream_oci(
                 .strip_prefix("blobs/sha256/")
                 .map(|hex| format!("sha256:{hex}"))
                 .unwrap_or_default();
+            // Small blobs are read whole: JSON (manifests, configs) is kept
+            // for the end; anything else is a layer, sent now.
+            let mut held = None;
             if size <= SMALL || digest.is_empty() {
-                let mut keep = Vec::with_capacity(size as usize);
-                e.read_to_end(&mut keep)?;
-                scan.small.insert(path.clone(), keep);
-            } else {
-                let what = format!("blob {} ({})", short(&digest), megabytes(size));
-                let r = match remote.has_blob(first, &digest) {
-                    Ok(true) => {
-                        phase.detail(&format!("{what} already there"));
-                        tally.skipped += 1;
-                        Ok(())
-                    }
-                    Ok(false) => {
-                        phase.detail(&format!("{what} sending"));
-                        remote.upload(first, &digest, &mut e)
-                    }
-                    .map(|()| {
-                        tally.sent += 1;
-                        tally.bytes += size;
-                    }),
-                    Err(err) => Err(err),
-                };
-                if let Err(err) = r {
-                    failed = Some(err);
-                    return Err(io::Error::other("push failed"));
+                let mut bytes = Vec::with_capacity(size as usize);
+                e.read_to_end(&mut bytes)?;
+                if digest.is_empty() || json_like(&bytes) {
+                    scan.small.insert(path.clone(), bytes);
+                } else {
+                    held = Some(bytes);
                 }
-                tally.add(first, &digest);
             }
+            if scan.small.contains_key(&path) {
+                scan.entries.push(Entry { path, size, digest });
+                continue;
+            }
+            let what = format!("blob {} ({})", short(&digest), megabytes(size));
+            let r = match remote.has_blob(first, &digest) {
+                Ok(true) => {
+                    phase.detail(&format!("{what} already there"));
+                    tally.skipped += 1;
+                    Ok(())
+                }
+                Ok(false) => {
+                    phase.detail(&format!("{what} sending"));
+                    match &held {
+                        Some(bytes) => remote.upload(first, &digest, &mut &bytes[..]),
+                        None => remote.upload(first, &digest, &mut e),
+                    }
+                }
+                .map(|()| {
+                    tally.sent += 1;
+                    tally.bytes += size;
+                }),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = r {
+                failed = Some(err);
+                return Err(io::Error::other("push failed"));
+            }
+            tally.add(first, &digest);
             scan.entries.push(Entry { path, size, digest });
         }
         Ok(scan)
@@ -306,7 +319,9 @@ fn scan(store: &Store, name: &str, progress: &dyn Progress) -> Result<Scan> {
                     keep.extend_from_slice(&buf[..n]);
                 }
             }
-            if size <= SMALL {
+            // Only JSON is needed later (manifests, configs, index.json,
+            // manifest.json): memory does not grow with small layers.
+            if size <= SMALL && json_like(&keep) {
                 scan.small.insert(path.clone(), keep);
             }
             let digest = format!("sha256:{}", crate::hex(&h.finalize()));
@@ -418,6 +433,14 @@ fn upload(
         )));
     }
     Ok((n, bytes))
+}
+
+/// True for bytes that start, past white space, like a JSON object or array.
+fn json_like(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|&c| c == b'{' || c == b'[')
 }
 
 fn sha256(bytes: &[u8]) -> String {
