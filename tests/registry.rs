@@ -12,6 +12,7 @@ mod dockerd;
 
 use std::path::Path;
 
+use common::nginx::Proxy;
 use common::registry::{DOCKER_MANIFEST, Registry, sha256_digest};
 use common::*;
 use dockerd::Dockerd;
@@ -271,6 +272,56 @@ fn credentials_from_flags_or_docker_login_and_every_failure_is_one_line() {
         .env("DOCKER_CONFIG", &cfg)
         .args(["pull", &one, "--insecure"]));
     assert!(out.contains(&format!("as {one}")), "{out}");
+
+    // So does the credential helper config.json names (credsStore), asked
+    // as the Docker CLI asks it: `get`, the server on stdin, JSON back.
+    let bin = t.path().join("helpers");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-ferrytest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n\
+             [ \"$server\" = \"{}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"ops\",\"Secret\":\"s3cret\"}}\\n' \"$server\"\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{}}}},"credsStore":"ferrytest"}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let s3 = t.path().join("s3");
+    let out = ok(ferry(&s3)
+        .env("DOCKER_CONFIG", &cfg)
+        .env("PATH", &path)
+        .args(["pull", &one, "--insecure"]));
+    assert!(out.contains(&format!("as {one}")), "{out}");
+    // A helper that does not know the registry leaves ferry anonymous.
+    std::fs::write(
+        cfg.join("config.json"),
+        r#"{"auths":{},"credsStore":"ferrytest"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n",
+    )
+    .unwrap();
+    fails(
+        ferry(&s3)
+            .env("DOCKER_CONFIG", &cfg)
+            .env("PATH", &path)
+            .args(["pull", &one, "--insecure"]),
+        &["needs credentials", "docker login"],
+    );
 }
 
 #[test]
@@ -363,6 +414,10 @@ fn two_registries_one_flow_with_the_same_digests_and_only_new_blobs_sent() {
     let target = format!("{}/app", b.addr);
     let r1 = push(&s2, &[&one, &target]);
     assert_eq!(r1["blobs_skipped"], 0, "{r1}");
+    // Each blob went in one request: no PATCH reached the registry.
+    let log = b.log();
+    assert!(log.contains("http.request.method=PUT"), "{log}");
+    assert!(!log.contains("http.request.method=PATCH"), "{log}");
     let after_one = b.blob_count();
     let r2 = push(&s2, &[&two, &target]);
     // Only what v2 does not share with v1 went: its new layers, its
@@ -519,4 +574,102 @@ fn a_registry_with_a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
         sha256_digest(&reg.raw_manifest("copy:1").0),
         sha256_digest(&reg.raw_manifest("app:1").0)
     );
+}
+
+#[test]
+fn a_proxy_that_caps_request_bodies_gets_the_blobs_in_chunks() {
+    let test = "a_proxy_that_caps_request_bodies_gets_the_blobs_in_chunks";
+    let (Some(a), Some(b)) = (Registry::start(test), Registry::start(test)) else {
+        return;
+    };
+    let Some(proxy) = Proxy::start(test, &b.addr, "5m") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    // A layer of random bytes larger than the cap (and than one chunk).
+    let big = write(t.path(), "big.bin", &random_bytes(11, 12 << 20));
+    let tar_path = t.path().join("big.tar");
+    {
+        let mut layer = tar::Builder::new(Vec::new());
+        layer.append_path_with_name(&big, "big.bin").unwrap();
+        let layer = layer.into_inner().unwrap();
+        write_docker_archive(&tar_path, "big:1", &[layer]).unwrap();
+    }
+    a.push_archive(&tar_path, "big:1");
+    let s = t.path().join("s");
+    let src = format!("{}/big:1", a.addr);
+    pull(&s, &[&src]);
+    let r = push(&s, &[&src, &format!("{}/big:1", proxy.addr)]);
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("in chunks"), "{r}");
+    let log = proxy.access_log();
+    assert!(log.contains("\"PUT ") && log.contains(" 413 "), "{log}");
+    assert!(log.contains("\"PATCH "), "{log}");
+    assert_eq!(digest_of(&b, "big:1"), digest_of(&a, "big:1"));
+    let (m, _) = b.raw_manifest("big:1");
+    for d in manifest_blobs(&m) {
+        assert!(b.blob_path(&d).exists(), "{d} missing");
+    }
+}
+
+#[test]
+fn a_registry_that_hands_out_bearer_tokens_takes_pulls_and_pushes() {
+    let test = "a_registry_that_hands_out_bearer_tokens_takes_pulls_and_pushes";
+    let Some(reg) = Registry::start_with_token(test, "ops", "s3cret") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    reg.push_archive(&image(t.path(), "v1.tar", "app:1", 1), "app:1");
+    let s = t.path().join("s");
+    let one = format!("{}/app:1", reg.addr);
+    let copy = format!("{}/copy:1", reg.addr);
+    let cmd = |args: &[&str]| {
+        let mut c = ferry(&s);
+        c.env("DOCKER_CONFIG", t.path().join("no-docker-config"))
+            .args(args)
+            .arg("--insecure");
+        c
+    };
+    // The token server refuses strangers and wrong passwords.
+    fails(
+        &mut cmd(&["pull", &one]),
+        &["needs credentials", "--username"],
+    );
+    fails_stdin(
+        &mut cmd(&["pull", &one, "--username", "ops", "--password-stdin"]),
+        "nope\n",
+        &["refused the credentials"],
+    );
+    for args in [vec!["pull", &one], vec!["push", &one, &copy]] {
+        let mut c = cmd(&args);
+        c.args(["--username", "ops", "--password-stdin"]);
+        let out = run_stdin(&mut c, "s3cret\n");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // skopeo, through the same token flow, sees the copy under A's digest.
+    let raw = |reference: &str| {
+        let out = std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                "ops:s3cret",
+            ])
+            .arg(format!("docker://{}/{reference}", reg.addr))
+            .envs(common::registry::PROXY_VARS.map(|v| (v, "")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sha256_digest(&out.stdout)
+    };
+    assert_eq!(raw("copy:1"), raw("app:1"));
 }

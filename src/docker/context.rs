@@ -64,7 +64,7 @@ pub fn resolve(explicit: Option<&str>) -> Result<Endpoint> {
 }
 
 /// `$DOCKER_CONFIG`, else `~/.docker`.
-fn config_dir() -> PathBuf {
+pub(crate) fn config_dir() -> PathBuf {
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => dirs::home_dir()

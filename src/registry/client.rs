@@ -3,8 +3,11 @@
 //! `docker login` left them, manifests fetched raw, blobs as verified
 //! streams, and registry failures turned into one line that says what to do.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
 use futures_util::TryStreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
@@ -12,6 +15,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
+use super::credentials::docker_credentials;
 use crate::error::{Error, Result};
 
 /// The four manifest media types a pull accepts.
@@ -21,6 +25,9 @@ pub const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How to reach registries and who to be there.
 #[derive(Debug, Clone, Default)]
@@ -37,9 +44,16 @@ pub struct RemoteOptions {
 
 /// A registry client with its own async runtime.
 pub struct Remote {
-    rt: tokio::runtime::Runtime,
-    client: Client,
-    opts: RemoteOptions,
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) client: Client,
+    pub(super) opts: RemoteOptions,
+    /// The same transport, for the requests made here (monolithic uploads).
+    pub(super) http: reqwest::Client,
+    /// The Authorization header each `registry/repository` takes for a
+    /// push (None: none), once known.
+    pub(super) push_headers: Mutex<HashMap<String, Option<String>>>,
+    /// Set once a registry refused a monolithic upload: blobs go in chunks.
+    pub(super) chunked: AtomicBool,
 }
 
 impl Remote {
@@ -51,20 +65,31 @@ impl Remote {
             } else {
                 ClientProtocol::Https
             },
-            connect_timeout: Some(std::time::Duration::from_secs(15)),
+            connect_timeout: Some(CONNECT_TIMEOUT),
             max_concurrent_download: 4,
             max_concurrent_upload: 4,
             ..ClientConfig::default()
         };
+        let mut http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         if let Some(ca) = &opts.ca_cert {
             let data = std::fs::read(ca).map_err(|e| {
                 Error::Invalid(format!("cannot read --ca-cert {}: {e}", ca.display()))
             })?;
+            let cert = reqwest::Certificate::from_pem(&data).map_err(|e| {
+                Error::Invalid(format!(
+                    "--ca-cert {} is not a PEM certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+            http = http.add_root_certificate(cert);
             config.extra_root_certificates.push(Certificate {
                 encoding: CertificateEncoding::Pem,
                 data,
             });
         }
+        let http = http
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start the registry client: {e}")))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -74,6 +99,9 @@ impl Remote {
             rt,
             client: Client::new(config),
             opts: opts.clone(),
+            http,
+            push_headers: Mutex::new(HashMap::new()),
+            chunked: AtomicBool::new(false),
         })
     }
 
@@ -88,7 +116,7 @@ impl Remote {
     }
 
     /// The credentials for `r`'s registry: the flags, else `docker login`'s.
-    fn auth(&self, r: &Reference) -> RegistryAuth {
+    pub(super) fn auth(&self, r: &Reference) -> RegistryAuth {
         if let (Some(u), Some(p)) = (&self.opts.username, &self.opts.password) {
             return RegistryAuth::Basic(u.clone(), p.clone());
         }
@@ -108,7 +136,7 @@ impl Remote {
     /// Runs a request, again after 0.5, 1 and 2 s when it failed in a way
     /// that may pass (the registry unreachable for a moment, timed out, or
     /// answering 5xx); never after a refusal.
-    fn retry<T, F: std::future::Future<Output = oci_client::errors::Result<T>>>(
+    pub(super) fn retry<T, F: std::future::Future<Output = oci_client::errors::Result<T>>>(
         &self,
         r: &Reference,
         f: impl Fn() -> F,
@@ -170,52 +198,6 @@ impl Remote {
         self.retry(r, || self.client.blob_exists(r, digest))
     }
 
-    /// Uploads blob `digest` to `r`'s repository, its bytes
-    /// read from `body` as they are sent (PATCHes of the client's chunk
-    /// size, then the PUT that names the digest, which the registry checks).
-    pub fn upload(&self, r: &Reference, digest: &str, body: &mut dyn Read) -> Result<()> {
-        use futures_util::StreamExt;
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|b| b.map_err(OciDistributionError::IoError));
-        let client = self.client.clone();
-        let (target, d) = (r.clone(), digest.to_string());
-        let task = self
-            .rt
-            .spawn(async move { client.push_blob_stream(&target, stream, &d).await });
-        let mut buf = vec![0u8; 1 << 20];
-        let mut fed = Ok(());
-        loop {
-            match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    let _ = tx.blocking_send(Err(e));
-                    fed = Err(Error::Invalid(format!(
-                        "reading blob {digest} from the store: {text}"
-                    )));
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let sent = self
-            .rt
-            .block_on(task)
-            .map_err(|e| Error::Registry(format!("the upload of {digest} stopped: {e}")))?;
-        fed?;
-        let creds = !matches!(self.auth(r), RegistryAuth::Anonymous);
-        sent.map(|_| ()).map_err(|e| registry_err(r, e, creds))
-    }
-
     /// Makes blob `digest` of `from`'s repository part of `r`'s (same
     /// registry), without sending it again.
     pub fn mount(&self, r: &Reference, from: &Reference, digest: &str) -> Result<()> {
@@ -252,6 +234,9 @@ pub fn registry_err(r: &Reference, e: OciDistributionError, creds: bool) -> Erro
         OciDistributionError::ImageManifestNotFoundError(_) => {
             format!("{what}: no such image in registry {host}: check the repository and tag")
         }
+        OciDistributionError::AuthenticationFailure(_) if !creds => format!(
+            "registry {host} needs credentials for {what}: pass --username and --password-stdin, or run 'docker login {host}'"
+        ),
         OciDistributionError::AuthenticationFailure(m) => format!(
             "registry {host} refused the credentials ({m}): check --username/--password-stdin or 'docker login {host}'"
         ),
@@ -305,7 +290,7 @@ pub fn registry_err(r: &Reference, e: OciDistributionError, creds: bool) -> Erro
 }
 
 /// A transport failure: unreachable, TLS, or timed out.
-fn transport(host: &str, e: &reqwest::Error) -> String {
+pub(super) fn transport(host: &str, e: &reqwest::Error) -> String {
     let chain = error_chain(e);
     if e.is_connect()
         && (chain.contains("certificate")
@@ -340,83 +325,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     parts.join(": ")
-}
-
-/// The Docker CLI's config file: `$DOCKER_CONFIG/config.json`, else
-/// `~/.docker/config.json`.
-fn docker_config_path() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG") {
-        Some(dir) if !dir.is_empty() => Some(Path::new(&dir).join("config.json")),
-        _ => dirs::home_dir().map(|h| h.join(".docker/config.json")),
-    }
-}
-
-/// The user and password `docker login` stored for `registry` in
-/// config.json's `auths` (credential helpers are not asked).
-pub fn docker_credentials(registry: &str) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(docker_config_path()?).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let keys: Vec<String> = if registry == "docker.io" || registry == "index.docker.io" {
-        vec![
-            "https://index.docker.io/v1/".into(),
-            "index.docker.io".into(),
-            "docker.io".into(),
-        ]
-    } else {
-        vec![
-            registry.to_string(),
-            format!("https://{registry}"),
-            format!("http://{registry}"),
-            format!("https://{registry}/v1/"),
-        ]
-    };
-    let entry = keys.iter().find_map(|k| auths.get(k))?;
-    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str())
-        && let Some(decoded) = base64_decode(auth)
-        && let Ok(text) = String::from_utf8(decoded)
-        && let Some((u, p)) = text.split_once(':')
-    {
-        return Some((u.to_string(), p.to_string()));
-    }
-    let u = entry.get("username")?.as_str()?;
-    let p = entry.get("password")?.as_str()?;
-    Some((u.to_string(), p.to_string()))
-}
-
-/// Standard base64 (with or without padding), as config.json holds it.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_docker_login_writes_it() {
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert!(base64_decode("a*b").is_none());
-    }
 }

@@ -3,10 +3,12 @@
 //! one client that knows the site's transport and credentials (`client`).
 
 pub mod client;
+mod credentials;
 mod layout;
 mod pipe;
 pub mod pull;
 pub mod push;
+mod upload;
 
 pub use client::{Remote, RemoteOptions};
 pub use pull::{Platforms, PullReport, host_platform, pull};

@@ -82,8 +82,28 @@ impl Tally {
     }
 }
 
-/// Pushes snapshot `name`'s images to a registry.
+/// Pushes snapshot `name`'s images to a registry. A registry that refuses
+/// monolithic uploads gets the push again in chunks (blobs that arrived
+/// are skipped).
 pub fn push(
+    store: &Store,
+    remote: &Remote,
+    name: &str,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let chunked = remote.uploads_in_chunks();
+    match push_once(store, remote, name, opts, progress) {
+        Err(Error::Registry(why)) if !chunked && remote.uploads_in_chunks() => {
+            let mut report = push_once(store, remote, name, opts, progress)?;
+            report.notes.push(why);
+            Ok(report)
+        }
+        other => other,
+    }
+}
+
+fn push_once(
     store: &Store,
     remote: &Remote,
     name: &str,
@@ -143,51 +163,105 @@ pub fn push(
 }
 
 /// Makes every target's blobs present where they can be without reading
-/// the archive again: a HEAD, small blobs from memory, a mount from the
-/// repository a layer was streamed to. Returns what is still missing.
+/// the archive again: a HEAD, small blobs from memory, a mount from a
+/// repository of the same registry that has it. HEADs and small uploads
+/// go several at once. Returns what is still missing.
 fn complete(
     remote: &Remote,
     scan: &Scan,
     targets: &[Target],
     tally: &mut Tally,
 ) -> Result<HashMap<String, Vec<Reference>>> {
-    let mut missing: HashMap<String, Vec<Reference>> = HashMap::new();
-    let mut holders: HashMap<String, Reference> = HashMap::new();
-    for (repo, d) in &tally.present {
-        if let Some(t) = targets.iter().find(|t| t.repo.repository() == repo) {
-            holders.insert(d.clone(), t.repo.clone());
-        }
-    }
+    let mut asks: Vec<(&Reference, &str, u64)> = Vec::new();
     for t in targets {
         remote.login(&t.repo, RegistryOperation::Push)?;
         for (d, size) in &t.blobs {
-            if tally.has(&t.repo, d) {
-                continue;
+            if !tally.has(&t.repo, d) && !asks.iter().any(|a| a.0 == &t.repo && a.1 == d) {
+                asks.push((&t.repo, d, *size));
             }
-            if remote.has_blob(&t.repo, d)? {
-                tally.skipped += 1;
-            } else if let Some(bytes) = scan
-                .small
-                .get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
-            {
-                remote.upload(&t.repo, d, &mut &bytes[..])?;
+        }
+    }
+    let there = at_once(&asks, |&(r, d, _)| remote.has_blob(r, d))?;
+    let mut small = Vec::new();
+    let mut missing: HashMap<String, Vec<Reference>> = HashMap::new();
+    for (&(r, d, size), there) in asks.iter().zip(there) {
+        if there {
+            tally.skipped += 1;
+            tally.add(r, d);
+        } else if let Some(bytes) = scan.small.get(&blob_path(d)) {
+            small.push((r, d, size, bytes));
+        }
+    }
+    at_once(&small, |&(r, d, size, bytes)| {
+        remote.upload(r, d, size, &mut &bytes[..])
+    })?;
+    for (r, d, size, _) in small {
+        tally.sent += 1;
+        tally.bytes += size;
+        tally.add(r, d);
+    }
+    // The rest is in the archive; a repository of the same registry that
+    // has a blob lends it by a mount.
+    for &(r, d, _) in &asks {
+        if tally.has(r, d) {
+            continue;
+        }
+        let holder = tally.present.iter().find_map(|(repo, pd)| {
+            let t = targets.iter().find(|t| t.repo.repository() == repo)?;
+            (pd == d && t.repo.resolve_registry() == r.resolve_registry()).then_some(&t.repo)
+        });
+        match holder {
+            Some(from) => {
+                let from = from.clone();
+                remote.mount(r, &from, d)?;
                 tally.sent += 1;
-                tally.bytes += size;
-            } else if let Some(from) = holders
-                .get(d)
-                .filter(|h| h.resolve_registry() == t.repo.resolve_registry())
-            {
-                remote.mount(&t.repo, from, d)?;
-                tally.sent += 1;
-            } else {
-                missing.entry(d.clone()).or_default().push(t.repo.clone());
-                continue;
+                tally.add(r, d);
             }
-            tally.add(&t.repo, d);
-            holders.entry(d.clone()).or_insert_with(|| t.repo.clone());
+            None => missing.entry(d.to_string()).or_default().push(r.clone()),
         }
     }
     Ok(missing)
+}
+
+/// How many requests go to a registry at once.
+const AT_ONCE: usize = 4;
+
+/// `f` of every item, up to [`AT_ONCE`] at a time, in the items' order;
+/// the first failure, if any.
+fn at_once<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<R>>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..AT_ONCE.min(items.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    let failed = r.is_err();
+                    *slots[i].lock().expect("not poisoned") = Some(r);
+                    if failed {
+                        // Stop handing out work; what runs finishes.
+                        next.store(items.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for slot in slots {
+        match slot.into_inner().expect("not poisoned") {
+            Some(r) => out.push(r?),
+            None => break,
+        }
+    }
+    // A slot left empty follows a failure, which was returned above.
+    Ok(out)
+}
+
+fn blob_path(digest: &str) -> String {
+    format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
 
 /// Puts each target's manifests by digest, then its tags.
@@ -265,8 +339,8 @@ fn stream_oci(
                 Ok(false) => {
                     phase.detail(&format!("{what} sending"));
                     match &held {
-                        Some(bytes) => remote.upload(first, &digest, &mut &bytes[..]),
-                        None => remote.upload(first, &digest, &mut e),
+                        Some(bytes) => remote.upload(first, &digest, size, &mut &bytes[..]),
+                        None => remote.upload(first, &digest, size, &mut e),
                     }
                 }
                 .map(|()| {
@@ -407,7 +481,7 @@ fn upload(
                 .split_first()
                 .expect("a missing blob has a repository");
             remote
-                .upload(first, digest, &mut e)
+                .upload(first, digest, size, &mut e)
                 .map_err(|err| io::Error::other(err.to_string()))?;
             n += 1;
             bytes += size;

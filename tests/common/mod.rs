@@ -280,4 +280,6 @@ pub fn unpack_refused(store: &Path, pack: &Path, needles: &[&str]) {
     );
 }
 pub mod gotools;
+pub mod nginx;
 pub mod registry;
+pub mod token;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::common::token::{ISSUER, SERVICE, TokenServer};
 use crate::common::{skip, tool};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -19,7 +20,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Proxy variables curl and skopeo would otherwise honour.
-const PROXY_VARS: [&str; 6] = [
+pub const PROXY_VARS: [&str; 6] = [
     "http_proxy",
     "https_proxy",
     "all_proxy",
@@ -71,14 +72,30 @@ impl Registry {
             skip(test, "openssl not installed (apt-get install openssl)");
             return None;
         }
-        Self::launch_with(test, None, true)
+        Self::launch_with(test, None, true, false)
+    }
+
+    /// Like [`Registry::start`], with bearer-token auth: clients get a
+    /// token for one user from a token server started with it (see
+    /// [`TokenServer`]).
+    pub fn start_with_token(test: &str, user: &str, pass: &str) -> Option<Registry> {
+        if tool("openssl").is_none() {
+            skip(test, "openssl not installed (apt-get install openssl)");
+            return None;
+        }
+        Self::launch_with(test, Some((user, pass)), false, true)
     }
 
     fn launch(test: &str, auth: Option<(&str, &str)>) -> Option<Registry> {
-        Self::launch_with(test, auth, false)
+        Self::launch_with(test, auth, false, false)
     }
 
-    fn launch_with(test: &str, auth: Option<(&str, &str)>, tls: bool) -> Option<Registry> {
+    fn launch_with(
+        test: &str,
+        auth: Option<(&str, &str)>,
+        tls: bool,
+        token: bool,
+    ) -> Option<Registry> {
         for (name, package) in [
             ("docker-registry", "docker-registry"),
             ("skopeo", "skopeo"),
@@ -92,7 +109,7 @@ impl Registry {
                 return None;
             }
         }
-        if auth.is_some() && tool("htpasswd").is_none() {
+        if auth.is_some() && !token && tool("htpasswd").is_none() {
             skip(
                 test,
                 "htpasswd not installed (apt-get install apache2-utils)",
@@ -104,7 +121,14 @@ impl Registry {
             .tempdir_in("/tmp")
             .unwrap();
         let mut auth_yaml = String::new();
-        if let Some((user, pass)) = auth {
+        if let (Some((user, pass)), true) = (auth, token) {
+            let server = TokenServer::start(dir.path(), user, pass);
+            auth_yaml = format!(
+                "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                server.realm,
+                server.cert.display()
+            );
+        } else if let Some((user, pass)) = auth {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, pass])
                 .output()
@@ -278,6 +302,11 @@ impl Registry {
             .join(repo)
             .join("_uploads");
         std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// The registry's whole log (one line per request, with its method).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
     /// The last 40 lines of the registry's log.
