@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the core engine on 64 MiB of image-like
-//! data (source-like text and binary-like files): chunking, adding new and
-//! known data, checkout, pack and unpack. Throughput is reported in bytes.
+//! data (source-like text and binary-like files): chunking, super-features,
+//! adding new and known data, checkout, pack and unpack. Throughput is reported in bytes.
 //! Run: `cargo bench --bench engine`.
 
 use std::time::Duration;
@@ -44,6 +44,14 @@ fn engine(c: &mut Criterion) {
             })
             .unwrap();
             n
+        })
+    });
+
+    g.bench_function("super-features", |b| {
+        b.iter(|| {
+            data.chunks(64 << 10)
+                .filter_map(ferry::similarity::super_features)
+                .count()
         })
     });
 
