@@ -23,8 +23,6 @@ pub const MIN_LEN: usize = 256;
 const SAMPLE_MASK: u64 = 0xF << 59;
 /// zstd level of delta chunks, and of whole chunks in delta packs.
 const LEVEL: i32 = 9;
-/// zstd level of tar-header deltas.
-const HEADER_LEVEL: i32 = 19;
 /// zstd level of delta groups (with the double-fast strategy).
 const GROUP_LEVEL: i32 = 6;
 /// Largest window a delta frame may need (base and output together).
@@ -103,17 +101,6 @@ fn super_of(max: &[u64; FEATURES]) -> [i64; SUPER_FEATURES] {
 /// 9). The window covers both, so any part of the base can be matched.
 pub fn encode(base: &[u8], data: &[u8]) -> Vec<u8> {
     frame(base, data, LEVEL, false)
-}
-
-/// Like [`encode`], for tar headers against the old headers around them
-/// (level 19): a rebuilt layer's headers differ from the old ones in a few
-/// fields (times, and the checksum derived from them), and the strongest
-/// level's optimal parser codes those short literals between long matches
-/// at repeated offsets tighter than level 9 (an eighth fewer delta bytes
-/// on an image whose every mtime changed). Headers are a small part of a
-/// layer, so the stronger level costs little time.
-pub fn encode_headers(base: &[u8], data: &[u8]) -> Vec<u8> {
-    frame(base, data, HEADER_LEVEL, false)
 }
 
 /// Like [`encode`], for a file's new bytes against its old version (delta
@@ -261,40 +248,6 @@ mod tests {
             -4077237407318115684,
         ]);
         assert_eq!(super_features(&[7u8; 5000]), run, "a run of 7s");
-    }
-
-    /// Tar headers of `n` files, all with modification time `mtime`.
-    fn headers(n: u64, mtime: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        for i in 0..n {
-            let mut h = tar::Header::new_gnu();
-            h.set_path(format!(
-                "usr/lib/node_modules/pkg-{}/lib/file-{i}.js",
-                i % 40
-            ))
-            .unwrap();
-            h.set_size(i * 37 % 9000);
-            h.set_mode(0o644);
-            h.set_mtime(mtime);
-            h.set_cksum();
-            out.extend_from_slice(h.as_bytes());
-        }
-        out
-    }
-
-    #[test]
-    fn headers_with_new_times_take_fewer_bytes_at_the_header_level() {
-        let old = headers(1500, 1_700_000_000);
-        let new = headers(1500, 1_700_086_417);
-        let strong = encode_headers(&old, &new);
-        let plain = encode(&old, &new);
-        assert_eq!(decode(&old, &strong, new.len()).unwrap(), new);
-        assert!(
-            strong.len() * 10 < plain.len() * 9,
-            "level 19: {} bytes, level 9: {} bytes",
-            strong.len(),
-            plain.len()
-        );
     }
 
     #[test]

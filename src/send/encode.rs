@@ -259,12 +259,9 @@ impl<'a> Encoder<'a> {
         let plan = self.plan;
         let members = &plan.sends[i..i + n];
         let Some(g) = plan.groups.get(&i) else {
-            let headers = plan.header_sends.contains(&i);
-            return Ok(Encoded::Singles(vec![self.single(
-                &members[0],
-                &plan.similar[i],
-                headers,
-            )?]));
+            return Ok(Encoded::Singles(vec![
+                self.single(&members[0], &plan.similar[i])?,
+            ]));
         };
         let mut data = Vec::new();
         for c in members {
@@ -290,15 +287,14 @@ impl<'a> Encoder<'a> {
         }
         members
             .iter()
-            .map(|c| self.single(c, &[], false))
+            .map(|c| self.single(c, &[]))
             .collect::<Result<_>>()
             .map(Encoded::Singles)
     }
 
     /// A chunk with similar bases is delta-encoded against them, and kept
-    /// as a delta when that is clearly smaller; tar headers against the old
-    /// ones (`headers`) take zstd's strongest level.
-    fn single(&self, c: &ChunkEntry, bases: &[ChunkEntry], headers: bool) -> Result<Single> {
+    /// as a delta when that is clearly smaller.
+    fn single(&self, c: &ChunkEntry, bases: &[ChunkEntry]) -> Result<Single> {
         let data = self.read(c)?;
         let clen = c.loc.clen as usize;
         if !bases.is_empty() {
@@ -306,11 +302,7 @@ impl<'a> Encoder<'a> {
             for b in bases {
                 base.extend_from_slice(&self.read(b)?);
             }
-            let delta = if headers {
-                crate::similarity::encode_headers(&base, &data)
-            } else {
-                crate::similarity::encode(&base, &data)
-            };
+            let delta = crate::similarity::encode(&base, &data);
             if delta.len() + 31 < clen && delta.len() < clen / 10 * 9 {
                 return Ok(Single::Delta(delta));
             }

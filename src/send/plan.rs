@@ -24,8 +24,6 @@ pub(super) struct Plan {
     pub sends: Vec<ChunkEntry>,
     /// For each, chunks the receiver will hold that it likely resembles.
     pub similar: Vec<Vec<ChunkEntry>>,
-    /// Sends of tar headers whose bases are the old headers around them.
-    pub header_sends: HashSet<usize>,
     /// Runs of sends that go as one group record, by first send index.
     pub groups: HashMap<usize, PlanGroup>,
     /// Row id to place in the pack table / the base table.
@@ -154,7 +152,6 @@ struct Planner<'a> {
     anchor: Option<ChunkRow>,
     sends: Vec<ChunkEntry>,
     similar: Vec<Vec<ChunkEntry>>,
-    header_sends: HashSet<usize>,
     pack_index: HashMap<ChunkRow, u64>,
     groups: HashMap<usize, PlanGroup>,
     /// The group being gathered.
@@ -223,7 +220,6 @@ impl<'a> Planner<'a> {
             anchor: None,
             sends: Vec::new(),
             similar: Vec::new(),
-            header_sends: HashSet::new(),
             pack_index: HashMap::new(),
             groups: HashMap::new(),
             open: None,
@@ -298,9 +294,6 @@ impl<'a> Planner<'a> {
             self.send(c, Vec::new());
         } else {
             let mut bases = self.header_bases(at.header, c);
-            if !bases.is_empty() {
-                self.header_sends.insert(self.sends.len());
-            }
             if bases.is_empty()
                 && !self.opts.no_deltas
                 && c.len as usize >= crate::similarity::MIN_LEN
@@ -499,7 +492,6 @@ impl<'a> Planner<'a> {
             header,
             sends: self.sends,
             similar: self.similar,
-            header_sends: self.header_sends,
             groups: self.groups,
             pack_index: self.pack_index,
             base_index: self.base_index,
