@@ -502,6 +502,18 @@ fn an_index_round_trips_and_a_partial_one_tags_its_image() {
     assert_eq!(digest_of(&b, "one:x"), digest_of(&a, "app:arm"));
 }
 
+/// `dir/big.tar`: a docker-save archive of `big:1`, one layer holding
+/// `size` random bytes (from `seed`).
+fn big_image(dir: &Path, seed: u64, size: usize) -> std::path::PathBuf {
+    let big = write(dir, "big.bin", &random_bytes(seed, size));
+    let tar_path = dir.join("big.tar");
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.append_path_with_name(&big, "big.bin").unwrap();
+    let layer = layer.into_inner().unwrap();
+    write_docker_archive(&tar_path, "big:1", &[layer]).unwrap();
+    tar_path
+}
+
 #[test]
 fn a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it() {
     let test = "a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it";
@@ -510,14 +522,7 @@ fn a_push_cut_off_mid_upload_leaves_no_tag_and_a_rerun_completes_it() {
     };
     let t = tempfile::tempdir().unwrap();
     // A layer of random bytes large enough to be caught in flight.
-    let big = write(t.path(), "big.bin", &random_bytes(7, 48 << 20));
-    let tar_path = t.path().join("big.tar");
-    {
-        let mut layer = tar::Builder::new(Vec::new());
-        layer.append_path_with_name(&big, "big.bin").unwrap();
-        let layer = layer.into_inner().unwrap();
-        write_docker_archive(&tar_path, "big:1", &[layer]).unwrap();
-    }
+    let tar_path = big_image(t.path(), 7, 48 << 20);
     a.push_archive(&tar_path, "big:1");
     let s = t.path().join("s");
     let src = format!("{}/big:1", a.addr);
@@ -587,14 +592,7 @@ fn a_proxy_that_caps_request_bodies_gets_the_blobs_in_chunks() {
     };
     let t = tempfile::tempdir().unwrap();
     // A layer of random bytes larger than the cap (and than one chunk).
-    let big = write(t.path(), "big.bin", &random_bytes(11, 12 << 20));
-    let tar_path = t.path().join("big.tar");
-    {
-        let mut layer = tar::Builder::new(Vec::new());
-        layer.append_path_with_name(&big, "big.bin").unwrap();
-        let layer = layer.into_inner().unwrap();
-        write_docker_archive(&tar_path, "big:1", &[layer]).unwrap();
-    }
+    let tar_path = big_image(t.path(), 11, 12 << 20);
     a.push_archive(&tar_path, "big:1");
     let s = t.path().join("s");
     let src = format!("{}/big:1", a.addr);

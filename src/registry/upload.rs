@@ -17,6 +17,9 @@ use super::client::{Remote, registry_err, transport};
 use super::credentials::basic_header;
 use crate::error::{Error, Result};
 
+/// A blob's bytes on their way to a request.
+type Pieces = tokio_stream::wrappers::ReceiverStream<std::io::Result<bytes::Bytes>>;
+
 /// What the body of an upload is read in.
 const PIECE: usize = 1 << 20;
 
@@ -123,25 +126,19 @@ impl Remote {
         body: &mut dyn Read,
     ) -> Result<()> {
         url.query_pairs_mut().append_pair("digest", digest);
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let mut req = self
-            .http
-            .put(url)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, size)
-            .body(reqwest::Body::wrap_stream(stream));
-        if let Some(h) = self.push_header(r, false)? {
-            req = req.header(AUTHORIZATION, h);
-        }
-        let task = self.rt.spawn(async move { req.send().await });
-        let fed = feed(body, digest, |piece| tx.blocking_send(piece).is_ok());
-        drop(tx);
-        let sent = self
-            .rt
-            .block_on(task)
-            .map_err(|e| Error::Registry(format!("the upload of {digest} stopped: {e}")))?;
-        fed?;
+        let header = self.push_header(r, false)?;
+        let http = self.http.clone();
+        let sent = self.streamed(body, digest, move |stream| {
+            let mut req = http
+                .put(url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size)
+                .body(reqwest::Body::wrap_stream(stream));
+            if let Some(h) = header {
+                req = req.header(AUTHORIZATION, h);
+            }
+            async move { req.send().await }
+        })?;
         let host = r.resolve_registry().to_string();
         let res = sent.map_err(|e| Error::Registry(transport(&host, &e)))?;
         if res.status() == StatusCode::CREATED {
@@ -167,14 +164,33 @@ impl Remote {
     /// that names the digest.
     fn upload_chunked(&self, r: &Reference, digest: &str, body: &mut dyn Read) -> Result<()> {
         use futures_util::StreamExt;
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|b| b.map_err(OciDistributionError::IoError));
         let client = self.client.clone();
         let (target, d) = (r.clone(), digest.to_string());
+        let sent = self.streamed(body, digest, move |stream| {
+            let stream = stream.map(|b| b.map_err(OciDistributionError::IoError));
+            async move { client.push_blob_stream(&target, stream, &d).await }
+        })?;
+        let creds = !matches!(self.auth(r), RegistryAuth::Anonymous);
+        sent.map(|_| ()).map_err(|e| registry_err(r, e, creds))
+    }
+
+    /// Runs the request `start` makes of a stream of `body`'s bytes, fed
+    /// from this thread as the request sends them; its outcome, unless
+    /// reading `body` failed first.
+    fn streamed<T, F>(
+        &self,
+        body: &mut dyn Read,
+        digest: &str,
+        start: impl FnOnce(Pieces) -> F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
         let task = self
             .rt
-            .spawn(async move { client.push_blob_stream(&target, stream, &d).await });
+            .spawn(start(tokio_stream::wrappers::ReceiverStream::new(rx)));
         let fed = feed(body, digest, |piece| tx.blocking_send(piece).is_ok());
         drop(tx);
         let sent = self
@@ -182,8 +198,7 @@ impl Remote {
             .block_on(task)
             .map_err(|e| Error::Registry(format!("the upload of {digest} stopped: {e}")))?;
         fed?;
-        let creds = !matches!(self.auth(r), RegistryAuth::Anonymous);
-        sent.map(|_| ()).map_err(|e| registry_err(r, e, creds))
+        Ok(sent)
     }
 
     /// A refusal as one line (the registry's own words at its end).
