@@ -173,10 +173,13 @@ fn complete(
     tally: &mut Tally,
 ) -> Result<HashMap<String, Vec<Reference>>> {
     let mut asks: Vec<(&Reference, &str, u64)> = Vec::new();
+    let mut asked = HashSet::new();
     for t in targets {
         remote.login(&t.repo, RegistryOperation::Push)?;
         for (d, size) in &t.blobs {
-            if !tally.has(&t.repo, d) && !asks.iter().any(|a| a.0 == &t.repo && a.1 == d) {
+            if !tally.has(&t.repo, d)
+                && asked.insert((t.repo.resolve_registry(), t.repo.repository(), d.as_str()))
+            {
                 asks.push((&t.repo, d, *size));
             }
         }
@@ -226,38 +229,15 @@ fn complete(
 /// How many requests go to a registry at once.
 const AT_ONCE: usize = 4;
 
-/// `f` of every item, up to [`AT_ONCE`] at a time, in the items' order;
-/// the first failure, if any.
+/// `f` of every item, up to [`AT_ONCE`] at a time (requests wait on the
+/// network, not on the cores), in the items' order; the first failure.
 fn at_once<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Result<R>>>> =
-        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..AT_ONCE.min(items.len()) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    let failed = r.is_err();
-                    *slots[i].lock().expect("not poisoned") = Some(r);
-                    if failed {
-                        // Stop handing out work; what runs finishes.
-                        next.store(items.len(), std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for slot in slots {
-        match slot.into_inner().expect("not poisoned") {
-            Some(r) => out.push(r?),
-            None => break,
-        }
-    }
-    // A slot left empty follows a failure, which was returned above.
-    Ok(out)
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(AT_ONCE)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the push's threads: {e}")))?;
+    pool.install(|| items.par_iter().map(&f).collect())
 }
 
 fn blob_path(digest: &str) -> String {

@@ -535,20 +535,26 @@ fn split_reference(reference: &str) -> (&str, &str) {
         .unwrap_or_else(|| panic!("{reference:?} is not repo:tag or repo@digest"))
 }
 
+/// Runs the openssl tool in `dir`, asserting success; its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A CA and a certificate for 127.0.0.1 it signed, made with openssl in
 /// `dir`: (certificate, key, CA certificate).
 fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl(dir, args);
     };
     run(&[
         "req",

@@ -26,19 +26,7 @@ pub struct TokenServer {
 impl TokenServer {
     /// Starts serving tokens to `user` with `pass`; keys made in `dir`.
     pub fn start(dir: &Path, user: &str, pass: &str) -> TokenServer {
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("running openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.stdout
-        };
+        let openssl = |args: &[&str]| super::registry::openssl(dir, args);
         openssl(&[
             "req",
             "-x509",
