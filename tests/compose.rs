@@ -115,6 +115,21 @@ fn compose_stack_saved_as_one_snapshot_and_loaded_elsewhere() {
 
     let pack = t.path().join("stack.ferry");
     ok(ferry(&sa).args(["pack", "shop_stack", "-o"]).arg(&pack));
+    // inspect lists the stack's images before anything is imported.
+    let table = ok(ferry(&sb).arg("inspect").arg(&pack));
+    for tag in ["api:1", "worker:2", "web:1"] {
+        assert!(table.contains(tag), "{table}");
+    }
+    let seen: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&sb).args(["inspect", "--json"]).arg(&pack))).unwrap();
+    let mut tags: Vec<&str> = seen[0]["snapshots"][0]["tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{seen}"))
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["api:1", "web:1", "worker:2"], "{seen}");
     ok(ferry(&sb).arg("unpack").arg(&pack));
     let out = ok(f(&b.host, &sb).args(["load", "shop_stack"]));
     assert!(out.contains("worker:2"), "{out}");

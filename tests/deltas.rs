@@ -296,6 +296,16 @@ fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
         "with deltas {with}"
     );
     ok(ferry(&b).arg("unpack").arg(&full));
+    // A receiver known only by its inventory gets the same groups.
+    let have = t.path().join("have.ferry");
+    ok(ferry(&b).args(["inventory", "-o"]).arg(&have));
+    let by_have = pack_json(
+        &a,
+        &["svc:2", "--have", have.to_str().unwrap(), "--dry-run"],
+        &t.path().join("y"),
+    );
+    assert_eq!(by_have["groups"], with["groups"], "{by_have}");
+    assert_eq!(by_have["delta_chunks"], with["delta_chunks"], "{by_have}");
     let r: serde_json::Value =
         serde_json::from_str(&ok(ferry(&b).arg("unpack").arg(&p).arg("--json"))).unwrap();
     assert_eq!(r["added"][0], "svc:2", "{r}");

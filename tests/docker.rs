@@ -196,6 +196,18 @@ fn docker_failures_are_one_clear_line() {
     d.run(&["rmi", "app:1", "app:2"]);
     let out = ok(f(&d.host, &sc).args(["load", "app:2"]));
     assert!(out.contains("tags app:2 confirmed"), "{out}");
+    // checkout finds it the same way: the archive that holds app:2.
+    let (by_tag, by_name) = (t.path().join("by-tag.tar"), t.path().join("by-name.tar"));
+    ok(ferry(&sc).args(["checkout", "app:2", "-o"]).arg(&by_tag));
+    ok(ferry(&sc).args(["checkout", "app:1", "-o"]).arg(&by_name));
+    let archive = std::fs::read(&by_tag).unwrap();
+    assert!(!archive.is_empty() && archive == std::fs::read(&by_name).unwrap());
+    fails(
+        ferry(&sc)
+            .args(["checkout", "app:3", "-o"])
+            .arg(t.path().join("none.tar")),
+        &["no snapshot named 'app:3'"],
+    );
     // A moving tag: saving app:latest again once it names another image
     // moves the snapshot name and keeps the old one as a base.
     d.run(&["tag", "app:1", "app:latest"]);

@@ -469,6 +469,28 @@ fn two_registries_one_flow_with_the_same_digests_and_only_new_blobs_sent() {
             .unwrap()
             .to_string();
     assert_eq!(d.inspect(&legacy)["Id"].as_str().unwrap(), id);
+    // A tag inside a snapshot of several images pushes that image alone,
+    // under the tag asked for.
+    for v in ["v1.tar", "v2.tar"] {
+        d.run(&["load", "-i", t.path().join(v).to_str().unwrap()]);
+    }
+    let s4 = t.path().join("s4");
+    ok(ferry(&s4).args([
+        "--docker-host",
+        &d.host,
+        "save",
+        "app:1",
+        "app:2",
+        "--name",
+        "both",
+    ]));
+    let r = push(&s4, &["app:2", &format!("{}/pick", b.addr)]);
+    let pushed = r["pushed"].as_array().unwrap();
+    assert_eq!(pushed.len(), 1, "{r}");
+    assert_eq!(pushed[0]["reference"], format!("{}/pick:2", b.addr), "{r}");
+    let picked = format!("{}/pick:2", b.addr);
+    d.run(&["pull", &picked]);
+    assert_eq!(d.inspect(&picked)["Id"], d.inspect("app:2")["Id"]);
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub(super) struct Target {
     pub children: Vec<(Vec<u8>, String)>,
     /// The manifest or index the tags name, and its media type.
     pub top: (Vec<u8>, String),
+    /// Before [`retarget`]: every name the image carries in the snapshot.
+    /// After: the tags to push it under.
     pub tags: Vec<String>,
 }
 
@@ -116,6 +118,10 @@ pub(super) fn oci_images(
         } else {
             image_blobs(top, &sizes, &mut t.blobs)?;
         }
+        t.tags = (!name.is_empty())
+            .then(|| name.clone())
+            .into_iter()
+            .collect();
         out.push((name, t));
     }
     Ok((out, 0))
@@ -199,12 +205,39 @@ pub(super) fn legacy_images(
             Target {
                 blobs,
                 top: (bytes, "application/vnd.oci.image.manifest.v1+json".into()),
+                tags: m.repo_tags.clone().unwrap_or_default(),
                 ..Target::empty()?
             },
         ));
     }
     let n = out.len();
     Ok((out, n))
+}
+
+/// Keeps only the images that carry `asked` when it names an image inside
+/// snapshot `snapshot` rather than the snapshot itself (which keeps them
+/// all), as `load` and `checkout` find an image by any tag it carries. The
+/// tag asked for becomes the image's own name.
+pub(super) fn select(
+    images: Vec<(String, Target)>,
+    asked: &str,
+    snapshot: &str,
+) -> Vec<(String, Target)> {
+    if asked == snapshot {
+        return images;
+    }
+    let latest = format!("{asked}:latest");
+    let wanted = |t: &str| t == asked || (!asked.contains(':') && t == latest);
+    let (chosen, rest): (Vec<_>, Vec<_>) = images
+        .into_iter()
+        .partition(|(n, t)| wanted(n) || t.tags.iter().any(|x| wanted(x)));
+    if chosen.is_empty() {
+        return rest;
+    }
+    chosen
+        .into_iter()
+        .map(|(n, t)| (t.tags.iter().find(|x| wanted(x)).cloned().unwrap_or(n), t))
+        .collect()
 }
 
 /// Points each image at its repository and tags: its own name, retargeted

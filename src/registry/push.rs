@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::client::Remote;
-use super::layout::{Entry, Scan, Target, legacy_images, oci_images, retarget};
+use super::layout::{Entry, Scan, Target, legacy_images, oci_images, retarget, select};
 use super::pipe::{ChannelReader, ChannelWriter, channel};
 use super::pull::{megabytes, short};
 use crate::error::{Error, Result};
@@ -118,13 +118,14 @@ fn push_once(
         // One pass: layers go to the first repository as they stream by
         // (their digests are their names); the rest follows from
         // index.json at the archive's end.
-        let name = snap
-            .meta
-            .images()
+        let images = snap.meta.images();
+        let own = images
             .iter()
-            .find_map(|i| i.tags.first().cloned())
+            .find(|i| i.tags.iter().any(|t| t == name))
+            .map(|_| name.to_string())
+            .or_else(|| images.iter().find_map(|i| i.tags.first().cloned()))
             .unwrap_or_default();
-        let names = vec![(name, Target::empty()?)];
+        let names = vec![(own, Target::empty()?)];
         let first = retarget(names, opts)?.remove(0).repo;
         remote.login(&first, RegistryOperation::Push)?;
         let scan = stream_oci(store, remote, &snap.name, &first, &mut tally, progress)?;
@@ -135,14 +136,22 @@ fn push_once(
             ))
         })?;
         let (images, built) = oci_images(&scan, index, &mut notes)?;
-        (scan, retarget(images, opts)?, built)
+        (
+            scan,
+            retarget(select(images, name, &snap.name), opts)?,
+            built,
+        )
     } else {
         let scan = scan(store, &snap.name, progress)?;
         let (images, built) = match scan.small.get("index.json") {
             Some(index) => oci_images(&scan, index, &mut notes)?,
             None => legacy_images(&scan, &mut notes)?,
         };
-        (scan, retarget(images, opts)?, built)
+        (
+            scan,
+            retarget(select(images, name, &snap.name), opts)?,
+            built,
+        )
     };
     let missing = complete(remote, &scan, &targets, &mut tally)?;
     if !missing.is_empty() {
