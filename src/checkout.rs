@@ -35,6 +35,9 @@ impl Decoded {
     }
 }
 
+/// Bytes of small pieces gathered before they are hashed and written.
+const GATHER: usize = 256 << 10;
+
 /// Pieces decoded per batch: bounds memory to about 2 x 256 x 256 KiB.
 const BATCH: usize = 256;
 
@@ -56,10 +59,23 @@ pub fn checkout(
             move || -> std::result::Result<(u64, blake3::Hash), RecreateError> {
                 let mut hasher = blake3::Hasher::new();
                 let mut size = 0u64;
+                // Small pieces (tar headers, small files) are gathered so the
+                // stream hash takes large inputs, which BLAKE3 hashes many
+                // 1 KiB chunks at a time (SIMD) instead of one block at a time.
+                let mut gathered: Vec<u8> = Vec::with_capacity(GATHER);
                 let mut emit = |b: &[u8]| -> std::io::Result<()> {
-                    hasher.update(b);
                     size += b.len() as u64;
-                    out.write_all(b)
+                    if gathered.len() + b.len() > GATHER && !gathered.is_empty() {
+                        hasher.update(&gathered);
+                        out.write_all(&gathered)?;
+                        gathered.clear();
+                    }
+                    if b.len() >= GATHER {
+                        hasher.update(b);
+                        return out.write_all(b);
+                    }
+                    gathered.extend_from_slice(b);
+                    Ok(())
                 };
                 // Deflate streams are re-created from their parts and plain text.
                 let mut deflate = Recreator::default();
@@ -76,6 +92,8 @@ pub fn checkout(
                     }
                 }
                 deflate.end(&mut emit)?;
+                hasher.update(&gathered);
+                out.write_all(&gathered).map_err(RecreateError::Io)?;
                 out.flush().map_err(RecreateError::Io)?;
                 Ok((size, hasher.finalize()))
             },

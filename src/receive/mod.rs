@@ -36,7 +36,7 @@ use crate::store::{ChunkRow, Store};
 
 use import::import_snapshot;
 pub use inspect::PackInfo;
-use rebuild::{Rebuilt, Tables};
+use rebuild::{Standing, Tables};
 pub use volumes::{VolumeStatus, WaitingSet, discard_sets, waiting_sets};
 
 /// What [`unpack`] did.
@@ -319,36 +319,21 @@ impl Unpacker<'_, '_> {
             })
             .collect();
         rebuild::verify_chunks(&plain).map_err(|m| Error::pack(self.label, m))?;
+        let mut deltas = Vec::new();
         for (at, c) in fresh {
-            // A chunk repeated within the pack is stored once.
-            let row = match self.txn.chunk_rowid(c.id())? {
-                Some(row) => row,
-                None => match &c {
-                    Incoming::Plain(p) => self.store_new(&p.id, p.codec, p.len, &p.payload)?,
-                    Incoming::Delta(d) => {
-                        self.report.delta_chunks += 1;
-                        self.report.delta_bytes += d.payload.len() as u64;
-                        match rebuild::apply_delta(
-                            self.txn,
-                            &mut self.data,
-                            d,
-                            &self.tables,
-                            self.label,
-                        )? {
-                            Rebuilt::Bytes(bytes) => {
-                                let (codec, payload) = codec::encode(bytes);
-                                self.store_new(&d.id, codec, d.len, &payload)?
-                            }
-                            Rebuilt::Waits(bases) => {
-                                self.wait(d, at, &bases)?;
-                                continue;
-                            }
-                        }
-                    }
-                },
-            };
-            self.tables.pack[at] = Some(row);
+            match c {
+                Incoming::Plain(p) => {
+                    // A chunk repeated within the pack is stored once.
+                    let row = match self.txn.chunk_rowid(&p.id)? {
+                        Some(row) => row,
+                        None => self.store_new(&p.id, p.codec, p.len, &p.payload)?,
+                    };
+                    self.tables.pack[at] = Some(row);
+                }
+                Incoming::Delta(d) => deltas.push((at, d)),
+            }
         }
+        self.store_deltas(deltas)?;
         // Keep verified chunks durable as they come, so a killed unpack
         // resumes where it was (until a snapshot is placed, or a delta
         // waits: only chunks may be committed early).
@@ -361,6 +346,72 @@ impl Unpacker<'_, '_> {
             self.since_checkpoint = 0;
         }
         Ok(())
+    }
+
+    /// Rebuilds and stores the batch's delta chunks: those whose bases are
+    /// stored go in parallel, in waves (a delta may be the base of another
+    /// in the same batch); in a volume, a delta with a base another volume
+    /// brings waits.
+    fn store_deltas(&mut self, mut deltas: Vec<(usize, DeltaRecord)>) -> Result<()> {
+        while !deltas.is_empty() {
+            let later: HashSet<usize> = deltas.iter().map(|(at, _)| *at).collect();
+            let mut ready = Vec::new();
+            let mut rest = Vec::new();
+            let before = deltas.len();
+            for (at, d) in deltas {
+                if let Some(row) = self.txn.chunk_rowid(&d.id)? {
+                    self.tables.pack[at] = Some(row);
+                    continue;
+                }
+                match rebuild::standing(
+                    self.txn.store(),
+                    (at, &d),
+                    &self.tables,
+                    &later,
+                    self.label,
+                )? {
+                    Standing::Ready(rows) => ready.push((at, d, rows)),
+                    Standing::Waits(bases) => {
+                        self.count_delta(&d);
+                        self.wait(&d, at, &bases)?;
+                    }
+                    Standing::Later => rest.push((at, d)),
+                }
+            }
+            if rest.len() == before {
+                // Bases are earlier records, so each wave rebuilds at least
+                // the first delta left; a wave that does not is a bug.
+                let d = &rest[0].1;
+                return Err(Error::pack(
+                    self.label,
+                    format!(
+                        "delta chunk {} could not be ordered after its bases: please report this",
+                        d.id.short()
+                    ),
+                ));
+            }
+            let work: Vec<(&DeltaRecord, Vec<ChunkRow>)> =
+                ready.iter().map(|(_, d, rows)| (d, rows.clone())).collect();
+            let built = rebuild::rebuild_ready(self.txn, &mut self.data, &work, self.label)?;
+            for ((at, d, _), (codec, payload)) in ready.iter().zip(built) {
+                // The same chunk may arrive twice as a delta.
+                let row = match self.txn.chunk_rowid(&d.id)? {
+                    Some(row) => row,
+                    None => {
+                        self.count_delta(d);
+                        self.store_new(&d.id, codec, d.len, &payload)?
+                    }
+                };
+                self.tables.pack[*at] = Some(row);
+            }
+            deltas = rest;
+        }
+        Ok(())
+    }
+
+    fn count_delta(&mut self, d: &DeltaRecord) {
+        self.report.delta_chunks += 1;
+        self.report.delta_bytes += d.payload.len() as u64;
     }
 
     /// Keeps a delta chunk of a volume (at `at` in this volume's table)

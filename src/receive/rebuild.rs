@@ -10,7 +10,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::chunker::ChunkId;
-use crate::codec;
+use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::pack::recipe::{Src, TableRef};
 use crate::pack::{ChunkRecord, DeltaRecord, GroupRecord};
@@ -100,53 +100,6 @@ struct Frame<'a> {
     what: String,
 }
 
-/// A delta chunk rebuilt, or (in a volume) the bases it waits for.
-pub(super) enum Rebuilt {
-    Bytes(Vec<u8>),
-    Waits(Vec<WaitBase>),
-}
-
-/// Rebuilds a delta chunk from its bases and checks it against its BLAKE3;
-/// in a volume, a delta with a base in a volume not yet here waits.
-pub(super) fn apply_delta(
-    txn: &mut Txn<'_>,
-    data: &mut DataReader,
-    d: &DeltaRecord,
-    tables: &Tables,
-    label: &Path,
-) -> Result<Rebuilt> {
-    let frame = Frame {
-        payload: &d.payload,
-        len: d.len as usize,
-        digest: d.id.as_bytes(),
-        what: format!("delta chunk {}", d.id.short()),
-    };
-    let mut at = Vec::with_capacity(d.bases.len());
-    let mut waits = false;
-    for b in &d.bases {
-        let base = match tables.locate(txn.store(), b)? {
-            BaseAt::Row(r) => WaitBase::Chunk(r),
-            BaseAt::Waits(p) => {
-                waits = true;
-                WaitBase::Pos(p)
-            }
-            BaseAt::Absent => return Err(absent(label, &frame.what, b)),
-        };
-        at.push(base);
-    }
-    if waits {
-        return Ok(Rebuilt::Waits(at));
-    }
-    let rows: Vec<ChunkRow> = at
-        .iter()
-        .map(|b| match b {
-            WaitBase::Chunk(r) => *r,
-            WaitBase::Pos(_) => unreachable!("no base waits"),
-        })
-        .collect();
-    rebuild(txn, data, &frame, &rows, label).map(Rebuilt::Bytes)
-}
-
 /// Rebuilds a delta chunk that waited for bases in other volumes, now all
 /// stored as `bases`, and checks it against its BLAKE3.
 pub(super) fn apply_ready(
@@ -214,22 +167,53 @@ fn rebuild(
     rows: &[ChunkRow],
     label: &Path,
 ) -> Result<Vec<u8>> {
-    let what = &f.what;
+    let bases = gather(txn, data, &f.what, rows, label)?;
+    decode_frame(data, f, &bases, label)
+}
+
+/// The store entries of a frame's bases, their data files mapped (after
+/// the transaction's written bytes are flushed) so that reading them needs
+/// no `&mut`.
+fn gather(
+    txn: &mut Txn<'_>,
+    data: &mut DataReader,
+    what: &str,
+    rows: &[ChunkRow],
+    label: &Path,
+) -> Result<Vec<ChunkEntry>> {
     txn.flush_data()?;
-    let mut base_bytes = Vec::new();
+    let mut total = 0u64;
+    let mut bases = Vec::with_capacity(rows.len());
     for &r in rows {
         let Some(base) = txn.store().chunk_by_row(r)? else {
             return Err(Error::Integrity(format!(
                 "{what} is rebuilt against a chunk this store no longer has: run 'ferry verify'"
             )));
         };
-        if base_bytes.len() as u64 + base.len as u64 > crate::pack::format::MAX_GROUP_PREFIX {
+        total += base.len as u64;
+        if total > crate::pack::format::MAX_GROUP_PREFIX {
             return Err(Error::pack(
                 label,
                 format!("pack is corrupt: {what} names more than 32 MiB of bases"),
             ));
         }
-        base_bytes.extend_from_slice(&read_base(data, &base)?);
+        data.ensure(base.loc)?;
+        bases.push(base);
+    }
+    Ok(bases)
+}
+
+/// Decodes a frame against its gathered bases and checks its digest.
+fn decode_frame(
+    data: &DataReader,
+    f: &Frame<'_>,
+    bases: &[ChunkEntry],
+    label: &Path,
+) -> Result<Vec<u8>> {
+    let what = &f.what;
+    let mut base_bytes = Vec::with_capacity(bases.iter().map(|b| b.len as usize).sum());
+    for base in bases {
+        base_bytes.extend_from_slice(&read_base(data, base)?);
     }
     let bytes = crate::similarity::decode(&base_bytes, f.payload, f.len).map_err(|m| {
         Error::pack(
@@ -248,9 +232,88 @@ fn rebuild(
     Ok(bytes)
 }
 
+/// Where a delta chunk of the batch being stored stands.
+pub(super) enum Standing {
+    /// Its bases are stored: it can be rebuilt.
+    Ready(Vec<ChunkRow>),
+    /// In a volume: it waits for bases another volume brings.
+    Waits(Vec<WaitBase>),
+    /// A base is another delta of the batch, not rebuilt yet.
+    Later,
+}
+
+/// Where delta `d`, entry `me` of the pack table, stands; `later` holds
+/// the pack-table entries (of this volume's table) of the batch's deltas
+/// not rebuilt yet. Only records before it may be its bases.
+pub(super) fn standing(
+    store: &Store,
+    (me, d): (usize, &DeltaRecord),
+    tables: &Tables,
+    later: &HashSet<usize>,
+    label: &Path,
+) -> Result<Standing> {
+    let mut at = Vec::with_capacity(d.bases.len());
+    let mut waits = false;
+    for b in &d.bases {
+        let own = (b.src == Src::Pack && b.index >= tables.first)
+            .then(|| (b.index - tables.first) as usize);
+        if own.is_some_and(|i| i < me && later.contains(&i)) {
+            return Ok(Standing::Later);
+        }
+        at.push(match tables.locate(store, b)? {
+            BaseAt::Row(r) => WaitBase::Chunk(r),
+            BaseAt::Waits(p) => {
+                waits = true;
+                WaitBase::Pos(p)
+            }
+            BaseAt::Absent => {
+                return Err(absent(label, &format!("delta chunk {}", d.id.short()), b));
+            }
+        });
+    }
+    if waits {
+        return Ok(Standing::Waits(at));
+    }
+    Ok(Standing::Ready(
+        at.into_iter()
+            .map(|b| match b {
+                WaitBase::Chunk(r) => r,
+                WaitBase::Pos(_) => unreachable!("no base waits"),
+            })
+            .collect(),
+    ))
+}
+
+/// Rebuilds delta chunks whose bases are all stored, in parallel, each
+/// checked against its BLAKE3 and encoded for the store, in input order.
+pub(super) fn rebuild_ready(
+    txn: &mut Txn<'_>,
+    data: &mut DataReader,
+    ready: &[(&DeltaRecord, Vec<ChunkRow>)],
+    label: &Path,
+) -> Result<Vec<(Codec, Vec<u8>)>> {
+    let mut work = Vec::with_capacity(ready.len());
+    for (d, rows) in ready {
+        let what = format!("delta chunk {}", d.id.short());
+        let bases = gather(txn, data, &what, rows, label)?;
+        work.push((d, what, bases));
+    }
+    let data = &*data;
+    work.par_iter()
+        .map(|(d, what, bases)| {
+            let frame = Frame {
+                payload: &d.payload,
+                len: d.len as usize,
+                digest: d.id.as_bytes(),
+                what: what.clone(),
+            };
+            decode_frame(data, &frame, bases, label).map(codec::encode)
+        })
+        .collect()
+}
+
 /// A base chunk's bytes from this store, checked against its id.
-fn read_base(data: &mut DataReader, base: &ChunkEntry) -> Result<Vec<u8>> {
-    data.ensure(base.loc)?;
+fn read_base(data: &DataReader, base: &ChunkEntry) -> Result<Vec<u8>> {
     crate::store::read_verified_in(data, base).map_err(|f| match f.damage {
         // The data file's own error names the file and offset.
         crate::store::Damage::Unreadable(e) => e,
