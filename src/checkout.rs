@@ -37,6 +37,8 @@ impl Decoded {
 
 /// Bytes of small pieces gathered before they are hashed and written.
 const GATHER: usize = 256 << 10;
+/// Pieces shorter than this are gathered; longer ones go straight out.
+const SMALL_PIECE: usize = 16 << 10;
 
 /// Pieces decoded per batch: bounds memory to about 2 x 256 x 256 KiB.
 const BATCH: usize = 256;
@@ -65,17 +67,18 @@ pub fn checkout(
                 let mut gathered: Vec<u8> = Vec::with_capacity(GATHER);
                 let mut emit = |b: &[u8]| -> std::io::Result<()> {
                     size += b.len() as u64;
-                    if gathered.len() + b.len() > GATHER && !gathered.is_empty() {
+                    let small = b.len() < SMALL_PIECE;
+                    if !gathered.is_empty() && (!small || gathered.len() + b.len() > GATHER) {
                         hasher.update(&gathered);
                         out.write_all(&gathered)?;
                         gathered.clear();
                     }
-                    if b.len() >= GATHER {
-                        hasher.update(b);
-                        return out.write_all(b);
+                    if small {
+                        gathered.extend_from_slice(b);
+                        return Ok(());
                     }
-                    gathered.extend_from_slice(b);
-                    Ok(())
+                    hasher.update(b);
+                    out.write_all(b)
                 };
                 // Deflate streams are re-created from their parts and plain text.
                 let mut deflate = Recreator::default();
