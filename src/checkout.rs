@@ -52,6 +52,44 @@ pub fn checkout(
     out: &mut (dyn Write + Send),
     progress: &dyn Progress,
 ) -> Result<Snapshot> {
+    stream(store, name, out, progress, true)
+}
+
+/// Checks that snapshot `name` rebuilds to the BLAKE3 recorded for it,
+/// writing it nowhere. The stream's digest covers every byte, so chunks are
+/// decoded without checking each against its id; when the digest does not
+/// match, a second pass that checks every chunk tells damaged chunks of
+/// the store (a store error) from a wrong recipe (the first error).
+pub fn check_rebuilds(store: &Store, name: &str, progress: &dyn Progress) -> Result<Snapshot> {
+    let first = match stream(store, name, &mut std::io::sink(), progress, false) {
+        Err(e @ (Error::Integrity(_) | Error::BadStore { .. })) => e,
+        other => return other,
+    };
+    let quiet = &crate::progress::Quiet;
+    match stream(store, name, &mut std::io::sink(), quiet, true) {
+        // The same failure from checked chunks: the same bytes came out,
+        // so no chunk is damaged and the snapshot's recipe is at fault.
+        Err(again) if again.to_string() == first.to_string() => Err(first),
+        Err(Error::Integrity(_) | Error::BadStore { .. }) => Err(Error::BadStore {
+            store: store.dir().to_path_buf(),
+            msg: format!(
+                "chunks {name} is built from are damaged (they do not match their BLAKE3): run 'ferry verify --full' to see which, then unpack again the packs that carried them"
+            ),
+        }),
+        Err(other) => Err(other),
+        Ok(_) => Err(first),
+    }
+}
+
+/// Writes snapshot `name` to `out`; `checked`: each chunk is checked
+/// against its id before its bytes go out (the stream always is).
+fn stream(
+    store: &Store,
+    name: &str,
+    out: &mut (dyn Write + Send),
+    progress: &dyn Progress,
+    checked: bool,
+) -> Result<Snapshot> {
     let snap = store.require(name)?;
     progress.start("checkout", Some(snap.size));
     let mut reader = store.data_reader();
@@ -102,7 +140,7 @@ pub fn checkout(
             },
         );
         let fed = store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
-            let decoded = decode_batch(store, &mut reader, batch, name)?;
+            let decoded = decode_batch(store, &mut reader, batch, name, checked)?;
             let bytes: u64 = decoded.iter().map(Decoded::output).sum();
             reader.release();
             if tx.send(decoded).is_err() {
@@ -140,13 +178,15 @@ pub fn checkout(
 }
 
 /// Decodes a batch of pieces of snapshot `name`: each distinct chunk once,
-/// in parallel and checked against its id (the slices of a tar's headers
-/// stream share a chunk), then every piece is cut from its chunk's bytes.
-pub fn decode_batch(
+/// in parallel and (when `checked`) checked against its id (the slices of
+/// a tar's headers stream share a chunk), then every piece is cut from its
+/// chunk's bytes.
+fn decode_batch(
     store: &Store,
     reader: &mut crate::store::data::DataReader,
     batch: &[(Piece, ChunkEntry)],
     name: &str,
+    checked: bool,
 ) -> Result<Vec<Decoded>> {
     let dir = store.dir();
     let mut slot_of: HashMap<ChunkId, usize> = HashMap::with_capacity(batch.len());
@@ -164,8 +204,12 @@ pub fn decode_batch(
             slot
         })
         .collect();
-    let mut chunks: Vec<Option<Vec<u8>>> = store
-        .read_verified_batch(reader, &distinct, |c| c, |_, bytes| bytes)
+    let read = if checked {
+        store.read_verified_batch(reader, &distinct, |c| c, |_, bytes| bytes)
+    } else {
+        store.read_decoded_batch(reader, &distinct, |c| c, |_, bytes| bytes)
+    };
+    let mut chunks: Vec<Option<Vec<u8>>> = read
         .into_iter()
         .map(|bytes| match bytes {
             Ok(data) => Ok(Some(data)),

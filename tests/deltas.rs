@@ -146,6 +146,57 @@ fn hand_made_header(snapshot: &str, base: &[u8], name_base: bool) -> ferry::pack
     }
 }
 
+/// Flips a bit of the stored (raw) bytes where `needle` is, in whichever
+/// data file of `store` holds it; the returned closure flips it back.
+fn flip_in_store(store: &std::path::Path, needle: &[u8]) -> impl FnOnce() {
+    for entry in std::fs::read_dir(store.join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + 7] ^= 0x04;
+            std::fs::write(&path, &bytes).unwrap();
+            return move || {
+                bytes[at + 7] ^= 0x04;
+                std::fs::write(&path, &bytes).unwrap();
+            };
+        }
+    }
+    panic!("the bytes are not stored raw in {}", store.display());
+}
+
+#[test]
+fn a_snapshot_built_on_a_damaged_chunk_of_the_store_blames_the_store() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let old = random_bytes(41, 400_000);
+    let mut new = old.clone();
+    new.extend_from_slice(&random_bytes(42, 100_000));
+    let x = write(t.path(), "x.bin", &old);
+    for s in [&a, &b] {
+        ok(ferry(s).arg("add").arg(&x).args(["--name", "x"]));
+    }
+    ok(ferry(&a)
+        .arg("add")
+        .arg(write(t.path(), "y.bin", &new))
+        .args(["--name", "y"]));
+    let p = t.path().join("y.ferry");
+    ok(ferry(&a).args(["pack", "y", "--base", "x", "-o"]).arg(&p));
+    // y reuses x's chunks as they are: one of them damaged in b.
+    let undo = flip_in_store(&b, &old[200_000..200_064]);
+    let before = state(&b);
+    let said = fails(
+        ferry(&b).arg("unpack").arg(&p),
+        &["damaged", "ferry verify --full"],
+    );
+    assert!(!said.contains("corrupt"), "{said}");
+    assert_eq!(state(&b), before);
+    undo();
+    ok(ferry(&b).arg("unpack").arg(&p));
+    let out = t.path().join("y.out");
+    ok(ferry(&b).args(["checkout", "y", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == new);
+}
+
 /// A hand-made pack carrying one delta chunk against `base` and a snapshot
 /// made of that chunk.
 fn delta_pack(data: &[u8], base: &[u8], damage: bool, name_base: bool) -> Vec<u8> {
@@ -213,6 +264,15 @@ fn a_delta_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
         "good.ferry",
         &delta_pack(&data, &base, false, true),
     );
+    // A base damaged in this store is the store's fault, not the pack's.
+    let undo = flip_in_store(&s, &base[30_000..30_064]);
+    let said = fails(
+        ferry(&s).arg("unpack").arg(&good),
+        &["is damaged", "ferry verify --full"],
+    );
+    assert!(!said.contains("corrupt"), "{said}");
+    assert_eq!(state(&s), before);
+    undo();
     ok(ferry(&s).arg("unpack").arg(&good));
     let out = t.path().join("d.out");
     ok(ferry(&s).args(["checkout", "d", "-o"]).arg(&out));

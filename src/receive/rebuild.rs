@@ -203,7 +203,10 @@ fn gather(
     Ok(bases)
 }
 
-/// Decodes a frame against its gathered bases and checks its digest.
+/// Decodes a frame against its gathered bases and checks its digest. The
+/// bases are read without checking each against its id, since the result
+/// is checked; when it fails, they are read again checked, so that a
+/// damaged base is named as the store's fault, not the pack's.
 fn decode_frame(
     data: &DataReader,
     f: &Frame<'_>,
@@ -213,15 +216,29 @@ fn decode_frame(
     let what = &f.what;
     let mut base_bytes = Vec::with_capacity(bases.iter().map(|b| b.len as usize).sum());
     for base in bases {
-        base_bytes.extend_from_slice(&read_base(data, base)?);
+        match crate::store::read_decoded_in(data, base) {
+            Ok(bytes) => base_bytes.extend_from_slice(&bytes),
+            Err(fault) => {
+                // A checked read fails where an unchecked one did.
+                return Err(damaged_base(data, bases).err().unwrap_or_else(|| {
+                    Error::Integrity(format!(
+                        "chunk {} of this store cannot be read: run 'ferry verify --full'",
+                        fault.id
+                    ))
+                }));
+            }
+        }
     }
     let bytes = crate::similarity::decode(&base_bytes, f.payload, f.len).map_err(|m| {
-        Error::pack(
-            label,
-            format!("pack is corrupt: {what}: {m}: copy it again from the source"),
-        )
+        damaged_base(data, bases).err().unwrap_or_else(|| {
+            Error::pack(
+                label,
+                format!("pack is corrupt: {what}: {m}: copy it again from the source"),
+            )
+        })
     })?;
     if blake3::hash(&bytes).as_bytes() != f.digest {
+        damaged_base(data, bases)?;
         return Err(Error::pack(
             label,
             format!(
@@ -230,6 +247,14 @@ fn decode_frame(
         ));
     }
     Ok(bytes)
+}
+
+/// Reads every base checked: the error of the first damaged one.
+fn damaged_base(data: &DataReader, bases: &[ChunkEntry]) -> Result<()> {
+    for base in bases {
+        read_base(data, base)?;
+    }
+    Ok(())
 }
 
 /// Where a delta chunk of the batch being stored stands.

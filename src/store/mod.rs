@@ -47,7 +47,7 @@ pub use schema::SCHEMA_VERSION;
 use schema::Schema;
 pub use trust::TrustedKey;
 pub use txn::{ReadView, Txn};
-pub use verified::{ChunkFault, Damage, read_verified_in};
+pub use verified::{ChunkFault, Damage, read_decoded_in, read_verified_in};
 
 /// A file split out of a snapshot's tars (see [`Store::files`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

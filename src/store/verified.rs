@@ -1,6 +1,10 @@
 //! Chunk bytes out of the store: every chunk is decoded and checked against
 //! its BLAKE3 id before its bytes are handed out, so a damaged data file is
-//! caught at the chunk it damaged, never passed on.
+//! caught at the chunk it damaged, never passed on. The one exception,
+//! [`read_decoded_in`], serves computations whose own result is checked
+//! against a digest before anything is written (a delta's bases, the
+//! rebuild check of a snapshot); when that check fails, the caller reads
+//! the same chunks verified to name a damaged one.
 
 use std::path::Path;
 
@@ -83,6 +87,29 @@ pub fn read_verified_in(
         })
 }
 
+/// The decoded bytes of chunk `c`, not checked against its id, from a
+/// reader whose window already holds it. Only for bytes that feed a result
+/// which is itself checked against a digest before it is stored or written
+/// out; when that check fails, read the chunks again with
+/// [`read_verified_in`] to tell a damaged store from a bad input.
+pub fn read_decoded_in(
+    reader: &DataReader,
+    c: &ChunkEntry,
+) -> std::result::Result<Vec<u8>, ChunkFault> {
+    reader
+        .get(&c.id, c.loc)
+        .map_err(Damage::Unreadable)
+        .and_then(|payload| {
+            codec::decode(c.codec, payload, c.len as usize)
+                .map_err(|e| Damage::Undecodable(e.to_string()))
+        })
+        .map_err(|damage| ChunkFault {
+            id: c.id,
+            file: c.loc.file,
+            damage,
+        })
+}
+
 impl Store {
     /// The decoded bytes of chunk `c`, checked against its id; an error
     /// names the chunk when they are missing, do not decode or do not match.
@@ -104,29 +131,56 @@ impl Store {
         entry: impl Fn(&T) -> &ChunkEntry + Sync,
         each: impl Fn(&T, std::result::Result<Vec<u8>, ChunkFault>) -> R + Sync,
     ) -> Vec<R> {
-        // Map the data files first; reading them then needs no `&mut`.
-        let unmapped: Vec<Option<Error>> = items
-            .iter()
-            .map(|t| reader.ensure(entry(t).loc).err())
-            .collect();
-        let reader = &*reader;
-        items
-            .par_iter()
-            .zip(unmapped)
-            .map(|(t, unmapped)| {
-                let c = entry(t);
-                let bytes = match unmapped {
-                    Some(e) => Err(ChunkFault {
-                        id: c.id,
-                        file: c.loc.file,
-                        damage: Damage::Unreadable(e),
-                    }),
-                    None => read_verified_in(reader, c),
-                };
-                each(t, bytes)
-            })
-            .collect()
+        read_batch(reader, items, entry, each, read_verified_in)
     }
+
+    /// Reads a batch as [`Store::read_verified_batch`] does, without
+    /// checking each chunk against its id: see [`read_decoded_in`] for the
+    /// only use it may have.
+    pub fn read_decoded_batch<T: Sync, R: Send>(
+        &self,
+        reader: &mut DataReader,
+        items: &[T],
+        entry: impl Fn(&T) -> &ChunkEntry + Sync,
+        each: impl Fn(&T, std::result::Result<Vec<u8>, ChunkFault>) -> R + Sync,
+    ) -> Vec<R> {
+        read_batch(reader, items, entry, each, read_decoded_in)
+    }
+}
+
+/// A chunk reader: [`read_verified_in`] or [`read_decoded_in`].
+type ReadIn = fn(&DataReader, &ChunkEntry) -> std::result::Result<Vec<u8>, ChunkFault>;
+
+/// Maps the data files a batch needs, then reads its chunks in parallel.
+fn read_batch<T: Sync, R: Send>(
+    reader: &mut DataReader,
+    items: &[T],
+    entry: impl Fn(&T) -> &ChunkEntry + Sync,
+    each: impl Fn(&T, std::result::Result<Vec<u8>, ChunkFault>) -> R + Sync,
+    read: ReadIn,
+) -> Vec<R> {
+    // Map the data files first; reading them then needs no `&mut`.
+    let unmapped: Vec<Option<Error>> = items
+        .iter()
+        .map(|t| reader.ensure(entry(t).loc).err())
+        .collect();
+    let reader = &*reader;
+    items
+        .par_iter()
+        .zip(unmapped)
+        .map(|(t, unmapped)| {
+            let c = entry(t);
+            let bytes = match unmapped {
+                Some(e) => Err(ChunkFault {
+                    id: c.id,
+                    file: c.loc.file,
+                    damage: Damage::Unreadable(e),
+                }),
+                None => read(reader, c),
+            };
+            each(t, bytes)
+        })
+        .collect()
 }
 
 #[cfg(test)]
