@@ -143,7 +143,7 @@ fn one(pack: &Path, json: bool, ctx: &Context) -> Result<()> {
     let mut store;
     let r = if is_dash(pack) {
         store = ctx.open_writer()?;
-        let stdin = std::io::stdin().lock();
+        let stdin = std::io::stdin();
         crate::receive::unpack(
             &mut store,
             BufReader::with_capacity(1 << 20, stdin),

@@ -95,6 +95,9 @@ pub struct TagMove {
 
 /// Chunk records verified together (in parallel) before they are stored.
 const VERIFY_BATCH: usize = 64;
+/// Delta chunks rebuilt in parallel at once (each holds up to 1 MiB of
+/// bases and its result).
+const DELTAS_AT_ONCE: usize = 8;
 /// New chunk bytes stored between commits of an unpack (what a killed
 /// unpack may have to read again).
 const CHECKPOINT_BYTES: u64 = 32 << 20;
@@ -105,7 +108,7 @@ const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// it again skips them. When the store trusts keys, the pack is first
 /// copied to a temporary file beside the store as its signature is
 /// checked, and imported from there once it holds (see [`unpack_file`]).
-pub fn unpack<R: Read>(
+pub fn unpack<R: Read + Send>(
     store: &mut Store,
     input: R,
     label: &Path,
@@ -164,7 +167,7 @@ pub fn unpack_file(
 
 /// Verifies and imports a pack (see [`unpack`]) of `size` bytes when known
 /// (progress counts pack bytes read); a signature is checked only at the end.
-fn import<R: Read>(
+fn import<R: Read + Send>(
     store: &mut Store,
     input: R,
     size: Option<u64>,
@@ -224,6 +227,33 @@ fn bad(label: &Path, e: crate::pack::ReadError) -> Error {
     Error::pack(label, e.to_string())
 }
 
+/// A record read from a pack (`None`: the trailer).
+type ReadResult = std::result::Result<Option<Record>, crate::pack::ReadError>;
+
+/// Reads records in batches (up to [`VERIFY_BATCH`] chunk records, or one
+/// other record), each with the pack bytes read so far, until the trailer
+/// or an error, or until the receiving side is gone.
+fn read_ahead<R: Read>(
+    reader: &mut PackReader<Counting<R>>,
+    tx: &std::sync::mpsc::SyncSender<Vec<(ReadResult, u64)>>,
+) {
+    loop {
+        let mut batch = Vec::with_capacity(VERIFY_BATCH);
+        let last = loop {
+            let record = reader.next_record();
+            let more = matches!(record, Ok(Some(Record::Chunk(_) | Record::Delta(_))));
+            let last = !matches!(record, Ok(Some(_)));
+            batch.push((record, reader.get_ref().count()));
+            if last || !more || batch.len() == VERIFY_BATCH {
+                break last;
+            }
+        };
+        if tx.send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
 /// A chunk record as it arrives.
 enum Incoming {
     Plain(ChunkRecord),
@@ -261,27 +291,39 @@ struct Unpacker<'a, 's> {
 
 impl Unpacker<'_, '_> {
     /// Reads every record up to the trailer, storing chunks as they come.
-    fn read_all<R: Read>(&mut self, reader: &mut PackReader<Counting<R>>) -> Result<()> {
-        loop {
-            let record = reader.next_record().map_err(|e| bad(self.label, e))?;
-            let read = reader.get_ref().count();
-            self.progress.advance(read.saturating_sub(self.read));
-            self.read = read;
-            match record {
-                Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
-                Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
-                Some(Record::Group(g)) => {
-                    self.store_batch()?;
-                    // After the records before it, so pack-table bases resolve.
-                    self.group(&g)?;
+    /// A reader thread reads (and hashes) the next batch of records while
+    /// this one is verified and stored; at most one batch waits.
+    fn read_all<R: Read + Send>(&mut self, reader: &mut PackReader<Counting<R>>) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(ReadResult, u64)>>(1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || read_ahead(reader, &tx));
+            for batch in rx {
+                for (record, read) in batch {
+                    self.progress.advance(read.saturating_sub(self.read));
+                    self.read = read;
+                    match record.map_err(|e| bad(self.label, e))? {
+                        Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
+                        Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
+                        Some(Record::Group(g)) => {
+                            self.store_batch()?;
+                            // After the records before it, so pack-table bases resolve.
+                            self.group(&g)?;
+                        }
+                        Some(Record::Snapshot(s)) => {
+                            self.store_batch()?;
+                            self.snapshot(s)?;
+                        }
+                        None => return self.store_batch(),
+                    }
                 }
-                Some(Record::Snapshot(s)) => {
-                    self.store_batch()?;
-                    self.snapshot(s)?;
-                }
-                None => return self.store_batch(),
             }
-        }
+            // The reader sends the trailer or an error before it stops; only
+            // a panic there ends the batches early.
+            Err(Error::pack(
+                self.label,
+                "the pack reader stopped unexpectedly",
+            ))
+        })
     }
 
     fn queue(&mut self, c: Incoming) -> Result<()> {
@@ -390,19 +432,22 @@ impl Unpacker<'_, '_> {
                     ),
                 ));
             }
-            let work: Vec<(&DeltaRecord, Vec<ChunkRow>)> =
-                ready.iter().map(|(_, d, rows)| (d, rows.clone())).collect();
-            let built = rebuild::rebuild_ready(self.txn, &mut self.data, &work, self.label)?;
-            for ((at, d, _), (codec, payload)) in ready.iter().zip(built) {
-                // The same chunk may arrive twice as a delta.
-                let row = match self.txn.chunk_rowid(&d.id)? {
-                    Some(row) => row,
-                    None => {
-                        self.count_delta(d);
-                        self.store_new(&d.id, codec, d.len, &payload)?
-                    }
-                };
-                self.tables.pack[*at] = Some(row);
+            // A few at a time: each holds its bases and its result.
+            for part in ready.chunks(DELTAS_AT_ONCE) {
+                let work: Vec<(&DeltaRecord, Vec<ChunkRow>)> =
+                    part.iter().map(|(_, d, rows)| (d, rows.clone())).collect();
+                let built = rebuild::rebuild_ready(self.txn, &mut self.data, &work, self.label)?;
+                for ((at, d, _), (codec, payload)) in part.iter().zip(built) {
+                    // The same chunk may arrive twice as a delta.
+                    let row = match self.txn.chunk_rowid(&d.id)? {
+                        Some(row) => row,
+                        None => {
+                            self.count_delta(d);
+                            self.store_new(&d.id, codec, d.len, &payload)?
+                        }
+                    };
+                    self.tables.pack[*at] = Some(row);
+                }
             }
             deltas = rest;
         }
