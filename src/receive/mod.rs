@@ -434,9 +434,8 @@ impl Unpacker<'_, '_> {
             }
             // A few at a time: each holds its bases and its result.
             for part in ready.chunks(DELTAS_AT_ONCE) {
-                let work: Vec<(&DeltaRecord, Vec<ChunkRow>)> =
-                    part.iter().map(|(_, d, rows)| (d, rows.clone())).collect();
-                let built = rebuild::rebuild_ready(self.txn, &mut self.data, &work, self.label)?;
+                let work = part.iter().map(|(_, d, rows)| (d, rows.as_slice()));
+                let built = rebuild::rebuild_ready(self.txn, &mut self.data, work, self.label)?;
                 for ((at, d, _), (codec, payload)) in part.iter().zip(built) {
                     // The same chunk may arrive twice as a delta.
                     let row = match self.txn.chunk_rowid(&d.id)? {

@@ -167,13 +167,14 @@ fn rebuild(
     rows: &[ChunkRow],
     label: &Path,
 ) -> Result<Vec<u8>> {
+    txn.flush_data()?;
     let bases = gather(txn, data, &f.what, rows, label)?;
     decode_frame(data, f, &bases, label)
 }
 
-/// The store entries of a frame's bases, their data files mapped (after
-/// the transaction's written bytes are flushed) so that reading them needs
-/// no `&mut`.
+/// The store entries of a frame's bases, their data files mapped so that
+/// reading them needs no `&mut` (the caller flushes the transaction's
+/// written bytes first).
 fn gather(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
@@ -181,7 +182,6 @@ fn gather(
     rows: &[ChunkRow],
     label: &Path,
 ) -> Result<Vec<ChunkEntry>> {
-    txn.flush_data()?;
     let mut total = 0u64;
     let mut bases = Vec::with_capacity(rows.len());
     for &r in rows {
@@ -311,13 +311,14 @@ pub(super) fn standing(
 
 /// Rebuilds delta chunks whose bases are all stored, in parallel, each
 /// checked against its BLAKE3 and encoded for the store, in input order.
-pub(super) fn rebuild_ready(
+pub(super) fn rebuild_ready<'a>(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
-    ready: &[(&DeltaRecord, Vec<ChunkRow>)],
+    ready: impl Iterator<Item = (&'a DeltaRecord, &'a [ChunkRow])>,
     label: &Path,
 ) -> Result<Vec<(Codec, Vec<u8>)>> {
-    let mut work = Vec::with_capacity(ready.len());
+    txn.flush_data()?;
+    let mut work = Vec::new();
     for (d, rows) in ready {
         let what = format!("delta chunk {}", d.id.short());
         let bases = gather(txn, data, &what, rows, label)?;

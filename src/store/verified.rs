@@ -57,17 +57,6 @@ impl ChunkFault {
     }
 }
 
-/// Decodes the encoded bytes `payload` of chunk `c` and checks them
-/// against its id.
-fn decode_checked(c: &ChunkEntry, payload: &[u8]) -> std::result::Result<Vec<u8>, Damage> {
-    let data = codec::decode(c.codec, payload, c.len as usize)
-        .map_err(|e| Damage::Undecodable(e.to_string()))?;
-    if ChunkId::of(&data) != c.id {
-        return Err(Damage::WrongHash);
-    }
-    Ok(data)
-}
-
 /// The decoded bytes of chunk `c`, checked against its id, from a reader
 /// whose window already holds it ([`DataReader::ensure`]). It takes the
 /// reader shared, so encoders working in parallel can call it;
@@ -76,15 +65,15 @@ pub fn read_verified_in(
     reader: &DataReader,
     c: &ChunkEntry,
 ) -> std::result::Result<Vec<u8>, ChunkFault> {
-    reader
-        .get(&c.id, c.loc)
-        .map_err(Damage::Unreadable)
-        .and_then(|payload| decode_checked(c, payload))
-        .map_err(|damage| ChunkFault {
+    let data = read_decoded_in(reader, c)?;
+    if ChunkId::of(&data) != c.id {
+        return Err(ChunkFault {
             id: c.id,
             file: c.loc.file,
-            damage,
-        })
+            damage: Damage::WrongHash,
+        });
+    }
+    Ok(data)
 }
 
 /// The decoded bytes of chunk `c`, not checked against its id, from a
