@@ -45,6 +45,15 @@ pub fn encode(data: Vec<u8>) -> (Codec, Vec<u8>) {
     }
 }
 
+/// Like [`encode`], for borrowed bytes (copied only when stored raw).
+pub fn encode_slice(data: &[u8]) -> (Codec, Vec<u8>) {
+    let z = COMPRESSOR.with(|c| c.borrow_mut().compress(data));
+    match z {
+        Ok(z) if z.len() < data.len() => (Codec::Zstd, z),
+        _ => (Codec::Raw, data.to_vec()),
+    }
+}
+
 /// Decodes a chunk of known length `len`. Never allocates more than `len`,
 /// so a hostile frame cannot inflate beyond the size the caller accepted.
 pub fn decode(codec: Codec, payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
@@ -73,5 +82,67 @@ pub fn decode(codec: Codec, payload: &[u8], len: usize) -> Result<Vec<u8>, Strin
             }
             Ok(out)
         }
+    }
+}
+
+/// Largest window a solid block's frame may need (64 MiB: the largest
+/// block), which is what a reader allows.
+pub const BLOCK_WINDOW_LOG_MAX: u32 = 26;
+
+/// Compresses a solid block (chunks of a pack, concatenated) at zstd
+/// `level`, with a window that spans the whole block so that any chunk may
+/// match any earlier one.
+pub fn encode_block(data: &[u8], level: i32) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), level).expect("zstd context");
+    let span = (data.len() as u64).max(1 << 10);
+    let window = (64 - (span - 1).leading_zeros()).clamp(10, BLOCK_WINDOW_LOG_MAX);
+    e.window_log(window).expect("zstd parameter");
+    e.include_checksum(false).expect("zstd parameter");
+    e.include_contentsize(true).expect("zstd parameter");
+    e.set_pledged_src_size(Some(data.len() as u64))
+        .expect("zstd parameter");
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+/// Decodes a solid block's frame to exactly `len` bytes; anything else (a
+/// frame that needs a larger window, decodes short or long, or is not
+/// zstd) is an error. Never allocates more than `len`.
+pub fn decode_block(payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut d =
+        zstd::stream::read::Decoder::with_buffer(payload).map_err(|e| format!("zstd: {e}"))?;
+    d.window_log_max(BLOCK_WINDOW_LOG_MAX)
+        .map_err(|e| format!("zstd: {e}"))?;
+    let mut out = Vec::with_capacity(len);
+    (&mut d)
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("block frame does not decode: {e}"))?;
+    if out.len() != len {
+        return Err(format!(
+            "block frame decodes to {} bytes, not {len}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod block_tests {
+    #[test]
+    fn a_block_round_trips_and_a_wrong_length_or_frame_is_refused() {
+        let mut data = Vec::new();
+        for i in 0..200_000u32 {
+            data.extend_from_slice(&(i % 977).to_le_bytes());
+        }
+        let frame = super::encode_block(&data, 3);
+        assert!(frame.len() < data.len() / 4);
+        assert_eq!(super::decode_block(&frame, data.len()).unwrap(), data);
+        assert!(super::decode_block(&frame, data.len() - 1).is_err());
+        assert!(super::decode_block(&frame, data.len() + 1).is_err());
+        assert!(super::decode_block(&frame[..frame.len() / 2], data.len()).is_err());
+        assert!(super::decode_block(b"not zstd", 8).is_err());
     }
 }

@@ -38,6 +38,7 @@ fn bench_compares_every_method_and_explains_where_the_bytes_went() {
     for m in [
         "gzip -6",
         "zstd -19",
+        "ferry full pack (first transfer)",
         "layer-level (new layers, gzip -6)",
         "zstd -3 --long=31 --patch-from",
         "zstd -19 --long=31 --patch-from",
@@ -57,6 +58,14 @@ fn bench_compares_every_method_and_explains_where_the_bytes_went() {
         "{r}"
     );
     assert!(bytes("ferry") * 20 < bytes("gzip -6"), "{r}");
+    // The first transfer: ferry's full pack of v2 sits beside gzip -6 and
+    // zstd -19 of the archive, and ships less than gzip -6.
+    let first = "ferry full pack (first transfer)";
+    let at = |m: &str| rows.iter().position(|row| row["method"] == m).unwrap();
+    assert_eq!(at(first), at("zstd -19") + 1, "{r}");
+    assert!(bytes(first) < bytes("gzip -6"), "{r}");
+    assert!(bytes(first) > bytes("ferry"), "{r}");
+    assert!(get(first)["unpack_seconds"].as_f64().unwrap() > 0.0);
     assert!(get("ferry")["unpack_seconds"].as_f64().unwrap() > 0.0);
     // The breakdown adds up to the pack.
     let b = &r["breakdown"];

@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x07\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x08\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -206,6 +206,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
     stable.update(&pack[..12]);
     stable.update(&header[..created]);
     stable.update(&header[after_writer..]);
+    assert!(recs.iter().any(|r| r.0 == 6), "no solid block record");
     let mut snapshot = None;
     for &(kind, at, payload) in &recs[1..recs.len() - 1] {
         if kind == 3 {
@@ -577,16 +578,18 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// `meta.split`, and BLAKE3 of the whole pack without the header's creation
 /// time and writer, the snapshot's `added_at` and the digits of its
 /// metadata's `tagged_at_ms` (and without the trailer's digest, which
-/// covers them). Recorded with pack format 6 (its header's encoder list,
-/// `meta.split`'s `reused_layers` and `gzip_encoders`, and the metadata's
-/// `tagged_at_ms` key); the recipe itself is the one format 5 recorded.
+/// covers them). The pack's hash was recorded with pack format 8 (the
+/// chunks in solid blocks at the default level); the metadata's keys are
+/// those of format 6 (the header's encoder list, `meta.split`'s
+/// `reused_layers` and `gzip_encoders`, `tagged_at_ms`); the recipe itself
+/// is the one format 5 recorded.
 const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     3,
     186,
     "7fab198854658ad680d321698a7ce1a8c975b74dcde565e46cb18db7b9b68bc1",
     "11ebc9b424d65af932e30c0cde4bc21aff897c828f065f5d421c5c7378dde9cd",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "b405349025398c75403070b1165b170a1f20fc948899f3b8fb69524d0c05dc41",
+    "06c8516173084a52f54014f458b989b99f7ae801d749c26c96aa9ffd9352aaa0",
 );
 
 #[test]
@@ -610,11 +613,30 @@ fn golden_packs_of_version_7_read() {
 }
 
 #[test]
+fn golden_packs_of_version_8_read() {
+    let (full, delta) = golden_version(8, "go");
+    assert!(kinds(&full).contains(&6), "no solid block record");
+    assert!(kinds(&delta).contains(&5), "no delta group record");
+    let enc = &split_meta(&full)["gzip_encoders"];
+    assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+#[test]
+fn golden_volumes_of_version_8_read_in_any_order_their_deltas_waiting_for_bases() {
+    golden_volumes_read(8);
+}
+
+#[test]
 fn golden_volumes_of_version_7_read_in_any_order_their_deltas_waiting_for_bases() {
+    golden_volumes_read(7);
+}
+
+/// The golden volume set of `version`, unpacked last volume first.
+fn golden_volumes_read(version: u32) {
     let t = tempfile::tempdir().unwrap();
     let store = t.path().join("s");
     let mut vols: Vec<PathBuf> = (1..)
-        .map(|i| golden(&format!("v7-volumes.ferry.{i:03}")))
+        .map(|i| golden(&format!("v{version}-volumes.ferry.{i:03}")))
         .take_while(|p| p.exists())
         .collect();
     assert!(vols.len() >= 2, "{vols:?}");

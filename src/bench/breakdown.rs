@@ -70,6 +70,32 @@ pub(super) fn attribute(
     })
 }
 
+/// The chunks of a frame of `frame` bytes carrying chunks of `lens`, each
+/// with its share of the frame by decoded length (the chunks are the next
+/// ones of `sent` from `position`).
+fn share_frame(
+    lens: &[u32],
+    frame: u64,
+    sent: &[ChunkId],
+    position: usize,
+    delta: bool,
+) -> Vec<(ChunkId, u64, bool)> {
+    let total: u64 = lens.iter().map(|&l| l as u64).sum::<u64>().max(1);
+    let mut given = 0u64;
+    let mut out = Vec::with_capacity(lens.len());
+    for (k, &l) in lens.iter().enumerate() {
+        let n = if k + 1 == lens.len() {
+            frame - given
+        } else {
+            frame * l as u64 / total
+        };
+        given += n;
+        let id = sent.get(position + k).copied().unwrap_or_default();
+        out.push((id, n, delta));
+    }
+    out
+}
+
 /// Each chunk of a record with its share of the record's payload and
 /// whether it travels as a delta (a group's frame is shared out by decoded
 /// length; its chunks are the next ones of `sent` from `position`). None
@@ -78,23 +104,8 @@ fn shares(rec: Record, sent: &[ChunkId], position: usize) -> Option<Vec<(ChunkId
     Some(match rec {
         Record::Chunk(c) => vec![(c.id, c.payload.len() as u64, false)],
         Record::Delta(d) => vec![(d.id, d.payload.len() as u64, true)],
-        Record::Group(g) => {
-            let total = g.out_len().max(1);
-            let frame = g.payload.len() as u64;
-            let mut given = 0u64;
-            let mut out = Vec::with_capacity(g.lens.len());
-            for (k, &l) in g.lens.iter().enumerate() {
-                let n = if k + 1 == g.lens.len() {
-                    frame - given
-                } else {
-                    frame * l as u64 / total
-                };
-                given += n;
-                let id = sent.get(position + k).copied().unwrap_or_default();
-                out.push((id, n, true));
-            }
-            out
-        }
+        Record::Group(g) => share_frame(&g.lens, g.payload.len() as u64, sent, position, true),
+        Record::Block(b) => share_frame(&b.lens, b.payload.len() as u64, sent, position, false),
         Record::Snapshot(_) => return None,
     })
 }

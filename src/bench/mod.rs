@@ -1,7 +1,8 @@
 //! `ferry bench`: what shipping NEW to a side that has OLD costs, by every
 //! way a user would ship it (full tar, gzip, zstd, layer-level delta,
-//! `zstd --patch-from`, ferry without and with tar-aware splitting), and
-//! where ferry's bytes go (file contents, headers, plain fallback; top
+//! `zstd --patch-from`, ferry without and with tar-aware splitting), what
+//! a first transfer of NEW ships (ferry's full pack beside gzip and zstd of
+//! the archive), and where ferry's bytes go (file contents, headers, plain fallback; top
 //! layers and paths). Works in temporary stores only.
 //!
 //! The other tools' rows are measured in `baselines`; the attribution of
@@ -31,6 +32,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("full", "full tar"),
     ("gzip", "gzip -6"),
     ("zstd", "zstd -19"),
+    ("ferry-full", FIRST_TRANSFER),
     ("layers", "layer-level (new layers, gzip -6)"),
     ("zstd-patch", "zstd -3 --long=31 --patch-from"),
     ("zstd19-patch", "zstd -19 --long=31 --patch-from"),
@@ -38,6 +40,9 @@ pub const METHODS: &[(&str, &str)] = &[
     ("ferry-no-deltas", "ferry without similarity deltas"),
     ("ferry", "ferry"),
 ];
+
+/// The row of ferry's full pack of NEW: what a first transfer ships.
+const FIRST_TRANSFER: &str = "ferry full pack (first transfer)";
 
 /// Rows that take ferry apart (what each of its ideas saves): measured
 /// only when asked for (`--all`, or by name).
@@ -194,7 +199,8 @@ pub fn bench(
             continue;
         }
         let phase = crate::progress::Prefixed::new(progress, variant.method());
-        let run = ferry_delta(old, new, work, variant, &phase)?;
+        let first = variant == Variant::Deltas && rows_wanted.wants("ferry-full");
+        let run = ferry_delta(old, new, work, variant, first, &phase)?;
         if rows_wanted.wants(variant.name()) {
             rows.push(variant.method(), run.bytes, run.made, run.unpacked);
         }
@@ -203,6 +209,16 @@ pub fn bench(
         }
     }
     let delta = delta.expect("the ferry row is always measured");
+    if let Some((bytes, made, unpacked)) = delta.first {
+        // Beside the other first-transfer rows (the archive compressed).
+        rows.push(FIRST_TRANSFER, bytes, made, unpacked);
+        let row = rows.rows.pop().expect("just pushed");
+        let at = ["zstd -19", "gzip -6", "full tar"]
+            .iter()
+            .find_map(|m| rows.rows.iter().position(|r| r.method == *m))
+            .map_or(0, |k| k + 1);
+        rows.rows.insert(at, row);
+    }
 
     let attributed = breakdown::attribute(new, full, &delta.pack, &delta.sent, progress)?;
     Ok(BenchReport {
@@ -293,6 +309,9 @@ struct FerryRun {
     pack: PathBuf,
     /// The chunks the pack sent, in the order it sent them.
     sent: Vec<ChunkId>,
+    /// When asked: the full pack of NEW, its seconds to write, and to
+    /// unpack and rebuild NEW.
+    first: Option<(u64, Option<f64>, Option<f64>)>,
 }
 
 /// Adds OLD and then NEW to a scratch store the way `variant` says, writes
@@ -303,6 +322,7 @@ fn ferry_delta(
     new: &Path,
     work: &Path,
     variant: Variant,
+    first: bool,
     progress: &dyn Progress,
 ) -> Result<FerryRun> {
     let tag = variant.tag();
@@ -339,6 +359,10 @@ fn ferry_delta(
         ..PackOptions::default()
     };
     write_pack(&store, &opts, BufWriter::new(f), progress)?;
+    let first = match first {
+        true => Some(first_transfer(&store, work, progress)?),
+        false => None,
+    };
     drop(store);
     let mut receiver = Store::open_writer(
         &work.join(format!("receiver-{tag}")),
@@ -356,7 +380,38 @@ fn ferry_delta(
         unpacked,
         pack,
         sent: report.1.sent,
+        first,
     })
+}
+
+/// A first transfer of NEW from `store`, which holds it: the bytes of its
+/// full pack (the default level), the seconds to write it, and the seconds
+/// for an empty store to unpack it and rebuild NEW.
+fn first_transfer(
+    store: &Store,
+    work: &Path,
+    progress: &dyn Progress,
+) -> Result<(u64, Option<f64>, Option<f64>)> {
+    let pack = work.join("first.ferry");
+    let opts = PackOptions {
+        snapshots: vec!["new".into()],
+        ..PackOptions::default()
+    };
+    let t = Instant::now();
+    let f = std::fs::File::create(&pack).ctx(|| format!("creating {}", pack.display()))?;
+    write_pack(store, &opts, BufWriter::new(f), progress)?;
+    let made = secs(t);
+    let bytes = std::fs::metadata(&pack).ctx(|| "pack".to_string())?.len();
+    let dir = work.join("receiver-first");
+    let mut receiver = Store::open_writer(&dir, std::time::Duration::ZERO)?;
+    let t = Instant::now();
+    crate::receive::unpack(&mut receiver, open(&pack)?, &pack, progress)?;
+    crate::checkout::checkout(&receiver, "new", &mut std::io::sink(), progress)?;
+    let unpacked = secs(t);
+    drop(receiver);
+    std::fs::remove_file(&pack).ctx(|| "cleaning up".to_string())?;
+    std::fs::remove_dir_all(&dir).ctx(|| "cleaning up".to_string())?;
+    Ok((bytes, made, unpacked))
 }
 
 /// A bench input as an archive file: `what` is a file, used as it is; a

@@ -26,8 +26,9 @@ pub struct Args {
     /// without similarity deltas (what each of them saves)
     #[arg(long, conflicts_with = "methods")]
     all: bool,
-    /// Measure only these rows, comma-separated: full, gzip, zstd, layers,
-    /// zstd-patch, zstd19-patch, ferry-no-tar-split, ferry-no-deltas, ferry
+    /// Measure only these rows, comma-separated: full, gzip, zstd,
+    /// ferry-full, layers, zstd-patch, zstd19-patch, ferry-no-tar-split,
+    /// ferry-no-deltas, ferry
     #[arg(long, value_name = "A,B,C")]
     methods: Option<String>,
 }

@@ -114,7 +114,12 @@ fn block(p: &PackInfo, dir: &Path) -> Result<()> {
     }
     row("size", &size)?;
     let c = &p.chunks;
-    let mut chunks = format!("{}: {} whole, {} delta", c.total, c.whole, c.delta);
+    let mut chunks = format!("{}: {} whole", c.total, c.whole);
+    if c.blocks > 0 {
+        let s = if c.blocks == 1 { "" } else { "s" };
+        chunks.push_str(&format!(" ({} in {} solid block{s})", c.blocked, c.blocks));
+    }
+    chunks.push_str(&format!(", {} delta", c.delta));
     if c.groups > 0 {
         let s = if c.groups == 1 { "" } else { "s" };
         chunks.push_str(&format!(", {} in {} group{s}", c.grouped, c.groups));

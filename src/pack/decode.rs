@@ -9,6 +9,39 @@ use super::format::*;
 use super::reader::ReadError;
 use super::*;
 
+/// Decodes a block record's payload, checking every count and length.
+pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord, String> {
+    let mut d = Dec::new(&buf);
+    let n = d.varint("block chunk count")?;
+    if n == 0 || n > MAX_BLOCK_CHUNKS as u64 {
+        return Err(format!("block of {n} chunks"));
+    }
+    let mut lens = Vec::with_capacity(n as usize);
+    let mut out = 0u64;
+    for _ in 0..n {
+        let l = d.varint("block chunk length")?;
+        if l == 0 || l > max_chunk_len as u64 {
+            return Err(format!(
+                "block chunk length {l} outside 1..={max_chunk_len}"
+            ));
+        }
+        out += l;
+        lens.push(l as u32);
+    }
+    if out > MAX_BLOCK_OUT {
+        return Err(format!("block of {out} bytes (at most {MAX_BLOCK_OUT})"));
+    }
+    let digest = d.id("block digest")?;
+    let at = buf.len() - d.remaining();
+    // The frame stays where it is (up to 64 MiB): no copy.
+    buf.drain(..at);
+    Ok(BlockRecord {
+        lens,
+        digest,
+        payload: buf,
+    })
+}
+
 /// Decodes a group record's payload, checking every count and length.
 pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, String> {
     let mut d = Dec::new(buf);

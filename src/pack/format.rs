@@ -10,8 +10,8 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// records; version 5 added delta group records; version 6 added layers
 /// re-created by Go encoders (Go part records) and the header's encoder
 /// list; version 7 lets a volume's delta chunks name chunks of other
-/// volumes of its set.
-pub const VERSION: u32 = 7;
+/// volumes of its set; version 8 added solid blocks (block records).
+pub const VERSION: u32 = 8;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -49,6 +49,17 @@ pub const MAX_GROUP_RECORD: u32 = (MAX_GROUP_CHUNKS as u32) * 5
     + (MAX_GROUP_RUNS as u32) * 20
     + (MAX_GROUP_OUT as u32)
     + (256 << 10);
+/// Record type: a solid block (format 8): consecutive whole chunks
+/// compressed together as one zstd frame whose window spans the block.
+pub const REC_BLOCK: u8 = 6;
+/// Most chunks one block carries.
+pub const MAX_BLOCK_CHUNKS: usize = 1 << 16;
+/// Most decoded bytes one block carries.
+pub const MAX_BLOCK_OUT: u64 = 64 << 20;
+/// Largest block record accepted: its length list, digest, and a frame of
+/// at most [`MAX_BLOCK_OUT`] plus zstd's worst-case growth.
+pub const MAX_BLOCK_RECORD: u32 =
+    (MAX_BLOCK_CHUNKS as u32) * 5 + 10 + 32 + (MAX_BLOCK_OUT as u32) + (1 << 20);
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).

@@ -13,11 +13,11 @@ use crate::chunker::{ChunkId, Params};
 use crate::codec::Codec;
 use crate::id::SnapshotDigest;
 
-pub use decode::{decode_group, decode_snapshot};
+pub use decode::{decode_block, decode_group, decode_snapshot};
 pub use reader::{PackReader, ReadError};
 pub use writer::{
-    PackWriter, chunk_record_len, delta_record_len, encode_header, encode_snapshot,
-    group_record_len, overhead,
+    PackWriter, block_record_len, chunk_record_len, delta_record_len, encode_header,
+    encode_snapshot, group_record_len, overhead,
 };
 
 /// A snapshot a delta pack assumes the receiver already holds.
@@ -155,6 +155,35 @@ impl GroupRecord {
     }
 }
 
+/// Consecutive whole chunks compressed together (format 8): a solid block.
+/// The receiver cuts the frame's bytes at `lens`, hashes each chunk for
+/// its id, and checks the ids against `digest` before storing any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// Decoded length of each chunk, in order.
+    pub lens: Vec<u32>,
+    /// BLAKE3 of the chunks' ids (32 bytes each), concatenated in order.
+    pub digest: [u8; 32],
+    /// The zstd frame of the chunks' bytes, concatenated.
+    pub payload: Vec<u8>,
+}
+
+impl BlockRecord {
+    /// Decoded bytes of all its chunks.
+    pub fn out_len(&self) -> u64 {
+        self.lens.iter().map(|&l| l as u64).sum()
+    }
+}
+
+/// The digest a block record carries for chunks `ids`, in order.
+pub fn block_digest<'i>(ids: impl IntoIterator<Item = &'i ChunkId>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for id in ids {
+        h.update(id.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
 /// A snapshot as carried in a pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
@@ -199,6 +228,8 @@ pub enum Record {
     Delta(DeltaRecord),
     /// Several chunks as one frame (format 5).
     Group(GroupRecord),
+    /// Whole chunks compressed together (format 8).
+    Block(BlockRecord),
     /// A snapshot.
     Snapshot(SnapshotRecord),
 }
@@ -222,6 +253,8 @@ pub struct PackTotals {
     pub delta_bytes: u64,
     /// Group records (each carries several of the delta chunks).
     pub groups: u64,
+    /// Block records (each carries several whole chunks).
+    pub blocks: u64,
 }
 
 /// What a pack signature signs: a domain tag and the trailer's digest

@@ -193,6 +193,7 @@ impl<R: Read> PackReader<R> {
             REC_CHUNK => MAX_CHUNK_RECORD,
             REC_DELTA if self.version >= 4 => MAX_DELTA_RECORD,
             REC_GROUP if self.version >= 5 => MAX_GROUP_RECORD,
+            REC_BLOCK if self.version >= 8 => MAX_BLOCK_RECORD,
             REC_SNAPSHOT => MAX_SNAPSHOT_RECORD,
             REC_TRAILER => TRAILER_LEN,
             other => return Err(corrupt(format!("unknown record type {other}"))),
@@ -304,6 +305,11 @@ impl<R: Read> PackReader<R> {
                 let g = decode_group(&payload, self.max_chunk_len).map_err(corrupt)?;
                 self.chunks += g.lens.len() as u64;
                 Ok(Some(Record::Group(g)))
+            }
+            REC_BLOCK => {
+                let b = decode_block(payload, self.max_chunk_len).map_err(corrupt)?;
+                self.chunks += b.lens.len() as u64;
+                Ok(Some(Record::Block(b)))
             }
             REC_TRAILER => {
                 self.trailer(&payload)?;

@@ -80,8 +80,12 @@ pub struct SnapshotInfo {
 pub struct ChunkCounts {
     /// Chunks in all (a group counts each chunk it carries).
     pub total: u64,
-    /// Chunk records carried whole.
+    /// Chunks carried whole (alone, or in solid blocks).
     pub whole: u64,
+    /// Of those, chunks carried in solid blocks.
+    pub blocked: u64,
+    /// Solid block records.
+    pub blocks: u64,
     /// Chunk records carried as a delta against chunks the receiver holds.
     pub delta: u64,
     /// Chunks carried in delta groups.
@@ -237,6 +241,15 @@ fn count(c: &mut ChunkCounts, snapshots: &mut Vec<SnapshotRecord>, rec: Record) 
             c.groups += 1;
             c.payload_bytes += g.payload.len() as u64;
             c.decoded_bytes += g.out_len();
+        }
+        Record::Block(b) => {
+            let n = b.lens.len() as u64;
+            c.total += n;
+            c.whole += n;
+            c.blocked += n;
+            c.blocks += 1;
+            c.payload_bytes += b.payload.len() as u64;
+            c.decoded_bytes += b.out_len();
         }
         Record::Snapshot(s) => snapshots.push(s),
     }

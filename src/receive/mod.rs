@@ -7,7 +7,9 @@
 //! importing nothing.
 
 mod accept;
+mod ahead;
 mod authenticate;
+mod block;
 mod import;
 pub mod inspect;
 mod rebuild;
@@ -34,6 +36,7 @@ use crate::store::data::DataReader;
 use crate::store::volumes::WaitBase;
 use crate::store::{ChunkRow, Store};
 
+use ahead::{Arrived, read_ahead};
 use import::import_snapshot;
 pub use inspect::PackInfo;
 use rebuild::{Standing, Tables};
@@ -227,33 +230,6 @@ fn bad(label: &Path, e: crate::pack::ReadError) -> Error {
     Error::pack(label, e.to_string())
 }
 
-/// A record read from a pack (`None`: the trailer).
-type ReadResult = std::result::Result<Option<Record>, crate::pack::ReadError>;
-
-/// Reads records in batches (up to [`VERIFY_BATCH`] chunk records, or one
-/// other record), each with the pack bytes read so far, until the trailer
-/// or an error, or until the receiving side is gone.
-fn read_ahead<R: Read>(
-    reader: &mut PackReader<Counting<R>>,
-    tx: &std::sync::mpsc::SyncSender<Vec<(ReadResult, u64)>>,
-) {
-    loop {
-        let mut batch = Vec::with_capacity(VERIFY_BATCH);
-        let last = loop {
-            let record = reader.next_record();
-            let more = matches!(record, Ok(Some(Record::Chunk(_) | Record::Delta(_))));
-            let last = !matches!(record, Ok(Some(_)));
-            batch.push((record, reader.get_ref().count()));
-            if last || !more || batch.len() == VERIFY_BATCH {
-                break last;
-            }
-        };
-        if tx.send(batch).is_err() || last {
-            return;
-        }
-    }
-}
-
 /// A chunk record as it arrives.
 enum Incoming {
     Plain(ChunkRecord),
@@ -294,13 +270,22 @@ impl Unpacker<'_, '_> {
     /// A reader thread reads (and hashes) the next batch of records while
     /// this one is verified and stored; at most one batch waits.
     fn read_all<R: Read + Send>(&mut self, reader: &mut PackReader<Counting<R>>) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(ReadResult, u64)>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Arrived, u64)>>(1);
         std::thread::scope(|scope| {
             scope.spawn(move || read_ahead(reader, &tx));
             for batch in rx {
                 for (record, read) in batch {
                     self.progress.advance(read.saturating_sub(self.read));
                     self.read = read;
+                    let record = match record {
+                        Arrived::Block(b) => {
+                            self.store_batch()?;
+                            let corrupt = |m| bad(self.label, crate::pack::ReadError::Corrupt(m));
+                            self.block(b.map_err(corrupt)?)?;
+                            continue;
+                        }
+                        Arrived::Record(r) => r,
+                    };
                     match record.map_err(|e| bad(self.label, e))? {
                         Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
                         Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
@@ -309,6 +294,7 @@ impl Unpacker<'_, '_> {
                             // After the records before it, so pack-table bases resolve.
                             self.group(&g)?;
                         }
+                        Some(Record::Block(_)) => unreachable!("blocks arrive opened"),
                         Some(Record::Snapshot(s)) => {
                             self.store_batch()?;
                             self.snapshot(s)?;
@@ -376,9 +362,13 @@ impl Unpacker<'_, '_> {
             }
         }
         self.store_deltas(deltas)?;
-        // Keep verified chunks durable as they come, so a killed unpack
-        // resumes where it was (until a snapshot is placed, or a delta
-        // waits: only chunks may be committed early).
+        self.checkpoint_if_due()
+    }
+
+    /// Keeps verified chunks durable as they come, so a killed unpack
+    /// resumes where it was (until a snapshot is placed, or a delta waits:
+    /// only chunks may be committed early).
+    fn checkpoint_if_due(&mut self) -> Result<()> {
         if self.since_checkpoint >= CHECKPOINT_BYTES
             && self.report.added.is_empty()
             && self.report.present.is_empty()
@@ -539,6 +529,31 @@ impl Unpacker<'_, '_> {
             self.tables.pack.push(Some(row));
         }
         Ok(())
+    }
+
+    /// Stores the chunks of a checked solid block that the store lacks,
+    /// compressed for the store in parallel.
+    fn block(&mut self, b: block::Opened) -> Result<()> {
+        let mut fresh = Vec::new();
+        for (k, id) in b.ids.iter().enumerate() {
+            self.report.chunks += 1;
+            let row = self.txn.chunk_rowid(id)?;
+            if row.is_none() {
+                fresh.push((self.tables.pack.len(), k));
+            }
+            self.tables.pack.push(row);
+        }
+        let which: Vec<usize> = fresh.iter().map(|&(_, k)| k).collect();
+        for ((at, k), (codec, payload)) in fresh.into_iter().zip(b.encode(&which)) {
+            let id = &b.ids[k];
+            // A chunk repeated within the block is stored once.
+            let row = match self.txn.chunk_rowid(id)? {
+                Some(row) => row,
+                None => self.store_new(id, codec, b.chunk(k).len() as u32, &payload)?,
+            };
+            self.tables.pack[at] = Some(row);
+        }
+        self.checkpoint_if_due()
     }
 
     /// Imports a snapshot record now, or for a volume keeps it until the

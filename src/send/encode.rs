@@ -1,12 +1,12 @@
 //! Encoding the chunk records of a pack: each chunk sent is read back and
 //! checked against its id, then goes whole (as stored, or squeezed with a
-//! stronger zstd level), as a delta against its similar chunks, or, for a
-//! group, as one frame against the old version of its file.
+//! stronger zstd level), as a delta against its similar chunks, for a
+//! group, as one frame against the old version of its file, or, for a run
+//! of whole chunks, as one solid block.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -19,9 +19,14 @@ use super::io_out;
 use super::plan::Plan;
 use super::spool::Spool;
 
-/// Sends encoded together (in parallel) at most, by count and bytes.
-const BATCH_CHUNKS: usize = 1024;
-const BATCH_BYTES: u64 = 64 << 20;
+/// Bytes that the items being encoded, or encoded and waiting to be
+/// written, may read at most (at least one item is always under way):
+/// four default-level blocks, so both cores stay busy.
+const IN_FLIGHT: u64 = 128 << 20;
+
+/// What [`Encoder::spool_all`] returns: each item's first send and record
+/// bytes, and the first sends of blocks that went as chunk records.
+pub(super) type Spooled = (Vec<(usize, u64)>, Vec<usize>);
 
 /// How one send goes into the pack on its own.
 pub(super) enum Single {
@@ -52,22 +57,31 @@ pub(super) struct Encoder<'a> {
     store_dir: PathBuf,
     /// Whole chunks are worth a stronger zstd level (a delta pack is small).
     squeeze: bool,
+    /// zstd level of solid blocks.
+    level: i32,
     progress: &'a dyn Progress,
 }
 
 impl<'a> Encoder<'a> {
-    pub fn new(store: &Store, plan: &'a Plan, squeeze: bool, progress: &'a dyn Progress) -> Self {
+    pub fn new(
+        store: &Store,
+        plan: &'a Plan,
+        squeeze: bool,
+        level: i32,
+        progress: &'a dyn Progress,
+    ) -> Self {
         Encoder {
             plan,
             reader: store.data_reader(),
             store_dir: store.dir().to_path_buf(),
             squeeze,
+            level,
             progress,
         }
     }
 
-    /// Writes the records of sends `range` (whole items), in batches
-    /// encoded in parallel.
+    /// Writes the records of sends `range` (whole items), encoded in
+    /// parallel and written in order.
     pub fn write<W: Write>(
         &mut self,
         w: &mut PackWriter<W>,
@@ -78,52 +92,14 @@ impl<'a> Encoder<'a> {
             .items()
             .filter(|&(i, _)| range.contains(&i))
             .collect();
-        for batch in self.batches(&items) {
-            self.write_batch(w, batch)?;
-        }
-        Ok(())
+        self.ensure_all(&items)?;
+        self.encode_in_order(&items, |this, (i, n), out| this.write_item(w, i, n, out))
     }
 
-    /// Cuts `items` into batches of at most [`BATCH_CHUNKS`] chunks or
-    /// [`BATCH_BYTES`] bytes (the item that reaches either ends its batch).
-    fn batches<'i>(&self, items: &'i [(usize, usize)]) -> Vec<&'i [(usize, usize)]> {
-        let mut batches = Vec::new();
-        let (mut from, mut chunks, mut bytes) = (0usize, 0usize, 0u64);
-        for (k, &(i, n)) in items.iter().enumerate() {
-            chunks += n;
-            bytes += self.plan.sends[i..i + n]
-                .iter()
-                .map(|c| c.len as u64)
-                .sum::<u64>();
-            if chunks >= BATCH_CHUNKS || bytes >= BATCH_BYTES || k + 1 == items.len() {
-                batches.push(&items[from..=k]);
-                from = k + 1;
-                chunks = 0;
-                bytes = 0;
-            }
-        }
-        batches
-    }
-
-    fn write_batch<W: Write>(
-        &mut self,
-        w: &mut PackWriter<W>,
-        batch: &[(usize, usize)],
-    ) -> Result<()> {
-        self.ensure_batch(batch)?;
-        let encoded = self.encode_batch(batch)?;
-        for (&(i, n), out) in batch.iter().zip(encoded) {
-            self.write_item(w, i, n, out)?;
-            self.progress.advance(self.raw(i, n));
-        }
-        self.reader.release();
-        Ok(())
-    }
-
-    /// Maps what a batch reads: its sends and their bases.
-    fn ensure_batch(&mut self, batch: &[(usize, usize)]) -> Result<()> {
+    /// Maps the data files that `items` read: their sends and bases.
+    fn ensure_all(&mut self, items: &[(usize, usize)]) -> Result<()> {
         let plan = self.plan;
-        for &(i, n) in batch {
+        for &(i, n) in items {
             for c in &plan.sends[i..i + n] {
                 self.reader.ensure(c.loc)?;
             }
@@ -139,30 +115,98 @@ impl<'a> Encoder<'a> {
         self.plan.sends[i..i + n].iter().map(|c| c.len as u64).sum()
     }
 
+    /// Bytes an item's encoding reads: its sends and their bases.
+    fn cost(&self, (i, n): (usize, usize)) -> u64 {
+        let plan = self.plan;
+        let base: u64 = plan.similar[i]
+            .iter()
+            .chain(plan.group_bases(i))
+            .map(|c| c.len as u64)
+            .sum();
+        self.raw(i, n) + base
+    }
+
+    /// Encodes `items` on every core, one task each, and hands each result
+    /// to `each` in order, as soon as it and those before it are done.
+    /// Tasks start in order while the items started but not yet handed
+    /// over read at most [`IN_FLIGHT`] bytes (always at least one), so
+    /// memory stays bounded and no core waits for a batch to end behind a
+    /// large block. Mapped pages are dropped every [`IN_FLIGHT`] bytes.
+    fn encode_in_order(
+        &self,
+        items: &[(usize, usize)],
+        mut each: impl FnMut(&Self, (usize, usize), Encoded) -> Result<()>,
+    ) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Encoded>)>();
+        rayon::in_place_scope_fifo(|scope| {
+            let (mut started, mut handed, mut ahead, mut since_release) = (0, 0, 0u64, 0u64);
+            let mut done: HashMap<usize, Result<Encoded>> = HashMap::new();
+            while handed < items.len() {
+                while started < items.len() && (started == handed || ahead < IN_FLIGHT) {
+                    let (k, item, tx) = (started, items[started], tx.clone());
+                    ahead += self.cost(item);
+                    scope.spawn_fifo(move |_| {
+                        // The receiver is gone only when an error ended the loop.
+                        let _ = tx.send((k, self.encode_item(item)));
+                    });
+                    started += 1;
+                }
+                let (k, out) = rx.recv().expect("every task sends its result");
+                done.insert(k, out);
+                while let Some(out) = done.remove(&handed) {
+                    let (i, n) = items[handed];
+                    ahead -= self.cost(items[handed]);
+                    each(self, (i, n), out?)?;
+                    self.progress.advance(self.raw(i, n));
+                    since_release += self.raw(i, n);
+                    if since_release >= IN_FLIGHT {
+                        self.reader.release();
+                        since_release = 0;
+                    }
+                    handed += 1;
+                }
+            }
+            self.reader.release();
+            Ok(())
+        })
+    }
+
     /// Encodes every item of the plan into `spool`; returns each item's
-    /// first send and the exact bytes of its records.
-    pub fn spool_all(&mut self, spool: &mut Spool) -> Result<Vec<(usize, u64)>> {
+    /// first send and the exact bytes of its records, and the blocks that
+    /// did not pay and went as chunk records: each of their sends is an
+    /// item of its own in the spool, so volumes may be cut between them
+    /// (the caller drops those blocks from the plan before replaying).
+    pub fn spool_all(&mut self, spool: &mut Spool) -> Result<Spooled> {
         let items: Vec<(usize, usize)> = self.plan.items().collect();
+        self.ensure_all(&items)?;
         let mut sizes = Vec::with_capacity(items.len());
-        for batch in self.batches(&items) {
-            self.ensure_batch(batch)?;
-            let encoded = self.encode_batch(batch)?;
-            for (&(i, n), out) in batch.iter().zip(encoded) {
+        let mut unblocked = Vec::new();
+        self.encode_in_order(&items, |this, (i, n), out| {
+            let block = n > 1 && this.plan.group_bases(i).is_empty();
+            let parts: Vec<(usize, usize, Encoded)> = match out {
+                Encoded::Singles(singles) if block => {
+                    unblocked.push(i);
+                    let each = singles.into_iter().enumerate();
+                    each.map(|(k, s)| (i + k, 1, Encoded::Singles(vec![s])))
+                        .collect()
+                }
+                out => vec![(i, n, out)],
+            };
+            for (i, n, out) in parts {
                 let mut stored = Vec::new();
                 if let Encoded::Singles(singles) = &out {
-                    for (c, s) in self.plan.sends[i..i + n].iter().zip(singles) {
+                    for (c, s) in this.plan.sends[i..i + n].iter().zip(singles) {
                         if let Single::Stored = s {
-                            stored.push(*blake3::hash(self.reader.get(&c.id, c.loc)?).as_bytes());
+                            stored.push(*blake3::hash(this.reader.get(&c.id, c.loc)?).as_bytes());
                         }
                     }
                 }
-                sizes.push((i, self.record_len(i, n, &out)));
+                sizes.push((i, this.record_len(i, n, &out)));
                 spool.put(&out, &mut stored.into_iter())?;
-                self.progress.advance(self.raw(i, n));
             }
-            self.reader.release();
-        }
-        Ok(sizes)
+            Ok(())
+        })?;
+        Ok((sizes, unblocked))
     }
 
     /// Writes the records of sends `range` (whole items) from `spool`,
@@ -177,34 +221,38 @@ impl<'a> Encoder<'a> {
         let plan = self.plan;
         let items: Vec<(usize, usize)> =
             plan.items().filter(|&(i, _)| range.contains(&i)).collect();
-        for batch in self.batches(&items) {
-            for &(i, n) in batch {
-                let (mut out, stored) = spool.next()?;
-                match &mut out {
-                    Encoded::Group(g) => g.refs = plan.refs(plan.group_bases(i)),
-                    Encoded::Singles(singles) => {
-                        let mut hashes = stored.iter();
-                        for (c, s) in plan.sends[i..i + n].iter().zip(singles.iter()) {
-                            if let Single::Stored = s {
-                                self.reader.ensure(c.loc)?;
-                                let now = blake3::hash(self.reader.get(&c.id, c.loc)?);
-                                if Some(now.as_bytes()) != hashes.next() {
-                                    return Err(Error::BadStore {
-                                        store: self.store_dir.clone(),
-                                        msg: format!(
-                                            "chunk {} changed in data file {:08}.dat while it was packed: run 'ferry verify --full', then pack again",
-                                            c.id, c.loc.file
-                                        ),
-                                    });
-                                }
+        self.ensure_all(&items)?;
+        let mut since_release = 0u64;
+        for (i, n) in items {
+            let (mut out, stored) = spool.next()?;
+            match &mut out {
+                Encoded::Group(g) => g.refs = plan.refs(plan.group_bases(i)),
+                Encoded::Singles(singles) => {
+                    let mut hashes = stored.iter();
+                    for (c, s) in plan.sends[i..i + n].iter().zip(singles.iter()) {
+                        if let Single::Stored = s {
+                            let now = blake3::hash(self.reader.get(&c.id, c.loc)?);
+                            if Some(now.as_bytes()) != hashes.next() {
+                                return Err(Error::BadStore {
+                                    store: self.store_dir.clone(),
+                                    msg: format!(
+                                        "chunk {} changed in data file {:08}.dat while it was packed: run 'ferry verify --full', then pack again",
+                                        c.id, c.loc.file
+                                    ),
+                                });
                             }
                         }
                     }
                 }
-                self.write_item(w, i, n, out)?;
             }
-            self.reader.release();
+            self.write_item(w, i, n, out)?;
+            since_release += self.raw(i, n);
+            if since_release >= IN_FLIGHT {
+                self.reader.release();
+                since_release = 0;
+            }
         }
+        self.reader.release();
         Ok(())
     }
 
@@ -212,6 +260,9 @@ impl<'a> Encoder<'a> {
     fn record_len(&self, i: usize, n: usize, out: &Encoded) -> u64 {
         let plan = self.plan;
         match out {
+            Encoded::Group(g) if g.refs.is_empty() => {
+                crate::pack::block_record_len(&g.lens, g.frame.len())
+            }
             Encoded::Group(g) => crate::pack::group_record_len(&g.lens, &g.refs, g.frame.len()),
             Encoded::Singles(singles) => plan.sends[i..i + n]
                 .iter()
@@ -227,33 +278,6 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    /// Encodes a batch in parallel, costliest items first, one task each,
-    /// so no core idles at the end of the batch behind one large group.
-    fn encode_batch(&self, batch: &[(usize, usize)]) -> Result<Vec<Encoded>> {
-        let plan = self.plan;
-        let cost = |&(i, n): &(usize, usize)| -> u64 {
-            let own: u64 = plan.sends[i..i + n].iter().map(|c| c.len as u64).sum();
-            let base: u64 = plan.similar[i]
-                .iter()
-                .chain(plan.group_bases(i))
-                .map(|c| c.len as u64)
-                .sum();
-            own + base
-        };
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_key(|&k| std::cmp::Reverse(cost(&batch[k])));
-        let encoded: Vec<(usize, Encoded)> = order
-            .par_iter()
-            .with_max_len(1)
-            .map(|&k| self.encode_item(batch[k]).map(|out| (k, out)))
-            .collect::<Result<_>>()?;
-        let mut outs: Vec<Option<Encoded>> = (0..batch.len()).map(|_| None).collect();
-        for (k, out) in encoded {
-            outs[k] = Some(out);
-        }
-        Ok(outs.into_iter().flatten().collect())
-    }
-
     /// A group is kept when its record is smaller than its chunks' records.
     fn encode_item(&self, (i, n): (usize, usize)) -> Result<Encoded> {
         let plan = self.plan;
@@ -267,17 +291,36 @@ impl<'a> Encoder<'a> {
         for c in members {
             data.extend_from_slice(&self.read(c)?);
         }
-        let mut base = Vec::new();
-        for b in &g.bases {
-            base.extend_from_slice(&self.read(b)?);
-        }
-        let frame = crate::similarity::encode_group(&base, &data);
         let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
+        let (frame, digest, record) = if g.bases.is_empty() {
+            // A solid block: its chunks' ids, checked as they were read,
+            // are what the receiver checks.
+            let frame = codec::encode_block(&data, self.level);
+            let digest = crate::pack::block_digest(members.iter().map(|c| &c.id));
+            let record = crate::pack::block_record_len(&lens, frame.len());
+            (frame, digest, record)
+        } else {
+            let mut base = Vec::new();
+            for b in &g.bases {
+                base.extend_from_slice(&self.read(b)?);
+            }
+            let frame = crate::similarity::encode_group(&base, &data);
+            let refs = plan.refs(&g.bases);
+            let record = crate::pack::group_record_len(&lens, &refs, frame.len());
+            (frame, *blake3::hash(&data).as_bytes(), record)
+        };
         let refs = plan.refs(&g.bases);
-        let digest = *blake3::hash(&data).as_bytes();
-        let record = crate::pack::group_record_len(&lens, &refs, frame.len());
         let plain: u64 = members.iter().map(|c| chunk_record_len(c.loc.clen)).sum();
-        if record < plain {
+        // A block must save more than 1/32 of its chunks' records: one that
+        // only drops their ids (incompressible data) would cost the
+        // receiver a decode and a re-encode for nothing, and cut volumes
+        // in coarser steps.
+        let worth = if g.bases.is_empty() {
+            plain - plain / 32
+        } else {
+            plain
+        };
+        if record < worth {
             return Ok(Encoded::Group(GroupOut {
                 lens,
                 digest,
@@ -331,6 +374,9 @@ impl<'a> Encoder<'a> {
     ) -> Result<()> {
         let plan = self.plan;
         match out {
+            Encoded::Group(g) if g.refs.is_empty() => {
+                w.block(&g.lens, &g.digest, &g.frame).map_err(io_out)?;
+            }
             Encoded::Group(g) => {
                 w.group(&g.lens, &g.digest, &g.refs, &g.frame)
                     .map_err(io_out)?;

@@ -24,7 +24,8 @@ pub(super) struct Plan {
     pub sends: Vec<ChunkEntry>,
     /// For each, chunks the receiver will hold that it likely resembles.
     pub similar: Vec<Vec<ChunkEntry>>,
-    /// Runs of sends that go as one group record, by first send index.
+    /// Runs of sends that go as one group record, or (without bases) as
+    /// one solid block record, by first send index.
     pub groups: HashMap<usize, PlanGroup>,
     /// Row id to place in the pack table / the base table.
     pub pack_index: HashMap<ChunkRow, u64>,
@@ -451,6 +452,12 @@ impl<'a> Planner<'a> {
         for g in self.groups.values_mut() {
             g.bases.retain(|b| !self.seen.contains(&b.rowid));
         }
+        // A group left with no bases is whole chunks: it joins the blocks.
+        self.groups.retain(|_, g| !g.bases.is_empty());
+        let cap = self.opts.level.block_bytes();
+        let cap = self.opts.volume_size.map_or(cap, |v| cap.min(v / 2));
+        let blocks = super::blocks::cut(&self.sends, &self.similar, &self.groups, cap);
+        self.groups.extend(blocks);
         let records = snaps
             .iter()
             .zip(recipes)

@@ -450,7 +450,7 @@ impl DataReader {
 
     /// Drops the mapped pages from this process's resident set (the page
     /// cache keeps them), so reading a large snapshot does not grow memory.
-    pub fn release(&mut self) {
+    pub fn release(&self) {
         for map in self.maps.values() {
             // SAFETY: the maps are read-only and file-backed; dropped pages
             // are read back from the file on the next access.

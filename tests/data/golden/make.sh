@@ -87,7 +87,7 @@ build() { # commit -> path of its ferry binary
 
 # Prints what a pack holds and fails unless the feature its version brought
 # is there: tar-aware split (1, 2), deflate parts (3+), delta chunk records
-# (4), delta group records (5).
+# (4), delta group records (5), solid block records in the full pack (8).
 check_pack() { # version full.ferry delta.ferry
   python3 - "$@" <<'PY'
 import json, sys
@@ -121,6 +121,8 @@ if v == 4:
     assert any(t == 4 for t, _ in d), "no delta chunk record"
 if v >= 5:
     assert any(t == 5 for t, _ in d), "no delta group record"
+if v >= 8:
+    assert any(t == 6 for t, _ in f), "no solid block record"
 if v >= 6:
     enc = split(f)["gzip_encoders"]
     assert enc["go-stdlib"] == enc["pgzip"] == enc["go1.27"] == 1, enc

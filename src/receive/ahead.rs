@@ -1,0 +1,50 @@
+//! Reading ahead: a thread reads (and hashes) the next records of a pack
+//! while the current ones are verified and stored, and opens solid blocks
+//! there (decode, chunk ids, digest check) so that the storing side only
+//! compresses and writes.
+
+use std::io::Read;
+
+use super::VERIFY_BATCH;
+use super::block::{self, Opened};
+use crate::counting::Counting;
+use crate::pack::{PackReader, Record};
+
+/// A record read from a pack (`None`: the trailer).
+pub(super) type ReadResult = std::result::Result<Option<Record>, crate::pack::ReadError>;
+
+/// What the reading thread hands over.
+pub(super) enum Arrived {
+    /// A record as read.
+    Record(ReadResult),
+    /// A solid block, decoded and checked (or what is wrong with it).
+    Block(Result<Opened, String>),
+}
+
+/// Reads records in batches (up to [`VERIFY_BATCH`] chunk records, or one
+/// other record), each with the pack bytes read so far, until the trailer
+/// or an error, or until the receiving side is gone.
+pub(super) fn read_ahead<R: Read>(
+    reader: &mut PackReader<Counting<R>>,
+    tx: &std::sync::mpsc::SyncSender<Vec<(Arrived, u64)>>,
+) {
+    loop {
+        let mut batch = Vec::with_capacity(VERIFY_BATCH);
+        let last = loop {
+            let record = reader.next_record();
+            let more = matches!(record, Ok(Some(Record::Chunk(_) | Record::Delta(_))));
+            let last = !matches!(record, Ok(Some(_)));
+            let arrived = match record {
+                Ok(Some(Record::Block(b))) => Arrived::Block(block::open(b)),
+                other => Arrived::Record(other),
+            };
+            batch.push((arrived, reader.get_ref().count()));
+            if last || !more || batch.len() == VERIFY_BATCH {
+                break last;
+            }
+        };
+        if tx.send(batch).is_err() || last {
+            return;
+        }
+    }
+}

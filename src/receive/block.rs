@@ -1,0 +1,55 @@
+//! Solid blocks as they arrive: the frame decoded to exactly its length,
+//! cut into its chunks, each hashed for its id, and the ids checked
+//! against the block's digest, all before any chunk of it is stored.
+
+use rayon::prelude::*;
+
+use crate::chunker::ChunkId;
+use crate::codec::{self, Codec};
+use crate::pack::{BlockRecord, block_digest};
+
+/// A block whose chunks matched its digest.
+pub(super) struct Opened {
+    bytes: Vec<u8>,
+    /// Where each chunk starts in `bytes`, and where the last one ends.
+    starts: Vec<usize>,
+    /// Each chunk's id, in order.
+    pub ids: Vec<ChunkId>,
+}
+
+impl Opened {
+    /// Chunk `k`'s bytes.
+    pub fn chunk(&self, k: usize) -> &[u8] {
+        &self.bytes[self.starts[k]..self.starts[k + 1]]
+    }
+
+    /// Chunks `which` encoded for the store, in parallel.
+    pub fn encode(&self, which: &[usize]) -> Vec<(Codec, Vec<u8>)> {
+        which
+            .par_iter()
+            .map(|&k| codec::encode_slice(self.chunk(k)))
+            .collect()
+    }
+}
+
+/// Decodes and checks a block; the error is what is wrong with it.
+pub(super) fn open(b: BlockRecord) -> Result<Opened, String> {
+    let what = format!("solid block {}", &crate::hex(&b.digest)[..16]);
+    let bytes = codec::decode_block(&b.payload, b.out_len() as usize)
+        .map_err(|m| format!("{what}: {m}"))?;
+    let mut starts = Vec::with_capacity(b.lens.len() + 1);
+    let mut at = 0usize;
+    starts.push(at);
+    for &l in &b.lens {
+        at += l as usize;
+        starts.push(at);
+    }
+    let ids: Vec<ChunkId> = starts
+        .par_windows(2)
+        .map(|w| ChunkId::of(&bytes[w[0]..w[1]]))
+        .collect();
+    if block_digest(&ids) != b.digest {
+        return Err(format!("{what} does not match its digest"));
+    }
+    Ok(Opened { bytes, starts, ids })
+}
