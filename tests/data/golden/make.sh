@@ -44,6 +44,7 @@ VERSIONS=(
   "5 ed9343d gz"
   "6 d40564d go"
   "7 7d5f03b go"
+  "8 28d7349 go"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
