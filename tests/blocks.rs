@@ -58,15 +58,19 @@ fn each_level_packs_solid_blocks_smaller_as_it_rises_and_unpacks_byte_exact() {
             .args(["pack", "app:1", "--level", level, "-o"])
             .arg(&p));
         let bytes = std::fs::read(&p).unwrap();
-        let recs = records(&bytes);
-        assert!(recs.iter().any(|r| r.0 == BLOCK), "{level}: no solid block");
-        let info: serde_json::Value =
-            serde_json::from_str(&ok(ferry(&a).args(["inspect", "--json"]).arg(&p))).unwrap();
-        let chunks = &info[0]["chunks"];
-        assert!(chunks["blocks"].as_u64().unwrap() >= 1, "{info}");
-        assert!(chunks["blocked"].as_u64().unwrap() > 10, "{level}: {info}");
-        let text = ok(ferry(&a).arg("inspect").arg(&p));
-        assert!(text.contains("solid block"), "{text}");
+        // On these files level 3 gains too little over the store's level 1
+        // for a block to pay; the higher levels use blocks.
+        if level != "fast" {
+            let recs = records(&bytes);
+            assert!(recs.iter().any(|r| r.0 == BLOCK), "{level}: no solid block");
+            let info: serde_json::Value =
+                serde_json::from_str(&ok(ferry(&a).args(["inspect", "--json"]).arg(&p))).unwrap();
+            let chunks = &info[0]["chunks"];
+            assert!(chunks["blocks"].as_u64().unwrap() >= 1, "{info}");
+            assert!(chunks["blocked"].as_u64().unwrap() > 10, "{level}: {info}");
+            let text = ok(ferry(&a).arg("inspect").arg(&p));
+            assert!(text.contains("solid block"), "{text}");
+        }
         let b = t.path().join(format!("b-{level}"));
         ok(ferry(&b).arg("unpack").arg(&p));
         assert_eq!(checkout_hash(&b, "app:1"), want, "{level}");
@@ -76,12 +80,37 @@ fn each_level_packs_solid_blocks_smaller_as_it_rises_and_unpacks_byte_exact() {
     // Compressing across chunks beats the store's chunk-by-chunk level 1;
     // each level is at least as small as the one below it.
     assert!(
-        sizes[0] < data_bytes,
-        "fast {} vs store {data_bytes}",
-        sizes[0]
+        sizes[1] < data_bytes,
+        "default {} vs store {data_bytes}",
+        sizes[1]
     );
     assert!(sizes[1] < sizes[0], "{sizes:?}");
     assert!(sizes[2] <= sizes[1], "{sizes:?}");
+}
+
+#[test]
+fn a_full_pack_finds_a_near_copy_in_its_block_instead_of_sending_a_delta() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    // Two near copies of 200 KB of random bytes, nothing at the receiver.
+    let one = random_bytes(31, 200_000);
+    let mut two = one.clone();
+    two[100_000..100_040].fill(7);
+    let input = write(t.path(), "pair.bin", &[one, two].concat());
+    ok(ferry(&a).arg("add").arg(&input));
+    let p = t.path().join("pair.ferry");
+    let r: serde_json::Value = serde_json::from_str(&ok(ferry(&a)
+        .args(["pack", "pair.bin", "--json", "-o"])
+        .arg(&p)))
+    .unwrap();
+    assert_eq!(r["delta_chunks"], 0, "{r}");
+    assert!(r["blocks"].as_u64().unwrap() >= 1, "{r}");
+    // The second copy costs next to nothing.
+    assert!(r["pack_bytes"].as_u64().unwrap() < 230_000, "{r}");
+    let b = t.path().join("b");
+    ok(ferry(&b).arg("unpack").arg(&p));
+    let out = run(ferry(&b).args(["checkout", "pair.bin", "-o", "-"]));
+    assert!(out.stdout == std::fs::read(&input).unwrap());
 }
 
 #[test]

@@ -112,8 +112,13 @@ fn within_one_pack_a_delta_may_build_on_a_chunk_sent_earlier() {
     let p = t.path().join("pair.tar");
     write_docker_archive(&p, "pair:1", &[layer_tar(&files, 1)]).unwrap();
     ok(ferry(&a).arg("add").arg(&p));
+    // The receiver holds something unrelated: a delta pack (a full pack
+    // leaves this to its solid blocks, tested in tests/blocks.rs).
+    let other = write(t.path(), "other.bin", &random_bytes(22, 50_000));
+    ok(ferry(&a).arg("add").arg(&other));
+    ok(ferry(&b).arg("add").arg(&other));
     let pack = t.path().join("pair.ferry");
-    let r = pack_json(&a, &["pair:1"], &pack);
+    let r = pack_json(&a, &["pair:1", "--base", "other.bin"], &pack);
     assert!(r["delta_chunks"].as_u64().unwrap() >= 1, "{r}");
     assert!(r["pack_bytes"].as_u64().unwrap() < 150_000, "{r}");
     ok(ferry(&b).arg("unpack").arg(&pack));

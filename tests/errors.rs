@@ -58,7 +58,15 @@ fn records(pack: &[u8]) -> Vec<(u8, usize, usize)> {
 #[test]
 fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
     let s = setup();
-    let pack = std::fs::read(&s.full).unwrap();
+    // Incompressible bytes travel as chunk records (a solid block of them
+    // would not pay).
+    let a = s.dir.join("random-store");
+    ok(ferry(&a)
+        .arg("add")
+        .arg(write(&s.dir, "random.bin", &random_bytes(9, 3 << 20))));
+    let p = s.dir.join("random.ferry");
+    ok(ferry(&a).args(["pack", "random.bin", "-o"]).arg(&p));
+    let pack = std::fs::read(&p).unwrap();
     // A chunk record (type 2: id, codec, length, payload) from the middle of
     // the pack; damage a byte of its stored bytes.
     let chunks: Vec<(usize, usize)> = records(&pack)
@@ -80,6 +88,7 @@ fn corrupt_chunk_names_the_chunk_and_trailer_damage_is_caught() {
         &write(&s.dir, "mid.ferry", &bad),
         &["pack is corrupt", &format!("chunk {id}"), "copy it again"],
     );
+    let pack = std::fs::read(&s.full).unwrap();
     let mut bad = pack.clone();
     let last = pack.len() - 1;
     bad[last] ^= 1;

@@ -105,6 +105,9 @@ const DELTAS_AT_ONCE: usize = 8;
 /// unpack may have to read again).
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 
+/// Chunks of a solid block encoded for the store at once.
+const BLOCK_SLICE: usize = 256;
+
 /// Verifies and imports a pack read from `input` (`label` names it in
 /// messages). Either everything in the pack lands or nothing does; if the
 /// process is killed part-way, the chunks verified so far stay, and running
@@ -270,7 +273,9 @@ impl Unpacker<'_, '_> {
     /// A reader thread reads (and hashes) the next batch of records while
     /// this one is verified and stored; at most one batch waits.
     fn read_all<R: Read + Send>(&mut self, reader: &mut PackReader<Counting<R>>) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Arrived, u64)>>(1);
+        // A rendezvous: the reader holds at most one batch (one solid block
+        // of up to 64 MiB) while this one is stored.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Arrived, u64)>>(0);
         std::thread::scope(|scope| {
             scope.spawn(move || read_ahead(reader, &tx));
             for batch in rx {
@@ -543,15 +548,19 @@ impl Unpacker<'_, '_> {
             }
             self.tables.pack.push(row);
         }
-        let which: Vec<usize> = fresh.iter().map(|&(_, k)| k).collect();
-        for ((at, k), (codec, payload)) in fresh.into_iter().zip(b.encode(&which)) {
-            let id = &b.ids[k];
-            // A chunk repeated within the block is stored once.
-            let row = match self.txn.chunk_rowid(id)? {
-                Some(row) => row,
-                None => self.store_new(id, codec, b.chunk(k).len() as u32, &payload)?,
-            };
-            self.tables.pack[at] = Some(row);
+        // Encoded in slices, so that a slice's encoded bytes are written
+        // and dropped before the next is encoded.
+        for slice in fresh.chunks(BLOCK_SLICE) {
+            let which: Vec<usize> = slice.iter().map(|&(_, k)| k).collect();
+            for (&(at, k), (codec, payload)) in slice.iter().zip(b.encode(&which)) {
+                let id = &b.ids[k];
+                // A chunk repeated within the block is stored once.
+                let row = match self.txn.chunk_rowid(id)? {
+                    Some(row) => row,
+                    None => self.store_new(id, codec, b.chunk(k).len() as u32, &payload)?,
+                };
+                self.tables.pack[at] = Some(row);
+            }
         }
         self.checkpoint_if_due()
     }

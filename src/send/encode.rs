@@ -21,7 +21,7 @@ use super::spool::Spool;
 
 /// Bytes that the items being encoded, or encoded and waiting to be
 /// written, may read at most (at least one item is always under way):
-/// four default-level blocks, so both cores stay busy.
+/// three default-level blocks, so both cores stay busy.
 const IN_FLIGHT: u64 = 128 << 20;
 
 /// What [`Encoder::spool_all`] returns: each item's first send and record
@@ -137,17 +137,21 @@ impl<'a> Encoder<'a> {
         items: &[(usize, usize)],
         mut each: impl FnMut(&Self, (usize, usize), Encoded) -> Result<()>,
     ) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Encoded>)>();
+        type Done = std::thread::Result<Result<Encoded>>;
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
         rayon::in_place_scope_fifo(|scope| {
             let (mut started, mut handed, mut ahead, mut since_release) = (0, 0, 0u64, 0u64);
-            let mut done: HashMap<usize, Result<Encoded>> = HashMap::new();
+            let mut done: HashMap<usize, Done> = HashMap::new();
             while handed < items.len() {
                 while started < items.len() && (started == handed || ahead < IN_FLIGHT) {
                     let (k, item, tx) = (started, items[started], tx.clone());
                     ahead += self.cost(item);
                     scope.spawn_fifo(move |_| {
-                        // The receiver is gone only when an error ended the loop.
-                        let _ = tx.send((k, self.encode_item(item)));
+                        // A panic is sent on too, or the loop would wait
+                        // forever; the receiver is gone only when an error
+                        // ended the loop.
+                        let encode = std::panic::AssertUnwindSafe(|| self.encode_item(item));
+                        let _ = tx.send((k, std::panic::catch_unwind(encode)));
                     });
                     started += 1;
                 }
@@ -156,6 +160,7 @@ impl<'a> Encoder<'a> {
                 while let Some(out) = done.remove(&handed) {
                     let (i, n) = items[handed];
                     ahead -= self.cost(items[handed]);
+                    let out = out.unwrap_or_else(|p| std::panic::resume_unwind(p));
                     each(self, (i, n), out?)?;
                     self.progress.advance(self.raw(i, n));
                     since_release += self.raw(i, n);

@@ -48,20 +48,20 @@ pub struct PackOptions {
 
 /// How hard a pack compresses the chunks it carries whole: they go in
 /// solid blocks, runs of chunks compressed together at one zstd level with
-/// a window spanning the block. Figures are for a 264 MB Python service
-/// archive on two cores (docs/BENCHMARKS.md).
+/// a window spanning the block. Figures are for the Python and Node
+/// service images of docs/BENCHMARKS.md on two cores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
-    /// zstd level 3 in 32 MiB blocks: about 0.87x the bytes of gzip -6 at
-    /// several times its speed.
+    /// zstd level 3 in 40 MiB blocks: about 0.87x the bytes of gzip -6 in
+    /// a tenth of its time.
     Fast,
-    /// zstd level 10 in 32 MiB blocks: about 0.74x the bytes of gzip -6
-    /// in under half its time.
+    /// zstd level 10 in 40 MiB blocks: about 0.74x the bytes of gzip -6 in
+    /// about 0.4x its time.
     #[default]
     Default,
-    /// zstd level 19 in 64 MiB blocks: about the bytes of
-    /// `zstd -19 --long=27`, in about its time.
+    /// zstd level 19 with larger match tables in 64 MiB blocks: within
+    /// about 1% of `zstd -19 --long=27`'s bytes, in less time.
     Max,
 }
 
@@ -75,10 +75,12 @@ impl Level {
         }
     }
 
-    /// Decoded bytes a block of this level holds at most.
+    /// Decoded bytes a block of this level holds at most: 40 MiB measured
+    /// smaller than 32 (a window of 2^26) and unpacks in under 200 MB;
+    /// 64 MiB (the most a block may hold) pays at level 19.
     pub fn block_bytes(self) -> u64 {
         match self {
-            Level::Fast | Level::Default => 32 << 20,
+            Level::Fast | Level::Default => 40 << 20,
             Level::Max => crate::pack::format::MAX_BLOCK_OUT,
         }
     }

@@ -164,6 +164,11 @@ struct Planner<'a> {
     /// A group goes whole into one volume: volumes plan with the plain size
     /// of its chunks, so a group holds at most half a volume of new bytes.
     group_cap: u64,
+    /// A full pack (no bases, no inventory) in full-size blocks sends no
+    /// similarity deltas: its solid blocks find what a delta against an
+    /// earlier chunk of the pack would, without cutting the runs short.
+    /// Volumes too small for full blocks keep them (across volumes).
+    blocks_suffice: bool,
 }
 
 /// A group being gathered while the new snapshot is walked.
@@ -228,6 +233,11 @@ impl<'a> Planner<'a> {
             skipped: 0,
             known: 0,
             group_cap: opts.volume_size.map_or(GROUP_OUT, |v| GROUP_OUT.min(v / 2)),
+            blocks_suffice: bases.is_empty()
+                && opts.have.is_none()
+                && opts
+                    .volume_size
+                    .is_none_or(|v| v / 2 >= opts.level.block_bytes()),
         })
     }
 
@@ -297,6 +307,7 @@ impl<'a> Planner<'a> {
             let mut bases = self.header_bases(at.header, c);
             if bases.is_empty()
                 && !self.opts.no_deltas
+                && !self.blocks_suffice
                 && c.len as usize >= crate::similarity::MIN_LEN
             {
                 bases = self.similarity_bases(c)?;
