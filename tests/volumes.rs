@@ -356,18 +356,16 @@ fn a_delta_keeps_its_base_in_another_volume_and_waits_for_it_in_any_order() {
     let split = pack_json(&a, "twins.bin", &t.path().join("v.ferry"), Some("400K"));
     let vols = volumes_of(t.path(), "v.ferry");
     assert!(vols.len() >= 4, "{vols:?}");
-    // Whole, the pack finds the near copy in its solid block; in volumes
-    // too small for full blocks, it goes as deltas against the first
-    // copy's chunks, in other volumes. Either way it costs little.
-    assert_eq!(whole["delta_chunks"], 0, "{whole}");
-    assert!(whole["blocks"].as_u64().unwrap() >= 1, "{whole}");
-    assert!(split["delta_chunks"].as_u64().unwrap() >= 10, "{split}");
+    // Random bytes stay out of solid blocks: the near copy goes as deltas
+    // against the first copy's chunks, whole or split, and splitting keeps
+    // every delta and costs only the volumes' own headers.
+    assert!(whole["delta_chunks"].as_u64().unwrap() >= 10, "{whole}");
+    assert_eq!(split["delta_chunks"], whole["delta_chunks"], "{split}");
     let (w, s) = (
         whole["pack_bytes"].as_u64().unwrap(),
         split["pack_bytes"].as_u64().unwrap(),
     );
-    let logical = 3u64 << 20;
-    assert!(w < logical * 6 / 10 && s < logical * 6 / 10, "{s} and {w}");
+    assert!(s <= w + 2048 * vols.len() as u64, "{s} against {w}");
     let sizes: Vec<u64> = vols.iter().map(|p| file_size(p)).collect();
     assert_eq!(sizes.iter().sum::<u64>(), s);
     assert!(sizes.iter().all(|&v| v <= 400 << 10), "{sizes:?}");

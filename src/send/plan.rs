@@ -165,9 +165,10 @@ struct Planner<'a> {
     /// of its chunks, so a group holds at most half a volume of new bytes.
     group_cap: u64,
     /// A full pack (no bases, no inventory) in full-size blocks sends no
-    /// similarity deltas: its solid blocks find what a delta against an
-    /// earlier chunk of the pack would, without cutting the runs short.
-    /// Volumes too small for full blocks keep them (across volumes).
+    /// similarity deltas but for chunks the store keeps raw (which no
+    /// block takes): its solid blocks find what a delta against an earlier
+    /// chunk of the pack would, without cutting the runs short. Volumes
+    /// too small for full blocks keep them (across volumes).
     blocks_suffice: bool,
 }
 
@@ -307,7 +308,7 @@ impl<'a> Planner<'a> {
             let mut bases = self.header_bases(at.header, c);
             if bases.is_empty()
                 && !self.opts.no_deltas
-                && !self.blocks_suffice
+                && (!self.blocks_suffice || c.codec == crate::codec::Codec::Raw)
                 && c.len as usize >= crate::similarity::MIN_LEN
             {
                 bases = self.similarity_bases(c)?;
