@@ -10,6 +10,9 @@ use super::plan::PlanGroup;
 use crate::pack::format::MAX_BLOCK_CHUNKS;
 use crate::store::ChunkEntry;
 
+/// Chunks kept raw by the store from this length on stay out of blocks.
+pub(super) const RAW_OUT_FROM: u32 = 16 << 10;
+
 /// The blocks of a plan's `sends`, as groups without bases keyed by their
 /// first send; `similar` and `groups` are the plan's.
 pub(super) fn cut(
@@ -23,9 +26,11 @@ pub(super) fn cut(
     let mut run: Vec<(usize, u64)> = Vec::new();
     let mut i = 0;
     while i < sends.len() {
-        // A chunk the store keeps raw (zstd could not shrink it alone) is
-        // left out: compressing it again costs time and rarely pays.
-        let raw = sends[i].codec == crate::codec::Codec::Raw;
+        // A large chunk the store keeps raw (zstd could not shrink it
+        // alone: compressed or random data) is left out: compressing it
+        // again costs time and rarely pays. Small ones (a tiny file, too
+        // short for zstd alone) compress well among others.
+        let raw = sends[i].codec == crate::codec::Codec::Raw && sends[i].len >= RAW_OUT_FROM;
         if !groups.contains_key(&i) && similar[i].is_empty() && !raw {
             run.push((i, sends[i].len as u64));
             i += 1;

@@ -308,7 +308,9 @@ impl<'a> Planner<'a> {
             let mut bases = self.header_bases(at.header, c);
             if bases.is_empty()
                 && !self.opts.no_deltas
-                && (!self.blocks_suffice || c.codec == crate::codec::Codec::Raw)
+                && (!self.blocks_suffice
+                    || (c.codec == crate::codec::Codec::Raw
+                        && c.len >= super::blocks::RAW_OUT_FROM))
                 && c.len as usize >= crate::similarity::MIN_LEN
             {
                 bases = self.similarity_bases(c)?;
