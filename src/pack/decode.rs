@@ -9,28 +9,49 @@ use super::format::*;
 use super::reader::ReadError;
 use super::*;
 
-/// Decodes a block record's payload, checking every count and length.
-pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord, String> {
-    let mut d = Dec::new(&buf);
-    let n = d.varint("block chunk count")?;
-    if n == 0 || n > MAX_BLOCK_CHUNKS as u64 {
-        return Err(format!("block of {n} chunks"));
+/// Reads the chunk count and lengths that open a group or block (`what`)
+/// record: 1 to `max_n` chunks of 1 to `max_chunk_len` bytes, at most
+/// `max_out` in all.
+fn chunk_lens(
+    d: &mut Dec<'_>,
+    what: &str,
+    max_n: usize,
+    max_out: u64,
+    max_chunk_len: u32,
+) -> Result<Vec<u32>, String> {
+    let n = d.varint(&format!("{what} chunk count"))?;
+    if n == 0 || n > max_n as u64 {
+        return Err(format!("{what} of {n} chunks"));
     }
     let mut lens = Vec::with_capacity(n as usize);
     let mut out = 0u64;
+    let field = format!("{what} chunk length");
     for _ in 0..n {
-        let l = d.varint("block chunk length")?;
+        let l = d.varint(&field)?;
         if l == 0 || l > max_chunk_len as u64 {
             return Err(format!(
-                "block chunk length {l} outside 1..={max_chunk_len}"
+                "{what} chunk length {l} outside 1..={max_chunk_len}"
             ));
         }
         out += l;
         lens.push(l as u32);
     }
-    if out > MAX_BLOCK_OUT {
-        return Err(format!("block of {out} bytes (at most {MAX_BLOCK_OUT})"));
+    if out > max_out {
+        return Err(format!("{what} of {out} bytes (at most {max_out})"));
     }
+    Ok(lens)
+}
+
+/// Decodes a block record's payload, checking every count and length.
+pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord, String> {
+    let mut d = Dec::new(&buf);
+    let lens = chunk_lens(
+        &mut d,
+        "block",
+        MAX_BLOCK_CHUNKS,
+        MAX_BLOCK_OUT,
+        max_chunk_len,
+    )?;
     let digest = d.id("block digest")?;
     let at = buf.len() - d.remaining();
     // The frame stays where it is (up to 64 MiB): no copy.
@@ -45,25 +66,13 @@ pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord,
 /// Decodes a group record's payload, checking every count and length.
 pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, String> {
     let mut d = Dec::new(buf);
-    let n = d.varint("group chunk count")?;
-    if n == 0 || n > MAX_GROUP_CHUNKS as u64 {
-        return Err(format!("group of {n} chunks"));
-    }
-    let mut lens = Vec::with_capacity(n as usize);
-    let mut out = 0u64;
-    for _ in 0..n {
-        let l = d.varint("group chunk length")?;
-        if l == 0 || l > max_chunk_len as u64 {
-            return Err(format!(
-                "group chunk length {l} outside 1..={max_chunk_len}"
-            ));
-        }
-        out += l;
-        lens.push(l as u32);
-    }
-    if out > MAX_GROUP_OUT {
-        return Err(format!("group of {out} bytes (at most {MAX_GROUP_OUT})"));
-    }
+    let lens = chunk_lens(
+        &mut d,
+        "group",
+        MAX_GROUP_CHUNKS,
+        MAX_GROUP_OUT,
+        max_chunk_len,
+    )?;
     let digest = d.id("group digest")?;
     let runs = d.varint("group base runs")?;
     if runs > MAX_GROUP_RUNS as u64 {
