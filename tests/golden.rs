@@ -581,15 +581,16 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// covers them). The pack's hash was recorded with pack format 8 (the
 /// chunks in solid blocks at the default level); the metadata's keys are
 /// those of format 6 (the header's encoder list, `meta.split`'s
-/// `reused_layers` and `gzip_encoders`, `tagged_at_ms`); the recipe itself
-/// is the one format 5 recorded.
+/// `reused_layers` and `gzip_encoders`, `tagged_at_ms`). The recipe's
+/// encoding is format 5's; its pieces name the chunks in the order a full
+/// pack gives them since chunks alike are ordered together for the blocks.
 const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     3,
     186,
-    "7fab198854658ad680d321698a7ce1a8c975b74dcde565e46cb18db7b9b68bc1",
-    "11ebc9b424d65af932e30c0cde4bc21aff897c828f065f5d421c5c7378dde9cd",
+    "21f0f263ba2d1323bcfe4e47a78c3085a22392cb3266f9becda3971f7eb49e46",
+    "f4e8fecf33aca21d1c58a77c6da509cee4afbdb5e47e9b562af4f43a4264d2b2",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "793779c14588a8e0658d599550892c42925d61a743c1cbfc93aa9e6773bb90f3",
+    "4c4fdfd8e4f2abd1f358be86d7a0a952699019692b34622b81216826f4165803",
 );
 
 #[test]

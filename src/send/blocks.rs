@@ -1,14 +1,17 @@
 //! Solid blocks: which runs of a pack's chunks are compressed together.
 //! Every run of consecutive sends that go whole (in no group, with no
-//! similar chunk to go against, not kept raw by the store) is cut, in pack-table order, into the
-//! fewest blocks of at most a cap of bytes and [`MAX_BLOCK_CHUNKS`] chunks,
-//! of about the same size.
+//! similar chunk to go against, not kept raw by the store) is cut, in
+//! pack-table order, into the fewest blocks of at most a cap of bytes and
+//! [`MAX_BLOCK_CHUNKS`] chunks, of about the same size. A full pack first
+//! orders each run so that chunks alike sit together.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::plan::PlanGroup;
+use crate::error::Result;
 use crate::pack::format::MAX_BLOCK_CHUNKS;
-use crate::store::ChunkEntry;
+use crate::store::{ChunkEntry, ChunkRow};
 
 /// Chunks kept raw by the store from this length on stay out of blocks.
 pub(super) const RAW_OUT_FROM: u32 = 16 << 10;
@@ -22,26 +25,83 @@ pub(super) fn cut(
     cap: u64,
 ) -> Vec<(usize, PlanGroup)> {
     let mut blocks = Vec::new();
-    // The run of whole sends being gathered: (send index, length).
-    let mut run: Vec<(usize, u64)> = Vec::new();
+    for r in runs(sends, similar, groups) {
+        let run: Vec<(usize, u64)> = r.map(|i| (i, sends[i].len as u64)).collect();
+        split(&run, cap, &mut blocks);
+    }
+    blocks
+}
+
+/// Whether send `i` may go in a block: it goes whole, in no group. A large
+/// chunk the store keeps raw (zstd could not shrink it alone: compressed or
+/// random data) is left out too: compressing it again costs time and rarely
+/// pays. Small ones (a tiny file, too short for zstd alone) compress well
+/// among others.
+fn blockable(
+    sends: &[ChunkEntry],
+    similar: &[Vec<ChunkEntry>],
+    groups: &HashMap<usize, PlanGroup>,
+    i: usize,
+) -> bool {
+    let raw = sends[i].codec == crate::codec::Codec::Raw && sends[i].len >= RAW_OUT_FROM;
+    !groups.contains_key(&i) && similar[i].is_empty() && !raw
+}
+
+/// The maximal runs of consecutive blockable sends.
+fn runs(
+    sends: &[ChunkEntry],
+    similar: &[Vec<ChunkEntry>],
+    groups: &HashMap<usize, PlanGroup>,
+) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < sends.len() {
-        // A large chunk the store keeps raw (zstd could not shrink it
-        // alone: compressed or random data) is left out: compressing it
-        // again costs time and rarely pays. Small ones (a tiny file, too
-        // short for zstd alone) compress well among others.
-        let raw = sends[i].codec == crate::codec::Codec::Raw && sends[i].len >= RAW_OUT_FROM;
-        if !groups.contains_key(&i) && similar[i].is_empty() && !raw {
-            run.push((i, sends[i].len as u64));
-            i += 1;
+        if !blockable(sends, similar, groups, i) {
+            i += groups.get(&i).map_or(1, |g| g.n);
             continue;
         }
-        split(&run, cap, &mut blocks);
-        run.clear();
-        i += groups.get(&i).map_or(1, |g| g.n);
+        let start = i;
+        while i < sends.len() && blockable(sends, similar, groups, i) {
+            i += 1;
+        }
+        runs.push(start..i);
     }
-    split(&run, cap, &mut blocks);
-    blocks
+    runs
+}
+
+/// A new order of the sends (`order[k]` is the send that goes k-th) in
+/// which chunks alike sit together, so that a block cut takes them into
+/// the same window. Each send's kin is the first send sharing one of its
+/// super-features (`features` gives them); within a run, the sends of one
+/// kin go together, at the place of the first of them, each kin's in
+/// their old order. Sends outside runs keep their place, and every send
+/// stays inside its run, so a delta still follows the chunks it goes
+/// against. Measured on real images, this shrinks full packs by
+/// 0.1–1.0%; ordering by file type or name instead grew them.
+pub(super) fn order(
+    sends: &[ChunkEntry],
+    similar: &[Vec<ChunkEntry>],
+    groups: &HashMap<usize, PlanGroup>,
+    mut features: impl FnMut(ChunkRow) -> Result<Vec<i64>>,
+) -> Result<Vec<usize>> {
+    let mut first: HashMap<i64, usize> = HashMap::new();
+    let mut kin = Vec::with_capacity(sends.len());
+    for (i, c) in sends.iter().enumerate() {
+        let mut k = i;
+        for sf in features(c.rowid)? {
+            k = k.min(*first.entry(sf).or_insert(i));
+        }
+        kin.push(k);
+    }
+    let mut order: Vec<usize> = (0..sends.len()).collect();
+    for r in runs(sends, similar, groups) {
+        let mut at: HashMap<usize, usize> = HashMap::new();
+        for i in r.clone() {
+            at.entry(kin[i]).or_insert(i);
+        }
+        order[r].sort_by_key(|&i| (at[&kin[i]], i));
+    }
+    Ok(order)
 }
 
 /// Cuts a run of consecutive sends into the fewest blocks of at most `cap`
@@ -83,7 +143,6 @@ fn split(run: &[(usize, u64)], cap: u64, blocks: &mut Vec<(usize, PlanGroup)>) {
 mod tests {
     use super::*;
     use crate::chunker::ChunkId;
-    use crate::store::ChunkRow;
     use crate::store::data::Location;
 
     fn entry(len: u32) -> ChunkEntry {
@@ -134,5 +193,36 @@ mod tests {
         // 2,100 bytes under a cap of 1,000: three blocks of 700, not
         // 1,000 + 1,000 + 100.
         assert_eq!(got, [(0, 7), (7, 7), (14, 7)]);
+    }
+
+    #[test]
+    fn chunks_alike_are_brought_together_within_their_run() {
+        // Sends 0..8; 4 is a delta (ends a run). Features: 1 and 6 share
+        // 10; 2 and 7 share 20; 3 shares 20 too but also 30 with 0.
+        let sends: Vec<ChunkEntry> = (0..8)
+            .map(|i| ChunkEntry {
+                rowid: ChunkRow(i),
+                ..entry(100)
+            })
+            .collect();
+        let mut similar = vec![Vec::new(); 8];
+        similar[4] = vec![entry(50)];
+        let features = |row: ChunkRow| -> Result<Vec<i64>> {
+            Ok(match row.0 {
+                0 => vec![30],
+                1 | 6 => vec![10],
+                2 | 7 => vec![20],
+                3 => vec![20, 30],
+                _ => vec![],
+            })
+        };
+        let got = order(&sends, &similar, &HashMap::new(), features).unwrap();
+        // Run 0..4: 3's kin is 0 (feature 30 came first), so it follows
+        // 0. Run 5..8: 6 and 7 have kin outside the run and keep their
+        // order; the delta stays put.
+        assert_eq!(got, [0, 3, 1, 2, 4, 5, 6, 7]);
+        // Without features nothing moves.
+        let got = order(&sends, &similar, &HashMap::new(), |_| Ok(Vec::new())).unwrap();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
     }
 }

@@ -10,6 +10,7 @@ mod plan;
 mod spool;
 pub mod suggest;
 mod volumes;
+mod walk;
 
 use std::collections::HashSet;
 use std::io::Write;

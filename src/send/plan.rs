@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::pack::recipe::{self, IndexedPiece, Src};
 use crate::pack::{BaseRef, Header, Pieces, SnapshotRecord};
 use crate::samepath::BaseFiles;
-use crate::store::{ChunkEntry, ChunkRow, FileEntry, Op, Piece, RecipeSummary, Snapshot, Store};
+use crate::store::{ChunkEntry, ChunkRow, Piece, RecipeSummary, Snapshot, Store};
 
 use super::PackOptions;
+use super::walk::{FileAt, Place, Walk};
 
 /// What a pack will hold, worked out from the index alone.
 pub(super) struct Plan {
@@ -110,6 +111,7 @@ pub(super) fn plan(store: &Store, opts: &PackOptions) -> Result<Plan> {
     for s in &snaps {
         recipes.push(planner.walk(s)?);
     }
+    planner.order_blocks()?;
     Ok(planner.finish(&snaps, &bases, recipes))
 }
 
@@ -452,6 +454,27 @@ impl<'a> Planner<'a> {
         Ok(None)
     }
 
+    /// In a full pack, chunks alike are brought together before the runs
+    /// are cut into blocks (see [`super::blocks::order`]); the recipes name
+    /// chunks by their place in the table, so they follow.
+    fn order_blocks(&mut self) -> Result<()> {
+        if !self.blocks_suffice {
+            return Ok(());
+        }
+        let store = self.store;
+        let perm = super::blocks::order(&self.sends, &self.similar, &self.groups, |row| {
+            store.features(row)
+        })?;
+        let sends: Vec<ChunkEntry> = perm.iter().map(|&i| self.sends[i]).collect();
+        let similar = perm.iter().map(|&i| std::mem::take(&mut self.similar[i]));
+        self.similar = similar.collect();
+        for (k, c) in sends.iter().enumerate() {
+            self.pack_index.insert(c.rowid, k as u64);
+        }
+        self.sends = sends;
+        Ok(())
+    }
+
     /// The plan: the snapshot records with their recipes indexed into the
     /// pack and base tables, the header, and what the receiver will hold.
     fn finish(
@@ -554,125 +577,6 @@ impl<'a> Planner<'a> {
                 encoding: crate::pack::format::RECIPE_COMPACT_REL,
                 data: recipe::encode(&indexed),
             },
-        }
-    }
-}
-
-/// Where a piece sits: whether it takes its chunk whole, its place in the
-/// current file's contents, and (for a tar-header chunk met the first
-/// time) its offset in the snapshot's headers stream.
-struct Place {
-    whole: bool,
-    file: Option<FileAt>,
-    header: Option<u64>,
-}
-
-/// A piece's place in a file: the file (its recipe row), the offset, the
-/// file's size, and the old version of the file in the bases, if any.
-struct FileAt {
-    file: u64,
-    at: u64,
-    size: u64,
-    old: Option<usize>,
-}
-
-/// The file the walk of a new snapshot is in.
-struct InFile {
-    seq: u64,
-    size: u64,
-    at: u64,
-    old: Option<usize>,
-}
-
-/// The walk of one new snapshot's recipe: the pieces so far, and where
-/// the current piece sits in the snapshot's files and headers stream.
-struct Walk<'f> {
-    pieces: Vec<(Piece, bool)>,
-    total: u64,
-    files: &'f [FileEntry],
-    next_file: usize,
-    /// Files met so far, by path (a path may appear in several layers).
-    occurrences: HashMap<&'f [u8], usize>,
-    in_file: Option<InFile>,
-    seq: u64,
-    /// Headers-stream chunks met so far, and where the next one starts.
-    header_seen: HashSet<ChunkRow>,
-    header_end: u64,
-}
-
-impl<'f> Walk<'f> {
-    fn new(files: &'f [FileEntry], entries: usize) -> Self {
-        Walk {
-            pieces: Vec::with_capacity(entries),
-            total: 0,
-            files,
-            next_file: 0,
-            occurrences: HashMap::new(),
-            in_file: None,
-            seq: 0,
-            header_seen: HashSet::new(),
-            header_end: 0,
-        }
-    }
-
-    /// Takes the next piece and says where it sits.
-    fn step(&mut self, p: &Piece, c: &ChunkEntry, old_files: &BaseFiles) -> Place {
-        let whole = p.off == 0 && p.len == c.len;
-        self.pieces.push((*p, whole));
-        self.total += p.output();
-        self.enter_file(old_files);
-        self.seq += 1;
-        let file = self.file_at(p, whole);
-        let header = (p.op != Op::Part && !whole && self.header_seen.insert(c.rowid)).then(|| {
-            self.header_end += c.len as u64;
-            self.header_end - c.len as u64
-        });
-        Place {
-            whole,
-            file,
-            header,
-        }
-    }
-
-    /// Enters the next file when its contents start at this piece.
-    fn enter_file(&mut self, old_files: &BaseFiles) {
-        let files = self.files;
-        if self.next_file < files.len() && files[self.next_file].seq == self.seq {
-            let f = &files[self.next_file];
-            let k = self.occurrences.entry(&f.path[..]).or_default();
-            self.in_file = Some(InFile {
-                seq: self.seq,
-                size: f.size,
-                at: 0,
-                old: old_files.find(&f.path, *k, f.size),
-            });
-            *k += 1;
-            self.next_file += 1;
-        }
-    }
-
-    /// Where this piece sits in the current file's contents.
-    fn file_at(&mut self, p: &Piece, whole: bool) -> Option<FileAt> {
-        match self.in_file.as_mut() {
-            Some(f) if p.op != Op::Part => {
-                if !whole {
-                    self.in_file = None;
-                    return None;
-                }
-                let at = f.at;
-                f.at += p.len as u64;
-                let here = FileAt {
-                    file: f.seq,
-                    at,
-                    size: f.size,
-                    old: f.old,
-                };
-                if f.at >= f.size {
-                    self.in_file = None;
-                }
-                Some(here)
-            }
-            _ => None,
         }
     }
 }
