@@ -86,30 +86,44 @@ pub fn decode(codec: Codec, payload: &[u8], len: usize) -> Result<Vec<u8>, Strin
 }
 
 /// Largest window a solid block's frame may need (64 MiB: the largest
-/// block), which is what a reader allows.
+/// block), which is what a reader allows of a block without a prefix.
 pub const BLOCK_WINDOW_LOG_MAX: u32 = 26;
+
+/// Largest window of a block with a prefix (the prefix and the block).
+pub const CHAINED_WINDOW_LOG_MAX: u32 = 27;
 
 /// The zstd level from which a block's match tables are enlarged.
 const MAX_TABLES_FROM: i32 = 19;
 
 /// Compresses a solid block (chunks of a pack, concatenated) at zstd
 /// `level`, with a window that spans the whole block so that any chunk may
-/// match any earlier one.
-pub fn encode_block(data: &[u8], level: i32) -> Vec<u8> {
+/// match any earlier one, and, when `prefix` is not empty, the bytes just
+/// before the block too (zstd's prefix: what the receiver decoded last).
+pub fn encode_block(data: &[u8], level: i32, prefix: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut e = zstd::stream::write::Encoder::new(Vec::new(), level).expect("zstd context");
-    let span = (data.len() as u64).max(1 << 10);
-    let window = (64 - (span - 1).leading_zeros()).clamp(10, BLOCK_WINDOW_LOG_MAX);
+    use zstd::stream::raw::CParameter;
+    let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, prefix)
+        .expect("zstd context");
+    let span = ((data.len() + prefix.len()) as u64).max(1 << 10);
+    let most = if prefix.is_empty() {
+        BLOCK_WINDOW_LOG_MAX
+    } else {
+        CHAINED_WINDOW_LOG_MAX
+    };
+    let window = (64 - (span - 1).leading_zeros()).clamp(10, most);
     e.window_log(window).expect("zstd parameter");
     if level >= MAX_TABLES_FROM {
-        // Level 19's match tables are sized for an 8 MiB window: larger
-        // ones find more of a 64 MiB block (about 1% fewer bytes on the
-        // service images of docs/BENCHMARKS.md, for about a sixth more
-        // time and 400 MB more memory per block being compressed).
-        use zstd::stream::raw::CParameter;
-        e.set_parameter(CParameter::ChainLog(26))
-            .expect("zstd parameter");
-        e.set_parameter(CParameter::HashLog(25))
+        // Level 19's match tables are sized for an 8 MiB window. A binary
+        // tree of twice the window's entries (at most 2^27: 512 MiB) reaches
+        // back over the whole block, and a larger hash table finds its
+        // entries: about 1.1% fewer bytes on the service images of
+        // docs/BENCHMARKS.md, for a sixth more time and up to 650 MB per
+        // block being compressed.
+        e.set_parameter(CParameter::ChainLog(
+            (window + 1).min(BLOCK_WINDOW_LOG_MAX + 1),
+        ))
+        .expect("zstd parameter");
+        e.set_parameter(CParameter::HashLog(24.min(window)))
             .expect("zstd parameter");
     }
     e.include_checksum(false).expect("zstd parameter");
@@ -120,15 +134,20 @@ pub fn encode_block(data: &[u8], level: i32) -> Vec<u8> {
     e.finish().expect("writing to memory")
 }
 
-/// Decodes a solid block's frame to exactly `len` bytes; anything else (a
-/// frame that needs a larger window, decodes short or long, or is not
-/// zstd) is an error. Never allocates more than `len`.
-pub fn decode_block(payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
+/// Decodes a solid block's frame, compressed after `prefix` (empty:
+/// none), to exactly `len` bytes; anything else (a frame that needs a
+/// larger window, decodes short or long, or is not zstd) is an error.
+/// Never allocates more than `len`.
+pub fn decode_block(payload: &[u8], len: usize, prefix: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let mut d =
-        zstd::stream::read::Decoder::with_buffer(payload).map_err(|e| format!("zstd: {e}"))?;
-    d.window_log_max(BLOCK_WINDOW_LOG_MAX)
+    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, prefix)
         .map_err(|e| format!("zstd: {e}"))?;
+    let most = if prefix.is_empty() {
+        BLOCK_WINDOW_LOG_MAX
+    } else {
+        CHAINED_WINDOW_LOG_MAX
+    };
+    d.window_log_max(most).map_err(|e| format!("zstd: {e}"))?;
     let mut out = Vec::with_capacity(len);
     (&mut d)
         .take(len as u64 + 1)
@@ -151,12 +170,49 @@ mod block_tests {
         for i in 0..200_000u32 {
             data.extend_from_slice(&(i % 977).to_le_bytes());
         }
-        let frame = super::encode_block(&data, 3);
+        let frame = super::encode_block(&data, 3, &[]);
         assert!(frame.len() < data.len() / 4);
-        assert_eq!(super::decode_block(&frame, data.len()).unwrap(), data);
-        assert!(super::decode_block(&frame, data.len() - 1).is_err());
-        assert!(super::decode_block(&frame, data.len() + 1).is_err());
-        assert!(super::decode_block(&frame[..frame.len() / 2], data.len()).is_err());
-        assert!(super::decode_block(b"not zstd", 8).is_err());
+        assert_eq!(super::decode_block(&frame, data.len(), &[]).unwrap(), data);
+        assert!(super::decode_block(&frame, data.len() - 1, &[]).is_err());
+        assert!(super::decode_block(&frame, data.len() + 1, &[]).is_err());
+        assert!(super::decode_block(&frame[..frame.len() / 2], data.len(), &[]).is_err());
+        assert!(super::decode_block(b"not zstd", 8, &[]).is_err());
+    }
+
+    #[test]
+    fn a_block_after_a_prefix_needs_that_prefix_to_decode() {
+        // Pseudo-random bytes: nothing to gain inside the block, all to
+        // gain from a prefix that holds them.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let prefix: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let data = prefix[100_000..].to_vec();
+        let alone = super::encode_block(&data, 19, &[]);
+        let after = super::encode_block(&data, 19, &prefix);
+        assert!(
+            after.len() * 20 < alone.len(),
+            "{} {}",
+            after.len(),
+            alone.len()
+        );
+        assert_eq!(
+            super::decode_block(&after, data.len(), &prefix).unwrap(),
+            data
+        );
+        let mut other = prefix.clone();
+        other[150_000] ^= 1;
+        assert_ne!(
+            super::decode_block(&after, data.len(), &other)
+                .ok()
+                .as_ref(),
+            Some(&data)
+        );
+        assert!(super::decode_block(&after, data.len(), &[]).is_err());
     }
 }

@@ -204,28 +204,12 @@ fn a_damaged_block_is_refused_and_the_store_is_left_as_it_was() {
         .iter()
         .find(|r| r.0 == BLOCK)
         .expect("a solid block");
-    // The block's fields: count, lengths (varints), digest, then the frame.
-    let payload = &pack[at + 5..at + 5 + n];
-    let mut k = 0;
-    let mut varint = || {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = payload[k];
-            k += 1;
-            v |= ((b & 0x7F) as u64) << shift;
-            if b & 0x80 == 0 {
-                return v;
-            }
-            shift += 7;
-        }
-    };
-    let count = varint();
-    for _ in 0..count {
-        varint();
-    }
-    let digest_at = at + 5 + k;
-    let frame_at = digest_at + 32;
+    // The block's fields: count, lengths (varints), digest, prefix, then
+    // the frame.
+    let (prefix, k) = block_prefix(&pack[at + 5..at + 5 + n]);
+    assert_eq!(prefix, 0, "a default-level block has no prefix");
+    let digest_at = at + 5 + k - 32;
+    let frame_at = at + 5 + k + 1;
     let b = t.path().join("b");
     ok(ferry(&b)
         .arg("add")
@@ -257,4 +241,88 @@ fn a_damaged_block_is_refused_and_the_store_is_left_as_it_was() {
     let f = write(t.path(), "cut.ferry", &pack[..frame_at + 100]);
     unpack_refused(&b, &f, &["pack is truncated"]);
     ok(ferry(&b).args(["verify", "--full"]));
+}
+
+/// The LEB128 varint at `payload[*k..]`; `*k` moves past it.
+fn varint(payload: &[u8], k: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = payload[*k];
+        *k += 1;
+        v |= ((b & 0x7F) as u64) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// A block record's prefix (format 9) and where it starts in the payload,
+/// after the chunk count, the lengths and the digest.
+fn block_prefix(payload: &[u8]) -> (u64, usize) {
+    let mut k = 0;
+    for _ in 0..varint(payload, &mut k) {
+        varint(payload, &mut k);
+    }
+    k += 32;
+    let at = k;
+    (varint(payload, &mut k), at)
+}
+
+#[test]
+fn at_max_a_block_continues_the_one_before_and_is_refused_without_it() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    // 60 MB of text: more than one max-level block, no chunk shared.
+    let input = write(t.path(), "big.txt", &text(77, 60 << 20));
+    ok(ferry(&a).arg("add").arg(&input));
+    let p = t.path().join("max.ferry");
+    ok(ferry(&a)
+        .args(["pack", "big.txt", "--level", "max", "-o"])
+        .arg(&p));
+    let pack = std::fs::read(&p).unwrap();
+    let blocks: Vec<(usize, usize)> = records(&pack)
+        .iter()
+        .filter(|r| r.0 == BLOCK)
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    let prefixes: Vec<u64> = blocks
+        .iter()
+        .map(|&(at, n)| block_prefix(&pack[at + 5..at + 5 + n]).0)
+        .collect();
+    assert_eq!(prefixes[0], 0);
+    assert!(prefixes[1..].iter().all(|&p| p > 0), "{prefixes:?}");
+    let b = t.path().join("b");
+    ok(ferry(&b).arg("unpack").arg(&p));
+    let out = run(ferry(&b).args(["checkout", "big.txt", "-o", "-"]));
+    assert!(out.stdout == std::fs::read(&input).unwrap());
+
+    let c = t.path().join("c");
+    ok(ferry(&c)
+        .arg("add")
+        .arg(write(t.path(), "other.bin", &random_bytes(5, 100_000))));
+    // The block before the second one taken out: the second has nothing
+    // to continue.
+    let (first, n) = blocks[0];
+    let mut cut = pack[..first].to_vec();
+    cut.extend_from_slice(&pack[first + 5 + n..]);
+    redigest(&mut cut);
+    let f = write(t.path(), "cut.ferry", &cut);
+    unpack_refused(
+        &c,
+        &f,
+        &["pack is corrupt", "solid block", "not right before it"],
+    );
+    // A prefix of another length: the frame does not decode to its chunks.
+    let (second, n) = blocks[1];
+    let (prefix, at) = block_prefix(&pack[second + 5..second + 5 + n]);
+    assert_eq!(prefix, 8 << 20, "the 4-byte varint edited below");
+    let mut bad = pack.clone();
+    bad[second + 5 + at + 3] = 0x02;
+    redigest(&mut bad);
+    let f = write(t.path(), "prefix.ferry", &bad);
+    unpack_refused(&c, &f, &["pack is corrupt", "solid block"]);
+    ok(ferry(&c).args(["verify", "--full"]));
 }

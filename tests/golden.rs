@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x08\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x09\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -590,7 +590,7 @@ const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     "21f0f263ba2d1323bcfe4e47a78c3085a22392cb3266f9becda3971f7eb49e46",
     "f4e8fecf33aca21d1c58a77c6da509cee4afbdb5e47e9b562af4f43a4264d2b2",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "4c4fdfd8e4f2abd1f358be86d7a0a952699019692b34622b81216826f4165803",
+    "f35feca15b530165878f671ef3f98336a9eff0b0b7c5869ce299dc2b58af0152",
 );
 
 #[test]
@@ -620,6 +620,20 @@ fn golden_packs_of_version_8_read() {
     assert!(kinds(&delta).contains(&5), "no delta group record");
     let enc = &split_meta(&full)["gzip_encoders"];
     assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+#[test]
+fn golden_packs_of_version_9_read() {
+    let (full, delta) = golden_version(9, "go");
+    assert!(kinds(&full).contains(&6), "no solid block record");
+    assert!(kinds(&delta).contains(&5), "no delta group record");
+    let enc = &split_meta(&full)["gzip_encoders"];
+    assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+#[test]
+fn golden_volumes_of_version_9_read_in_any_order_their_deltas_waiting_for_bases() {
+    golden_volumes_read(9);
 }
 
 #[test]

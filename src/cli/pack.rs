@@ -51,10 +51,11 @@ pub struct Args {
     /// How hard to compress the chunks that go whole (in solid blocks of
     /// chunks compressed together). fast: zstd 3, about 0.87x the bytes of
     /// gzip -6 in a tenth of its time. default: zstd 10, about 0.74x
-    /// gzip -6's bytes in about 0.4x its time. max: zstd 19 in 64 MiB
-    /// blocks, within about 1% of zstd -19 --long=27's bytes and a little
-    /// faster (about a minute per 250 MB on two cores, and 1.2 GB of
-    /// memory). Unpacking costs the same at every level.
+    /// gzip -6's bytes in about 0.4x its time. max: zstd 19 in 48 MiB
+    /// blocks, each compressed after the end of the one before: about
+    /// 0.99x zstd -19 --long=27's bytes in about its time (a minute per
+    /// 250 MB on two cores, and 1.5 GB of memory). Unpacking costs about
+    /// the same at every level.
     #[arg(long, value_enum, default_value_t = LevelArg::Default)]
     level: LevelArg,
     /// Print the report as JSON

@@ -42,8 +42,13 @@ fn chunk_lens(
     Ok(lens)
 }
 
-/// Decodes a block record's payload, checking every count and length.
-pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord, String> {
+/// Decodes a block record's payload of a pack of `version`, checking every
+/// count and length.
+pub fn decode_block(
+    mut buf: Vec<u8>,
+    max_chunk_len: u32,
+    version: u32,
+) -> Result<BlockRecord, String> {
     let mut d = Dec::new(&buf);
     let lens = chunk_lens(
         &mut d,
@@ -53,12 +58,23 @@ pub fn decode_block(mut buf: Vec<u8>, max_chunk_len: u32) -> Result<BlockRecord,
         max_chunk_len,
     )?;
     let digest = d.id("block digest")?;
+    let prefix = if version >= 9 {
+        d.varint("block prefix")?
+    } else {
+        0
+    };
+    if prefix > MAX_BLOCK_PREFIX as u64 {
+        return Err(format!(
+            "block prefix of {prefix} bytes (at most {MAX_BLOCK_PREFIX})"
+        ));
+    }
     let at = buf.len() - d.remaining();
     // The frame stays where it is (up to 64 MiB): no copy.
     buf.drain(..at);
     Ok(BlockRecord {
         lens,
         digest,
+        prefix: prefix as u32,
         payload: buf,
     })
 }

@@ -10,8 +10,9 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// records; version 5 added delta group records; version 6 added layers
 /// re-created by Go encoders (Go part records) and the header's encoder
 /// list; version 7 lets a volume's delta chunks name chunks of other
-/// volumes of its set; version 8 added solid blocks (block records).
-pub const VERSION: u32 = 8;
+/// volumes of its set; version 8 added solid blocks (block records);
+/// version 9 lets a block continue the block before it (its prefix).
+pub const VERSION: u32 = 9;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -59,7 +60,10 @@ pub const MAX_BLOCK_OUT: u64 = 64 << 20;
 /// Largest block record accepted: its length list, digest, and a frame of
 /// at most [`MAX_BLOCK_OUT`] plus zstd's worst-case growth.
 pub const MAX_BLOCK_RECORD: u32 =
-    (MAX_BLOCK_CHUNKS as u32) * 5 + 10 + 32 + (MAX_BLOCK_OUT as u32) + (1 << 20);
+    (MAX_BLOCK_CHUNKS as u32) * 5 + 10 + 32 + 5 + (MAX_BLOCK_OUT as u32) + (1 << 20);
+/// Most bytes of the block before it that a block (format 9) may take as
+/// its frame's prefix.
+pub const MAX_BLOCK_PREFIX: u32 = 16 << 20;
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).

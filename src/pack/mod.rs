@@ -164,6 +164,9 @@ pub struct BlockRecord {
     pub lens: Vec<u32>,
     /// BLAKE3 of the chunks' ids (32 bytes each), concatenated in order.
     pub digest: [u8; 32],
+    /// Bytes at the end of the block record right before this one that the
+    /// frame was compressed after (zstd's prefix); 0: none (format 9).
+    pub prefix: u32,
     /// The zstd frame of the chunks' bytes, concatenated.
     pub payload: Vec<u8>,
 }

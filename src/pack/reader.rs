@@ -307,7 +307,7 @@ impl<R: Read> PackReader<R> {
                 Ok(Some(Record::Group(g)))
             }
             REC_BLOCK => {
-                let b = decode_block(payload, self.max_chunk_len).map_err(corrupt)?;
+                let b = decode_block(payload, self.max_chunk_len, self.version).map_err(corrupt)?;
                 self.chunks += b.lens.len() as u64;
                 Ok(Some(Record::Block(b)))
             }

@@ -119,9 +119,16 @@ impl<W: Write> PackWriter<W> {
     /// Writes consecutive whole chunks as one block record (format 8):
     /// `payload` is a zstd frame of their bytes, concatenated; `digest` is
     /// [`super::block_digest`] of their ids.
-    pub fn block(&mut self, lens: &[u32], digest: &[u8; 32], payload: &[u8]) -> io::Result<()> {
+    pub fn block(
+        &mut self,
+        lens: &[u32],
+        digest: &[u8; 32],
+        prefix: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
         assert!((1..=MAX_BLOCK_CHUNKS).contains(&lens.len()), "block size");
-        self.record(REC_BLOCK, &[&block_head(lens, digest), payload])?;
+        assert!(prefix <= MAX_BLOCK_PREFIX, "block prefix");
+        self.record(REC_BLOCK, &[&block_head(lens, digest, prefix), payload])?;
         self.totals.chunks += lens.len() as u64;
         self.totals.chunk_bytes += payload.len() as u64;
         self.totals.raw_bytes += lens.iter().map(|&l| l as u64).sum::<u64>();
@@ -322,19 +329,20 @@ pub(super) fn group_head(lens: &[u32], digest: &[u8; 32], bases: &[recipe::Table
 }
 
 /// A block record's fields before its frame.
-fn block_head(lens: &[u32], digest: &[u8; 32]) -> Vec<u8> {
-    let mut head = Vec::with_capacity(42 + 5 * lens.len());
+fn block_head(lens: &[u32], digest: &[u8; 32], prefix: u32) -> Vec<u8> {
+    let mut head = Vec::with_capacity(47 + 5 * lens.len());
     crate::varint::put(&mut head, lens.len() as u64);
     for &l in lens {
         crate::varint::put(&mut head, l as u64);
     }
     head.extend_from_slice(digest);
+    crate::varint::put(&mut head, prefix as u64);
     head
 }
 
 /// Bytes of a block record (framing included) with a frame of `frame` bytes.
-pub fn block_record_len(lens: &[u32], frame: usize) -> u64 {
-    5 + block_head(lens, &[0; 32]).len() as u64 + frame as u64
+pub fn block_record_len(lens: &[u32], prefix: u32, frame: usize) -> u64 {
+    5 + block_head(lens, &[0; 32], prefix).len() as u64 + frame as u64
 }
 
 /// A delta record's fields before its payload.

@@ -1,7 +1,8 @@
 //! Reading ahead: a thread reads (and hashes) the next records of a pack
 //! while the current ones are verified and stored, and opens solid blocks
 //! there (decode, chunk ids, digest check) so that the storing side only
-//! compresses and writes.
+//! compresses and writes. It keeps the end of the last block while the
+//! next record may continue it.
 
 use std::io::Read;
 
@@ -28,6 +29,7 @@ pub(super) fn read_ahead<R: Read>(
     reader: &mut PackReader<Counting<R>>,
     tx: &std::sync::mpsc::SyncSender<Vec<(Arrived, u64)>>,
 ) {
+    let mut tail: Option<Vec<u8>> = None;
     loop {
         let mut batch = Vec::with_capacity(VERIFY_BATCH);
         let last = loop {
@@ -35,8 +37,15 @@ pub(super) fn read_ahead<R: Read>(
             let more = matches!(record, Ok(Some(Record::Chunk(_) | Record::Delta(_))));
             let last = !matches!(record, Ok(Some(_)));
             let arrived = match record {
-                Ok(Some(Record::Block(b))) => Arrived::Block(block::open(b)),
-                other => Arrived::Record(other),
+                Ok(Some(Record::Block(b))) => {
+                    let opened = block::open(b, tail.as_deref());
+                    tail = opened.as_ref().ok().map(Opened::tail);
+                    Arrived::Block(opened)
+                }
+                other => {
+                    tail = None;
+                    Arrived::Record(other)
+                }
             };
             batch.push((arrived, reader.get_ref().count()));
             if last || !more || batch.len() == VERIFY_BATCH {

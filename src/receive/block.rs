@@ -1,4 +1,5 @@
-//! Solid blocks as they arrive: the frame decoded to exactly its length,
+//! Solid blocks as they arrive: the frame decoded to exactly its length
+//! (after the end of the block right before it, when it names a prefix),
 //! cut into its chunks, each hashed for its id, and the ids checked
 //! against the block's digest, all before any chunk of it is stored.
 
@@ -6,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::chunker::ChunkId;
 use crate::codec::{self, Codec};
+use crate::pack::format::MAX_BLOCK_PREFIX;
 use crate::pack::{BlockRecord, block_digest};
 
 /// A block whose chunks matched its digest.
@@ -23,6 +25,13 @@ impl Opened {
         &self.bytes[self.starts[k]..self.starts[k + 1]]
     }
 
+    /// The last `MAX_BLOCK_PREFIX` bytes (at most) of the block: what the
+    /// next block may name as its prefix.
+    pub fn tail(&self) -> Vec<u8> {
+        let keep = self.bytes.len().min(MAX_BLOCK_PREFIX as usize);
+        self.bytes[self.bytes.len() - keep..].to_vec()
+    }
+
     /// Chunks `which` encoded for the store, in parallel.
     pub fn encode(&self, which: &[usize]) -> Vec<(Codec, Vec<u8>)> {
         which
@@ -32,10 +41,22 @@ impl Opened {
     }
 }
 
-/// Decodes and checks a block; the error is what is wrong with it.
-pub(super) fn open(b: BlockRecord) -> Result<Opened, String> {
+/// Decodes and checks a block; `before` is the end of the block record
+/// right before it (`None`: the record before was not a block). The error
+/// is what is wrong with it.
+pub(super) fn open(b: BlockRecord, before: Option<&[u8]>) -> Result<Opened, String> {
     let what = format!("solid block {}", &crate::hex(&b.digest)[..16]);
-    let bytes = codec::decode_block(&b.payload, b.out_len() as usize)
+    let want = b.prefix as usize;
+    let prefix = match before {
+        _ if want == 0 => &[][..],
+        Some(tail) if tail.len() >= want => &tail[tail.len() - want..],
+        _ => {
+            return Err(format!(
+                "{what} continues {want} bytes of a block that is not right before it"
+            ));
+        }
+    };
+    let bytes = codec::decode_block(&b.payload, b.out_len() as usize, prefix)
         .map_err(|m| format!("{what}: {m}"))?;
     let mut starts = Vec::with_capacity(b.lens.len() + 1);
     let mut at = 0usize;

@@ -40,6 +40,8 @@ pub(super) struct GroupOut {
     pub lens: Vec<u32>,
     pub digest: [u8; 32],
     pub refs: Vec<recipe::TableRef>,
+    /// A block's prefix: bytes of the block before it (0: none).
+    pub prefix: u32,
     pub frame: Vec<u8>,
 }
 
@@ -59,6 +61,9 @@ pub(super) struct Encoder<'a> {
     squeeze: bool,
     /// zstd level of solid blocks.
     level: i32,
+    /// Bytes of the block before it that a block right after another is
+    /// compressed after (0: none).
+    prefix: usize,
     progress: &'a dyn Progress,
 }
 
@@ -68,6 +73,7 @@ impl<'a> Encoder<'a> {
         plan: &'a Plan,
         squeeze: bool,
         level: i32,
+        prefix: usize,
         progress: &'a dyn Progress,
     ) -> Self {
         Encoder {
@@ -76,6 +82,7 @@ impl<'a> Encoder<'a> {
             store_dir: store.dir().to_path_buf(),
             squeeze,
             level,
+            prefix,
             progress,
         }
     }
@@ -93,7 +100,45 @@ impl<'a> Encoder<'a> {
             .filter(|&(i, _)| range.contains(&i))
             .collect();
         self.ensure_all(&items)?;
-        self.encode_in_order(&items, |this, (i, n), out| this.write_item(w, i, n, out))
+        // A block encoded after the block before it must follow that block's
+        // record; if that one went as chunk records, it is encoded again
+        // alone (rare: the one before did not compress).
+        let mut after_block = false;
+        self.encode_in_order(&items, |this, (i, n), mut out| {
+            if matches!(&out, Encoded::Group(g) if g.prefix > 0) && !after_block {
+                out = this.encode_item((i, n), None)?;
+            }
+            after_block = matches!(&out, Encoded::Group(g) if g.refs.is_empty());
+            this.write_item(w, i, n, out)
+        })
+    }
+
+    /// Whether the item starting at send `i` is a solid block.
+    fn is_block(&self, i: usize) -> bool {
+        self.plan.groups.get(&i).is_some_and(|g| g.bases.is_empty())
+    }
+
+    /// The block item before item `k` of `items` that item `k`, a block
+    /// too, is compressed after; `None` without a prefix.
+    fn block_before(&self, items: &[(usize, usize)], k: usize) -> Option<(usize, usize)> {
+        let before = *items.get(k.checked_sub(1)?)?;
+        (self.prefix > 0 && self.is_block(before.0) && self.is_block(items[k].0)).then_some(before)
+    }
+
+    /// The last [`Self::prefix`] bytes (at most) of block item `(i, n)`.
+    fn block_tail(&self, (i, n): (usize, usize)) -> Result<Vec<u8>> {
+        let mut parts = Vec::new();
+        let mut got = 0;
+        for c in self.plan.sends[i..i + n].iter().rev() {
+            if got >= self.prefix {
+                break;
+            }
+            got += c.len as usize;
+            parts.push(self.read(c)?);
+        }
+        let mut tail: Vec<u8> = parts.into_iter().rev().flatten().collect();
+        tail.drain(..tail.len().saturating_sub(self.prefix));
+        Ok(tail)
     }
 
     /// Maps the data files that `items` read: their sends and bases.
@@ -145,12 +190,14 @@ impl<'a> Encoder<'a> {
             while handed < items.len() {
                 while started < items.len() && (started == handed || ahead < IN_FLIGHT) {
                     let (k, item, tx) = (started, items[started], tx.clone());
+                    let before = self.block_before(items, k);
                     ahead += self.cost(item);
                     scope.spawn_fifo(move |_| {
                         // A panic is sent on too, or the loop would wait
                         // forever; the receiver is gone only when an error
                         // ended the loop.
-                        let encode = std::panic::AssertUnwindSafe(|| self.encode_item(item));
+                        let encode =
+                            std::panic::AssertUnwindSafe(|| self.encode_item(item, before));
                         let _ = tx.send((k, std::panic::catch_unwind(encode)));
                     });
                     started += 1;
@@ -266,7 +313,7 @@ impl<'a> Encoder<'a> {
         let plan = self.plan;
         match out {
             Encoded::Group(g) if g.refs.is_empty() => {
-                crate::pack::block_record_len(&g.lens, g.frame.len())
+                crate::pack::block_record_len(&g.lens, g.prefix, g.frame.len())
             }
             Encoded::Group(g) => crate::pack::group_record_len(&g.lens, &g.refs, g.frame.len()),
             Encoded::Singles(singles) => plan.sends[i..i + n]
@@ -284,7 +331,12 @@ impl<'a> Encoder<'a> {
     }
 
     /// A group is kept when its record is smaller than its chunks' records.
-    fn encode_item(&self, (i, n): (usize, usize)) -> Result<Encoded> {
+    /// A block is compressed after the end of block item `before`, if any.
+    fn encode_item(
+        &self,
+        (i, n): (usize, usize),
+        before: Option<(usize, usize)>,
+    ) -> Result<Encoded> {
         let plan = self.plan;
         let members = &plan.sends[i..i + n];
         let Some(g) = plan.groups.get(&i) else {
@@ -297,12 +349,16 @@ impl<'a> Encoder<'a> {
             data.extend_from_slice(&self.read(c)?);
         }
         let lens: Vec<u32> = members.iter().map(|c| c.len).collect();
+        let mut prefix = Vec::new();
         let (frame, digest, record) = if g.bases.is_empty() {
             // A solid block: its chunks' ids, checked as they were read,
             // are what the receiver checks.
-            let frame = codec::encode_block(&data, self.level);
+            if let Some(before) = before {
+                prefix = self.block_tail(before)?;
+            }
+            let frame = codec::encode_block(&data, self.level, &prefix);
             let digest = crate::pack::block_digest(members.iter().map(|c| &c.id));
-            let record = crate::pack::block_record_len(&lens, frame.len());
+            let record = crate::pack::block_record_len(&lens, prefix.len() as u32, frame.len());
             (frame, digest, record)
         } else {
             let mut base = Vec::new();
@@ -330,6 +386,7 @@ impl<'a> Encoder<'a> {
                 lens,
                 digest,
                 refs,
+                prefix: prefix.len() as u32,
                 frame,
             }));
         }
@@ -380,7 +437,8 @@ impl<'a> Encoder<'a> {
         let plan = self.plan;
         match out {
             Encoded::Group(g) if g.refs.is_empty() => {
-                w.block(&g.lens, &g.digest, &g.frame).map_err(io_out)?;
+                w.block(&g.lens, &g.digest, g.prefix, &g.frame)
+                    .map_err(io_out)?;
             }
             Encoded::Group(g) => {
                 w.group(&g.lens, &g.digest, &g.refs, &g.frame)

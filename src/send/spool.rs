@@ -54,6 +54,7 @@ impl Spool {
         let mut buf = Vec::new();
         match item {
             Encoded::Group(g) => {
+                assert_eq!(g.prefix, 0, "a spooled block has no prefix");
                 buf.push(GROUP);
                 put_u32s(&mut buf, &g.lens);
                 buf.extend_from_slice(&g.digest);
@@ -105,6 +106,8 @@ impl Spool {
                     lens,
                     digest,
                     refs: Vec::new(),
+                    // Spooled packs are cut into volumes: no prefixes.
+                    prefix: 0,
                     frame,
                 })
             }
