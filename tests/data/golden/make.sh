@@ -45,6 +45,7 @@ VERSIONS=(
   "6 d40564d go"
   "7 7d5f03b go"
   "8 28d7349 go"
+  "9 c54f8ac go"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
