@@ -137,27 +137,39 @@ pub fn encode_block(data: &[u8], level: i32, prefix: &[u8]) -> Vec<u8> {
 /// Decodes a solid block's frame, compressed after `prefix` (empty:
 /// none), to exactly `len` bytes; anything else (a frame that needs a
 /// larger window, decodes short or long, or is not zstd) is an error.
-/// Never allocates more than `len`.
 pub fn decode_block(payload: &[u8], len: usize, prefix: &[u8]) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, prefix)
-        .map_err(|e| format!("zstd: {e}"))?;
     let most = if prefix.is_empty() {
         BLOCK_WINDOW_LOG_MAX
     } else {
         CHAINED_WINDOW_LOG_MAX
     };
-    d.window_log_max(most).map_err(|e| format!("zstd: {e}"))?;
+    decode_exact(payload, prefix, most, len, "block frame")
+}
+
+/// Decodes the zstd frame `payload`, compressed after `prefix` (zstd's
+/// reference prefix; empty: none) with a window of at most 2^`window_log`,
+/// to exactly `len` bytes; a frame that needs a larger window, decodes
+/// short or long, or is not zstd is an error naming `what`. Never
+/// allocates more than `len`.
+pub fn decode_exact(
+    payload: &[u8],
+    prefix: &[u8],
+    window_log: u32,
+    len: usize,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, prefix)
+        .map_err(|e| format!("{what} cannot be read: {e}"))?;
+    d.window_log_max(window_log)
+        .map_err(|e| format!("{what} cannot be read: {e}"))?;
     let mut out = Vec::with_capacity(len);
     (&mut d)
         .take(len as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("block frame does not decode: {e}"))?;
+        .map_err(|e| format!("{what} does not decode: {e}"))?;
     if out.len() != len {
-        return Err(format!(
-            "block frame decodes to {} bytes, not {len}",
-            out.len()
-        ));
+        return Err(format!("{what} decodes to {} bytes, not {len}", out.len()));
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@
 //! super-feature very likely share most of their content; the index keeps
 //! every stored content chunk's super-features (`features` table).
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 /// Super-features per chunk.
 pub const SUPER_FEATURES: usize = 6;
@@ -149,22 +149,7 @@ pub fn squeeze(data: &[u8]) -> Vec<u8> {
 /// Rebuilds exactly `len` bytes from a frame made by [`encode`] against
 /// the same `base`; anything else is an error.
 pub fn decode(base: &[u8], payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
-    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, base)
-        .map_err(|e| format!("delta frame cannot be read: {e}"))?;
-    d.window_log_max(WINDOW_LOG_MAX)
-        .map_err(|e| format!("delta frame cannot be read: {e}"))?;
-    let mut out = Vec::with_capacity(len.min(1 << 20));
-    (&mut d)
-        .take(len as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("delta frame does not decode: {e}"))?;
-    if out.len() != len {
-        return Err(format!(
-            "delta frame decodes to {} bytes, not {len}",
-            out.len()
-        ));
-    }
-    Ok(out)
+    crate::codec::decode_exact(payload, base, WINDOW_LOG_MAX, len, "delta frame")
 }
 
 #[cfg(test)]
