@@ -63,7 +63,7 @@ pub const MAX_BLOCK_RECORD: u32 =
     (MAX_BLOCK_CHUNKS as u32) * 5 + 10 + 32 + 5 + (MAX_BLOCK_OUT as u32) + (1 << 20);
 /// Most bytes of the block before it that a block (format 9) may take as
 /// its frame's prefix.
-pub const MAX_BLOCK_PREFIX: u32 = 16 << 20;
+pub const MAX_BLOCK_PREFIX: u32 = 8 << 20;
 /// Record type: one snapshot and its recipe.
 pub const REC_SNAPSHOT: u8 = 3;
 /// Record type: trailer (the last record, unless a signature follows).

@@ -29,7 +29,9 @@ pub(super) fn read_ahead<R: Read>(
     reader: &mut PackReader<Counting<R>>,
     tx: &std::sync::mpsc::SyncSender<Vec<(Arrived, u64)>>,
 ) {
-    let mut tail: Option<Vec<u8>> = None;
+    // The end of the last record if it was a block (else `after_block`
+    // is false).
+    let (mut tail, mut after_block) = (Vec::new(), false);
     loop {
         let mut batch = Vec::with_capacity(VERIFY_BATCH);
         let last = loop {
@@ -38,12 +40,16 @@ pub(super) fn read_ahead<R: Read>(
             let last = !matches!(record, Ok(Some(_)));
             let arrived = match record {
                 Ok(Some(Record::Block(b))) => {
-                    let opened = block::open(b, tail.as_deref());
-                    tail = opened.as_ref().ok().map(Opened::tail);
+                    let opened = block::open(b, after_block.then_some(&tail[..]));
+                    after_block = false;
+                    if let Ok(o) = &opened {
+                        o.tail_into(&mut tail);
+                        after_block = true;
+                    }
                     Arrived::Block(opened)
                 }
                 other => {
-                    tail = None;
+                    after_block = false;
                     Arrived::Record(other)
                 }
             };

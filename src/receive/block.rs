@@ -25,11 +25,13 @@ impl Opened {
         &self.bytes[self.starts[k]..self.starts[k + 1]]
     }
 
-    /// The last `MAX_BLOCK_PREFIX` bytes (at most) of the block: what the
-    /// next block may name as its prefix.
-    pub fn tail(&self) -> Vec<u8> {
+    /// Puts the last `MAX_BLOCK_PREFIX` bytes (at most) of the block, what
+    /// the next block may name as its prefix, in `tail` (reused, so that
+    /// one buffer serves every block).
+    pub fn tail_into(&self, tail: &mut Vec<u8>) {
         let keep = self.bytes.len().min(MAX_BLOCK_PREFIX as usize);
-        self.bytes[self.bytes.len() - keep..].to_vec()
+        tail.clear();
+        tail.extend_from_slice(&self.bytes[self.bytes.len() - keep..]);
     }
 
     /// Chunks `which` encoded for the store, in parallel.
