@@ -55,6 +55,7 @@ pub mod samepath;
 pub mod send;
 pub mod similarity;
 pub mod store;
+pub mod tardelta;
 pub mod varint;
 pub mod verify;
 

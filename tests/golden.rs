@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x09\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x0a\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -578,8 +578,9 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// `meta.split`, and BLAKE3 of the whole pack without the header's creation
 /// time and writer, the snapshot's `added_at` and the digits of its
 /// metadata's `tagged_at_ms` (and without the trailer's digest, which
-/// covers them). The pack's hash was recorded with pack format 8 (the
-/// chunks in solid blocks at the default level); the metadata's keys are
+/// covers them). The pack's hash was recorded with pack format 10, whose
+/// full packs differ from format 9's only in the version (format 8 put the
+/// chunks in solid blocks at the default level, 9 gave a block a prefix); the metadata's keys are
 /// those of format 6 (the header's encoder list, `meta.split`'s
 /// `reused_layers` and `gzip_encoders`, `tagged_at_ms`). The recipe's
 /// encoding is format 5's; its pieces name the chunks in the order a full
@@ -590,7 +591,7 @@ const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     "21f0f263ba2d1323bcfe4e47a78c3085a22392cb3266f9becda3971f7eb49e46",
     "f4e8fecf33aca21d1c58a77c6da509cee4afbdb5e47e9b562af4f43a4264d2b2",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "f35feca15b530165878f671ef3f98336a9eff0b0b7c5869ce299dc2b58af0152",
+    "93842878e941a3de56b8ba5c35a08f429239ea39e11ae06f97e65e24b668269a",
 );
 
 #[test]
@@ -629,6 +630,39 @@ fn golden_packs_of_version_9_read() {
     assert!(kinds(&delta).contains(&5), "no delta group record");
     let enc = &split_meta(&full)["gzip_encoders"];
     assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+#[test]
+fn golden_packs_of_version_10_read() {
+    // Every file of b is an hour newer than a's: the delta pack carries
+    // the tar headers as header-delta frames.
+    let (full, delta) = golden_version(10, "gotime");
+    assert!(kinds(&full).contains(&6), "no solid block record");
+    let header_frames = records(&delta)
+        .iter()
+        .filter(|r| r.0 == 4 && delta_frame(r.2)[0] == ferry::tardelta::MARK)
+        .count();
+    assert!(header_frames > 0, "no header-delta frame");
+    let enc = &split_meta(&full)["gzip_encoders"];
+    assert_eq!(enc["go1.27"], 1, "{enc}");
+}
+
+/// A delta chunk record's frame: its payload after the id, the length,
+/// the base count and the bases (varints).
+fn delta_frame(record: &[u8]) -> &[u8] {
+    let mut at = 37;
+    for _ in 0..record[36] {
+        while record[at] & 0x80 != 0 {
+            at += 1;
+        }
+        at += 1;
+    }
+    &record[at..]
+}
+
+#[test]
+fn golden_volumes_of_version_10_read_in_any_order_their_deltas_waiting_for_bases() {
+    golden_volumes_read(10);
 }
 
 #[test]

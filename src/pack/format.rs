@@ -12,7 +12,7 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// list; version 7 lets a volume's delta chunks name chunks of other
 /// volumes of its set; version 8 added solid blocks (block records);
 /// version 9 lets a block continue the block before it (its prefix).
-pub const VERSION: u32 = 9;
+pub const VERSION: u32 = 10;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 

@@ -181,6 +181,18 @@ impl<R: Read> PackReader<R> {
         self.version
     }
 
+    /// Header-delta frames (a delta frame that starts with
+    /// [`crate::tardelta::MARK`]) arrived with version 10.
+    fn header_frames_allowed(&self, frame: &[u8]) -> Result<(), String> {
+        if self.version < 10 && frame.first() == Some(&crate::tardelta::MARK) {
+            return Err(format!(
+                "a header-delta frame in a version {} pack (they start with version 10)",
+                self.version
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads a record's frame and checks its length against its type's
     /// limit; the frame is hashed, except a trailer's.
     fn record_head(&mut self) -> Result<(u8, u32), ReadError> {
@@ -293,6 +305,7 @@ impl<R: Read> PackReader<R> {
                 let at = payload.len() - d.remaining();
                 let mut payload = payload;
                 payload.drain(..at);
+                self.header_frames_allowed(&payload).map_err(corrupt)?;
                 self.chunks += 1;
                 Ok(Some(Record::Delta(DeltaRecord {
                     id,
@@ -303,6 +316,7 @@ impl<R: Read> PackReader<R> {
             }
             REC_GROUP => {
                 let g = decode_group(&payload, self.max_chunk_len).map_err(corrupt)?;
+                self.header_frames_allowed(&g.payload).map_err(corrupt)?;
                 self.chunks += g.lens.len() as u64;
                 Ok(Some(Record::Group(g)))
             }
@@ -418,6 +432,27 @@ mod tests {
         let buf = encode_snapshot(&s).unwrap();
         assert_eq!(decode_snapshot(&buf, 5).unwrap(), s);
         assert!(decode_snapshot(&buf, 4).unwrap_err().contains("encoding 3"));
+    }
+
+    #[test]
+    fn header_delta_frames_are_refused_in_packs_older_than_version_10() {
+        let base = [TableRef {
+            src: Src::Base,
+            index: 0,
+        }];
+        let mut w = PackWriter::new(Vec::new(), &header()).unwrap();
+        let frame = [crate::tardelta::MARK, 0, 0x28];
+        w.delta(&ChunkId([3; 32]), 600, &base, &frame).unwrap();
+        let (mut bytes, _) = w.finish().unwrap();
+        let mut r = PackReader::new(&bytes[..]).unwrap();
+        let Some(Record::Delta(d)) = r.next_record().unwrap() else {
+            panic!("a delta record");
+        };
+        assert_eq!(d.payload, frame);
+        bytes[8] = 9;
+        let mut r = PackReader::new(&bytes[..]).unwrap();
+        let e = r.next_record().unwrap_err().to_string();
+        assert!(e.contains("header-delta frame in a version 9 pack"), "{e}");
     }
 
     #[test]

@@ -229,7 +229,12 @@ fn decode_frame(
             }
         }
     }
-    let bytes = crate::similarity::decode(&base_bytes, f.payload, f.len).map_err(|m| {
+    // A delta frame is a zstd frame, or (version 10) a header-delta frame.
+    let decode = match f.payload.first() {
+        Some(&crate::tardelta::MARK) => crate::tardelta::decode,
+        _ => crate::similarity::decode,
+    };
+    let bytes = decode(&base_bytes, f.payload, f.len).map_err(|m| {
         damaged_base(data, bases).err().unwrap_or_else(|| {
             Error::pack(
                 label,

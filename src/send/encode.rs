@@ -407,7 +407,14 @@ impl<'a> Encoder<'a> {
             for b in bases {
                 base.extend_from_slice(&self.read(b)?);
             }
-            let delta = crate::similarity::encode(&base, &data);
+            let mut delta = crate::similarity::encode(&base, &data);
+            // Tar headers go as differences from the old headers when
+            // that is smaller.
+            if let Some(headers) = crate::tardelta::encode(&base, &data)
+                && headers.len() < delta.len()
+            {
+                delta = headers;
+            }
             if delta.len() + 31 < clen && delta.len() < clen / 10 * 9 {
                 return Ok(Single::Delta(delta));
             }
