@@ -1,18 +1,17 @@
-//! Tar-header deltas: a piece of a snapshot's headers stream, sent as the
-//! difference of each 512-byte record from the old record of the same file.
-//! A rebuilt layer's headers usually differ from the old ones only in their
-//! modification time and the checksum derived from it; here the time is
-//! taken from the header before and the checksum is derived, so such a
-//! header leaves 512 zero bytes and costs almost nothing once compressed.
+//! Tar-header deltas: a piece of a snapshot's headers stream, compressed
+//! against the old headers after each tar header's time and checksum are
+//! turned into what the old header of the same file holds there when they
+//! changed as predicted. A rebuilt layer's headers usually differ from the
+//! old ones only in their modification time and the checksum derived from
+//! it, so the piece then reads like the old headers and compresses to
+//! almost nothing against them.
 //!
-//! The frame is exact for any bytes: every field is carried as an XOR
-//! against what the reader predicts, so a wrong prediction costs bytes,
-//! never correctness. docs/FORMAT.md ("Header-delta frames") is the spec.
+//! The frame is exact for any bytes: both fields are carried as an XOR
+//! with their prediction, so a wrong prediction costs bytes, never
+//! correctness. docs/FORMAT.md ("Header-delta frames") is the spec.
 
 use std::collections::HashMap;
 use std::ops::Range;
-
-use crate::varint;
 
 /// First byte of a header-delta frame (a zstd frame starts with 0x28).
 pub const MARK: u8 = 0x01;
@@ -21,17 +20,9 @@ const RECORD: usize = 512;
 const MTIME: Range<usize> = 136..148;
 const CHKSUM: Range<usize> = 148..156;
 const MAGIC: Range<usize> = 257..262;
-/// Fewer matched headers than this: a plain delta frame does as well.
+/// Fewer headers with an old version than this: a plain delta frame does
+/// as well.
 const MIN_MATCHED: usize = 4;
-/// A record that is not a header is taken against the old record after
-/// the last one matched when at most this many of its bytes differ.
-const NEAR: usize = 32;
-
-/// True when `rec` holds the ustar magic (POSIX `ustar\0` or GNU `ustar `):
-/// its time and checksum fields are then predicted.
-fn is_header(rec: &[u8]) -> bool {
-    &rec[MAGIC] == b"ustar"
-}
 
 /// The checksum field a tar writer puts in `rec`: the unsigned sum of its
 /// bytes with the field read as spaces, in octal. Laid out as in `old`:
@@ -53,68 +44,8 @@ fn checksum_field(rec: &[u8], old: &[u8]) -> [u8; 8] {
     f
 }
 
-/// What a record is XORed with: the old record, with the time of the last
-/// header before it (if any) when the old record is a header.
-fn prediction(old: &[u8], mtime: &Option<[u8; 12]>) -> ([u8; RECORD], bool) {
-    let mut p = [0u8; RECORD];
-    p.copy_from_slice(old);
-    let header = is_header(old);
-    if let (true, Some(m)) = (header, mtime) {
-        p[MTIME].copy_from_slice(m);
-    }
-    (p, header)
-}
-
-/// Turns the new record `rec` into its difference from `old`, in place.
-fn forward(rec: &mut [u8], old: &[u8], mtime: &mut Option<[u8; 12]>) {
-    let (p, header) = prediction(old, mtime);
-    let derived = checksum_field(rec, old);
-    let new_time: [u8; 12] = rec[MTIME].try_into().expect("12 bytes");
-    for (b, q) in rec.iter_mut().zip(p) {
-        *b ^= q;
-    }
-    if header {
-        for (i, d) in CHKSUM.zip(derived) {
-            rec[i] ^= p[i] ^ d;
-        }
-        *mtime = Some(new_time);
-    }
-}
-
-/// Undoes [`forward`] in place.
-fn backward(rec: &mut [u8], old: &[u8], mtime: &mut Option<[u8; 12]>) {
-    let (p, header) = prediction(old, mtime);
-    let carried: [u8; 8] = rec[CHKSUM].try_into().expect("8 bytes");
-    for (b, q) in rec.iter_mut().zip(p) {
-        *b ^= q;
-    }
-    if header {
-        // The checksum field does not count in the sum it holds.
-        let derived = checksum_field(rec, old);
-        for (k, i) in CHKSUM.enumerate() {
-            rec[i] = carried[k] ^ derived[k];
-        }
-        *mtime = Some(rec[MTIME].try_into().expect("12 bytes"));
-    }
-}
-
-/// Old headers by file name and type, each name's offsets in order.
-fn old_headers(base: &[u8]) -> HashMap<Vec<u8>, Vec<usize>> {
-    let mut map: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-    for start in header_starts(base) {
-        map.entry(key(&base[start..start + RECORD]))
-            .or_default()
-            .push(start);
-    }
-    map
-}
-
-/// What names a header's file: its name field and its type flag.
-fn key(rec: &[u8]) -> Vec<u8> {
-    [&rec[..100], &rec[156..157]].concat()
-}
-
-/// Start of every tar header in `bytes`, in order, none overlapping.
+/// Start of every tar header in `bytes`: each record holding `ustar` at
+/// offset 257, in order, skipping any that overlaps the one before.
 fn header_starts(bytes: &[u8]) -> Vec<usize> {
     let mut starts = Vec::new();
     let mut free = 0;
@@ -122,10 +53,7 @@ fn header_starts(bytes: &[u8]) -> Vec<usize> {
         let Some(start) = at.checked_sub(MAGIC.start) else {
             continue;
         };
-        if start >= free
-            && start + RECORD <= bytes.len()
-            && crate::archive::split::is_tar_header(&bytes[start..start + RECORD])
-        {
+        if start >= free && start + RECORD <= bytes.len() {
             starts.push(start);
             free = start + RECORD;
         }
@@ -133,149 +61,115 @@ fn header_starts(bytes: &[u8]) -> Vec<usize> {
     starts
 }
 
-/// The old record to take the new header `rec` against: the old header of
-/// the same name nearest at or after `predicted` (where the old stream is
-/// if it runs in step with the new one), else the last one before it.
-fn old_header_of(
-    rec: &[u8],
-    old: &HashMap<Vec<u8>, Vec<usize>>,
-    predicted: Option<usize>,
-) -> Option<usize> {
-    let at = old.get(&key(rec))?;
-    let i = at.partition_point(|&o| o < predicted.unwrap_or(0));
-    Some(at.get(i).copied().unwrap_or(at[at.len() - 1]))
+/// What names a header's file: its name field and its type flag.
+fn key(rec: &[u8]) -> &[u8] {
+    &rec[..100]
 }
 
-/// True when the record at `old` in `base` differs from `rec` in at most
-/// [`NEAR`] bytes.
-fn near(rec: &[u8], base: &[u8], old: usize) -> bool {
-    old + RECORD <= base.len()
-        && rec
-            .iter()
-            .zip(&base[old..old + RECORD])
-            .filter(|(a, b)| a != b)
-            .count()
-            <= NEAR
+/// The old headers of a base by file name, each name's offsets in order.
+struct Old<'a> {
+    base: &'a [u8],
+    by_name: HashMap<(&'a [u8], u8), Vec<usize>>,
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-/// The records of `data` taken against old ones: (new start, old start),
-/// in order, none overlapping. Each tar header goes against the old header
-/// of its name; a record right after one taken (a PAX or long-name block)
-/// goes against the old record right after that one when nearly equal.
-fn pairs(base: &[u8], data: &[u8]) -> Vec<(usize, usize)> {
-    let old = old_headers(base);
-    let mut pairs: Vec<(usize, usize)> = Vec::new();
-    let mut headers = header_starts(data).into_iter().peekable();
-    loop {
-        let last = pairs.last().copied();
-        let next_header = headers.peek().copied();
-        // A continuation must end before the next header starts.
-        let room = next_header.unwrap_or(data.len());
-        if let Some((p, o)) = last
-            && p + 2 * RECORD <= room
-            && near(&data[p + RECORD..p + 2 * RECORD], base, o + RECORD)
-        {
-            pairs.push((p + RECORD, o + RECORD));
-            continue;
+impl<'a> Old<'a> {
+    fn new(base: &'a [u8]) -> Self {
+        let mut by_name: HashMap<(&[u8], u8), Vec<usize>> = HashMap::new();
+        for start in header_starts(base) {
+            let rec = &base[start..start + RECORD];
+            by_name.entry((key(rec), rec[156])).or_default().push(start);
         }
-        let Some(h) = headers.next() else {
-            return pairs;
-        };
-        let predicted = last.map(|(p, o)| o + (h - p));
-        if let Some(o) = old_header_of(&data[h..h + RECORD], &old, predicted) {
-            pairs.push((h, o));
-        }
+        Old { base, by_name }
     }
+
+    /// The old header of the file `rec` names: the first at or after
+    /// `predicted` (where the old stream is if it runs in step with the
+    /// new one), else the last before it.
+    fn of(&self, rec: &[u8], predicted: usize) -> Option<&'a [u8]> {
+        let at = self.by_name.get(&(key(rec), rec[156]))?;
+        let i = at.partition_point(|&o| o < predicted);
+        let o = at.get(i).copied().unwrap_or(at[at.len() - 1]);
+        Some(&self.base[o..o + RECORD])
+    }
+}
+
+/// Walks the headers of `piece` that have an old version in `old`, in
+/// order, handing each to `turn` with its old header and the time of the
+/// header before (the old header's own time for the first). Returns how
+/// many there were. The walk reads only bytes that turning leaves alone
+/// (magic, name, type flag), so it finds the same headers both ways.
+fn walk(
+    old: &Old<'_>,
+    piece: &mut [u8],
+    mut turn: impl FnMut(&mut [u8], &[u8], &[u8]) -> [u8; 12],
+) -> usize {
+    let (mut matched, mut last, mut time) = (0, None::<(usize, usize)>, None::<[u8; 12]>);
+    for p in header_starts(piece) {
+        let predicted = last.map_or(0, |(lp, lo)| lo + (p - lp));
+        let Some(o) = old.of(&piece[p..p + RECORD], predicted) else {
+            continue;
+        };
+        let at = o.as_ptr() as usize - old.base.as_ptr() as usize;
+        let before = time.unwrap_or_else(|| o[MTIME].try_into().expect("12 bytes"));
+        time = Some(turn(&mut piece[p..p + RECORD], o, &before));
+        last = Some((p, at));
+        matched += 1;
+    }
+    matched
+}
+
+/// Turns a new header into what is compressed: its time XOR the time
+/// before XOR the old time, its checksum XOR the derived one XOR the old
+/// one. Returns the new time.
+fn forward(rec: &mut [u8], old: &[u8], before: &[u8]) -> [u8; 12] {
+    let time: [u8; 12] = rec[MTIME].try_into().expect("12 bytes");
+    let derived = checksum_field(rec, old);
+    for i in MTIME {
+        rec[i] ^= before[i - MTIME.start] ^ old[i];
+    }
+    for i in CHKSUM {
+        rec[i] ^= derived[i - CHKSUM.start] ^ old[i];
+    }
+    time
+}
+
+/// Undoes [`forward`]: the time first, since the derived checksum sums it.
+fn backward(rec: &mut [u8], old: &[u8], before: &[u8]) -> [u8; 12] {
+    for i in MTIME {
+        rec[i] ^= before[i - MTIME.start] ^ old[i];
+    }
+    // The checksum field does not count in the sum it holds.
+    let derived = checksum_field(rec, old);
+    for i in CHKSUM {
+        rec[i] ^= derived[i - CHKSUM.start] ^ old[i];
+    }
+    rec[MTIME].try_into().expect("12 bytes")
 }
 
 /// `data` (a piece of a headers stream) as a header-delta frame against
-/// `base` (the old headers' bytes), or `None` when it holds too few
-/// headers with an old version there.
+/// `base` (the old headers' bytes), or `None` when too few of its headers
+/// have an old version there.
 pub fn encode(base: &[u8], data: &[u8]) -> Option<Vec<u8>> {
-    let pairs = pairs(base, data);
-    let headers = pairs
-        .iter()
-        .filter(|&&(_, o)| is_header(&base[o..o + RECORD]))
-        .count();
-    if headers < MIN_MATCHED {
+    let old = Old::new(base);
+    let mut turned = data.to_vec();
+    if walk(&old, &mut turned, forward) < MIN_MATCHED {
         return None;
     }
-    let mut inner = Vec::with_capacity(12 + 4 * pairs.len() + data.len());
-    varint::put(&mut inner, pairs.len() as u64);
-    let mut body = data.to_vec();
-    let (mut last, mut mtime): (Option<(usize, usize)>, _) = (None, None);
-    for &(p, o) in &pairs {
-        let (end, predicted) = last.map_or((0, 0), |(lp, lo)| (lp + RECORD, lo + (p - lp)));
-        varint::put(&mut inner, (p - end) as u64);
-        varint::put(&mut inner, zigzag(o as i64 - predicted as i64));
-        forward(&mut body[p..p + RECORD], &base[o..o + RECORD], &mut mtime);
-        last = Some((p, o));
-    }
-    let table_len = inner.len();
-    inner.extend_from_slice(&body);
     let mut out = vec![MARK];
-    varint::put(&mut out, table_len as u64);
-    out.extend_from_slice(&crate::similarity::encode(base, &inner));
-    Some(out)
-}
-
-/// Most bytes the record table of a `len`-byte piece may take: the count,
-/// then two varints per record.
-fn max_table(len: usize) -> usize {
-    varint::MAX_LEN * (1 + 2 * (len / RECORD))
+    out.extend_from_slice(&crate::similarity::encode(base, &turned));
+    // A turned field that happens to spell `ustar` where the walk looks
+    // would lead the reader astray: such a piece goes as a plain delta.
+    (decode(base, &out, data.len()).as_deref() == Ok(data)).then_some(out)
 }
 
 /// Rebuilds exactly `len` bytes from a frame made by [`encode`] against
 /// the same `base`; anything else is an error.
 pub fn decode(base: &[u8], payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
-    let bad = |m: &str| format!("header-delta frame: {m}");
-    if payload.first() != Some(&MARK) {
-        return Err(bad("wrong mark"));
-    }
-    let mut at = 1;
-    let table_len = varint::get(payload, &mut at).map_err(|_| bad("bad table length"))?;
-    if table_len > max_table(len) as u64 {
-        return Err(bad("record table too long"));
-    }
-    let table_len = table_len as usize;
-    let inner = crate::similarity::decode(base, &payload[at..], table_len + len)?;
-    let (table, body) = inner.split_at(table_len);
-    let mut t = 0;
-    let mut next = |what: &str| varint::get(table, &mut t).map_err(|_| bad(what));
-    let count = next("bad count")?;
-    if count > (len / RECORD) as u64 {
-        return Err(bad("more records than the piece holds"));
-    }
-    let mut out = body.to_vec();
-    let (mut last, mut mtime): (Option<(usize, usize)>, _) = (None, None);
-    for _ in 0..count {
-        let gap = next("bad record gap")?;
-        let shift = unzigzag(next("bad record offset")?);
-        let end = last.map_or(0, |(lp, _)| lp + RECORD) as u64;
-        let p = end.saturating_add(gap);
-        if p.saturating_add(RECORD as u64) > len as u64 {
-            return Err(bad("a record past the end of the piece"));
-        }
-        let p = p as usize;
-        let predicted = last.map_or(0, |(lp, lo)| lo + (p - lp)) as i64;
-        let o = predicted
-            .checked_add(shift)
-            .filter(|&o| o >= 0 && o as usize + RECORD <= base.len())
-            .ok_or_else(|| bad("an old record outside the bases"))? as usize;
-        backward(&mut out[p..p + RECORD], &base[o..o + RECORD], &mut mtime);
-        last = Some((p, o));
-    }
-    if t != table.len() {
-        return Err(bad("record table has bytes left over"));
-    }
+    let Some((&MARK, frame)) = payload.split_first() else {
+        return Err("header-delta frame: wrong mark".into());
+    };
+    let mut out = crate::similarity::decode(base, frame, len)?;
+    walk(&Old::new(base), &mut out, backward);
     Ok(out)
 }
 
@@ -393,7 +287,7 @@ mod tests {
         assert!(decode(&base, &frame, data.len() + 1).is_err());
         assert!(decode(&base[..base.len() / 2], &frame, data.len()).is_err());
         let mut wrong = frame.clone();
-        wrong[1] = 0x7f; // a record table longer than any piece's
+        wrong[0] = 0x28; // not the mark
         assert!(decode(&base, &wrong, data.len()).is_err());
         for i in 2..frame.len().min(64) {
             let mut flipped = frame.clone();
@@ -421,7 +315,5 @@ mod tests {
         let field = checksum_field(&gnu, &gnu);
         assert_eq!(&field[..6], &rust[CHKSUM.start + 1..CHKSUM.start + 7]);
         assert_eq!(&field[6..], b"\0 ");
-        assert_eq!(unzigzag(zigzag(-5)), -5);
-        assert_eq!(unzigzag(zigzag(i64::MAX)), i64::MAX);
     }
 }
