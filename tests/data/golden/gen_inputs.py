@@ -63,14 +63,14 @@ def text(seed, size):
     return bytes(out[:size])
 
 
-def tar_bytes(files):
+def tar_bytes(files, mtime=1700000000):
     """A ustar archive of (path, bytes) with fixed owners and times."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
         for path, data in files:
             info = tarfile.TarInfo(path)
             info.size = len(data)
-            info.mtime = 1700000000
+            info.mtime = mtime
             info.mode = 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
@@ -94,7 +94,7 @@ def go_gzip(program, level, data):
 GO_ENCODERS = [("GOLDEN_STDGZIP", 6), ("GOLDEN_PGZIP", 5), ("GOLDEN_GO127GZIP", 6)]
 
 
-def layers(version):
+def layers(version, mtime=1700000000):
     os_files = [("etc/os-release", b"NAME=golden\nVERSION_ID=1\n")] + [
         ("usr/share/doc/pkg%02d/README" % i, text(100 + i, 1500 + 97 * i))
         for i in range(8)
@@ -112,14 +112,17 @@ def layers(version):
     ]
     if version == "b":
         app_files.append(("app/NEW", b"added in b\n"))
-    return [tar_bytes(os_files), tar_bytes(lib_files), tar_bytes(app_files)]
+    return [tar_bytes(f, mtime) for f in (os_files, lib_files, app_files)]
 
 
 def archive(version, variant):
     names = []
     members = []
-    for i, layer in enumerate(layers(version)):
-        if variant == "go":
+    # "gotime" is "go" with b's layers rebuilt an hour later: every file
+    # of b has a new time (what a header delta carries).
+    mtime = 1700003600 if variant == "gotime" and version == "b" else 1700000000
+    for i, layer in enumerate(layers(version, mtime)):
+        if variant in ("go", "gotime"):
             program, level = GO_ENCODERS[i]
             layer = go_gzip(program, level, layer)
             name = "blobs/sha256/" + hashlib.sha256(layer).hexdigest()
@@ -153,7 +156,7 @@ def twins():
 
 def main():
     out, variant = sys.argv[1], sys.argv[2]
-    assert variant in ("plain", "gz", "go", "twins")
+    assert variant in ("plain", "gz", "go", "gotime", "twins")
     if variant == "twins":
         with open("%s/a.tar" % out, "wb") as f:
             f.write(twins())

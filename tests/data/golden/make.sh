@@ -31,7 +31,8 @@
 #                          the trailer's digest recomputed to match
 # The inputs come from gen_inputs.py: "plain" (three tar layers) for versions
 # 1 and 2, "gz" (the middle layer gzip'd) for 3 to 5, "go" (every layer a
-# blob gzip'd by a Go encoder, one per encoder) from version 6 on. Their BLAKE3
+# blob gzip'd by a Go encoder, one per encoder) for versions 6 to 9, and
+# "gotime" ("go" with every file of b an hour newer) from version 10 on. Their BLAKE3
 # digests are in inputs.b3 ("variant name digest" per line).
 set -euo pipefail
 
@@ -46,6 +47,7 @@ VERSIONS=(
   "7 7d5f03b go"
   "8 28d7349 go"
   "9 c54f8ac go"
+  "10 994e4db gotime"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,7 +69,7 @@ go127=${FERRY_GO127:-$repo/target/go-venv/bin/go}
 (cd "$repo/tests/go/pgzip" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$work/pgzip" .)
 export GOLDEN_STDGZIP="$work/stdgzip" GOLDEN_GO127GZIP="$work/go127gzip" GOLDEN_PGZIP="$work/pgzip"
 
-for variant in plain gz go twins; do
+for variant in plain gz go gotime twins; do
   mkdir -p "$work/in-$variant"
   python3 "$here/gen_inputs.py" "$work/in-$variant" "$variant"
 done
@@ -89,7 +91,8 @@ build() { # commit -> path of its ferry binary
 
 # Prints what a pack holds and fails unless the feature its version brought
 # is there: tar-aware split (1, 2), deflate parts (3+), delta chunk records
-# (4), delta group records (5), solid block records in the full pack (8).
+# (4), delta group records (5), solid block records in the full pack (8),
+# a header-delta frame in the delta pack (10).
 check_pack() { # version full.ferry delta.ferry
   python3 - "$@" <<'PY'
 import json, sys
@@ -125,10 +128,20 @@ if v >= 5:
     assert any(t == 5 for t, _ in d), "no delta group record"
 if v >= 8:
     assert any(t == 6 for t, _ in f), "no solid block record"
+if v >= 10:
+    def frame(p):  # a delta record's payload after id, length and bases
+        at = 37
+        for _ in range(p[36]):
+            while p[at] & 0x80:
+                at += 1
+            at += 1
+        return p[at:]
+    assert any(t == 4 and frame(p)[:1] == b"\x01" for t, p in d), "no header-delta frame"
 if v >= 6:
     enc = split(f)["gzip_encoders"]
     assert enc["go-stdlib"] == enc["pgzip"] == enc["go1.27"] == 1, enc
-    assert split(d)["reused_layers"] == 1, split(d)
+    if v < 10:  # from 10 on, every layer of b is rebuilt
+        assert split(d)["reused_layers"] == 1, split(d)
 PY
 }
 
@@ -161,7 +174,7 @@ b3() {
   "$newest" --store "$s" ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][0]["blake3"])'
 }
 
-for variant in plain gz go twins; do
+for variant in plain gz go gotime twins; do
   for s in a b; do
     [ -e "$work/in-$variant/$s.tar" ] && echo "$variant $s $(b3 "$work/in-$variant/$s.tar")"
   done
