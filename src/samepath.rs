@@ -16,6 +16,9 @@ pub struct OldFile {
     pub size: u64,
     /// Its content chunks, in order.
     pub chunks: Vec<ChunkEntry>,
+    /// Where the tar structure before its contents (its header) ends in
+    /// the bases' headers streams.
+    pub header_end: Option<u64>,
 }
 
 /// The files of the base snapshots, by path.
@@ -48,19 +51,27 @@ impl BaseFiles {
         let mut seq = 0u64;
         let out = &mut self.files;
         let headers = &mut self.headers;
-        let mut header_seen = std::collections::HashSet::new();
+        // Each headers-stream chunk's offset, and where the last slice of
+        // one ended.
+        let mut header_at = HashMap::new();
+        let mut slice_end = None;
         let mut header_end = headers
             .last()
             .map_or(0, |(at, c): &(u64, ChunkEntry)| at + c.len as u64);
         let sum = store.recipe_summary_with(snap, |p, c| {
-            if p.op != Op::Part && (p.off != 0 || p.len != c.len) && header_seen.insert(c.rowid) {
-                headers.push((header_end, *c));
-                header_end += c.len as u64;
+            if p.op != Op::Part && (p.off != 0 || p.len != c.len) {
+                let at = *header_at.entry(c.rowid).or_insert_with(|| {
+                    headers.push((header_end, *c));
+                    header_end += c.len as u64;
+                    header_end - c.len as u64
+                });
+                slice_end = Some(at + p.off as u64 + p.len as u64);
             }
             if next < files.len() && files[next].seq == seq {
                 out.push(OldFile {
                     size: files[next].size,
                     chunks: Vec::new(),
+                    header_end: slice_end,
                 });
                 open = Some((out.len() - 1, files[next].size));
                 next += 1;
@@ -114,6 +125,12 @@ impl BaseFiles {
             out.push(*c);
         }
         out
+    }
+
+    /// Where the tar structure before old file `file`'s contents ends in
+    /// the bases' headers streams.
+    pub fn header_end(&self, file: usize) -> Option<u64> {
+        self.files[file].header_end
     }
 
     /// True when no base has a file list.

@@ -525,3 +525,65 @@ fn a_group_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     ok(ferry(&s).args(["checkout", "g", "-o"]).arg(&out));
     assert!(std::fs::read(&out).unwrap() == new);
 }
+
+/// The frames of a pack's delta chunk records (after id, length, bases).
+fn delta_frames(pack: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 12;
+    while at < pack.len() {
+        let n = u32::from_le_bytes(pack[at + 1..at + 5].try_into().unwrap()) as usize;
+        let r = &pack[at + 5..at + 5 + n];
+        if pack[at] == 4 {
+            let mut f = 37;
+            for _ in 0..r[36] {
+                while r[f] & 0x80 != 0 {
+                    f += 1;
+                }
+                f += 1;
+            }
+            out.push(&r[f..]);
+        }
+        at += 5 + n;
+    }
+    out
+}
+
+#[test]
+fn a_rebuilt_layer_ships_its_tar_headers_as_header_deltas_even_when_the_stream_moved() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    // v2's first layer gains 300 files, so the second layer's headers sit
+    // some 200 KB later in v2's headers stream than in v1's; that layer is
+    // rebuilt: its 2000 files keep their bytes and take a new time.
+    let (v1, v2) = (t.path().join("v1.tar"), t.path().join("v2.tar"));
+    let docs = |n| layer_tar(&sample_files(7, "usr/share/doc", n, 2048), 1);
+    let app = |mtime| layer_tar(&sample_files(8, "app/node_modules", 2000, 1024), mtime);
+    write_docker_archive(&v1, "svc:1", &[docs(300), app(1_700_000_000)]).unwrap();
+    write_docker_archive(&v2, "svc:2", &[docs(600), app(1_710_000_000)]).unwrap();
+    for v in [&v1, &v2] {
+        ok(ferry(&a).arg("add").arg(v));
+    }
+    let p = t.path().join("update.ferry");
+    let with = pack_json(&a, &["svc:2", "--base", "svc:1"], &p);
+    let pack = std::fs::read(&p).unwrap();
+    let frames = delta_frames(&pack);
+    let header_frames: Vec<_> = frames
+        .iter()
+        .filter(|f| f[0] == ferry::tardelta::MARK)
+        .collect();
+    assert!(!header_frames.is_empty(), "{with}");
+    // Under two bytes a header (plain zstd deltas against the old headers
+    // at the same offset took over 11).
+    let header_bytes: usize = header_frames.iter().map(|f| f.len()).sum();
+    assert!(
+        header_bytes < 4000,
+        "{header_bytes} B of header deltas: {with}"
+    );
+    let full = t.path().join("full.ferry");
+    ok(ferry(&a).args(["pack", "svc:1", "-o"]).arg(&full));
+    ok(ferry(&b).arg("unpack").arg(&full));
+    ok(ferry(&b).arg("unpack").arg(&p));
+    let out = t.path().join("out.tar");
+    ok(ferry(&b).args(["checkout", "svc:2", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
+}

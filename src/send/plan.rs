@@ -373,8 +373,9 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Header deltas: a tar-header chunk starting at `header_at` in the new
-    /// headers stream goes against the old headers at the same place.
+    /// Header deltas: a tar-header chunk goes against the old headers
+    /// around `header_at`, where the bases' headers streams hold the
+    /// headers it replaces (lined up by the old version of its first file).
     fn header_bases(&self, header_at: Option<u64>, c: &ChunkEntry) -> Vec<ChunkEntry> {
         header_at
             .map(|at| self.old_files.headers_around(at, c.len))

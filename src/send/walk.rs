@@ -1,6 +1,6 @@
 //! The walk of a new snapshot's recipe while a pack is planned: for each
 //! piece, whether it takes its chunk whole, which file it is in and where,
-//! and where a tar-header chunk sits in the snapshot's headers stream.
+//! and where the old headers a tar-header chunk replaces are.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +9,7 @@ use crate::store::{ChunkEntry, ChunkRow, FileEntry, Op, Piece};
 
 /// Where a piece sits: whether it takes its chunk whole, its place in the
 /// current file's contents, and (for a tar-header chunk met the first
-/// time) its offset in the snapshot's headers stream.
+/// time) where in the bases' headers streams the headers it replaces are.
 pub(super) struct Place {
     pub whole: bool,
     pub file: Option<FileAt>,
@@ -74,13 +74,27 @@ impl<'f> Walk<'f> {
         let file = self.file_at(p, whole);
         let header = (p.op != Op::Part && !whole && self.header_seen.insert(c.rowid)).then(|| {
             self.header_end += c.len as u64;
-            self.header_end - c.len as u64
+            self.in_old_headers(self.header_end - c.len as u64, p, old_files)
         });
         Place {
             whole,
             file,
             header,
         }
+    }
+
+    /// Where the new headers-stream chunk at `at`, first sliced by `p`,
+    /// most likely sits in the bases' headers streams: the slice ends where
+    /// the next file's contents start, so it lines up with where the tar
+    /// structure before the old version of that file ends. Without an old
+    /// version, the same offset.
+    fn in_old_headers(&self, at: u64, p: &Piece, old_files: &BaseFiles) -> u64 {
+        let old_end = self.files.get(self.next_file).and_then(|f| {
+            let k = self.occurrences.get(&f.path[..]).copied().unwrap_or(0);
+            old_files.header_end(old_files.find(&f.path, k, f.size)?)
+        });
+        // The chunk starts `p.off + p.len` bytes before the slice's end.
+        old_end.map_or(at, |end| end.saturating_sub(p.off as u64 + p.len as u64))
     }
 
     /// Enters the next file when its contents start at this piece.
