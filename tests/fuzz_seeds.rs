@@ -115,6 +115,15 @@ fn write_fuzz_seeds() {
     seed.extend_from_slice(&base);
     seed.extend_from_slice(&frame);
     put("delta_chunk", "frame", &seed);
+    // A layer rebuilt with a new time for every file: a header-delta frame.
+    let layer = |mtime| layer_tar(&sample_files(9, "app", 20, 1500), mtime);
+    let (base, new) = (layer(1_700_000_000), layer(1_700_003_600));
+    let frame = ferry::tardelta::encode(&base, &new).expect("a header-delta frame");
+    let mut seed = (new.len() as u16).to_le_bytes().to_vec();
+    seed.extend_from_slice(&(base.len() as u16).to_be_bytes());
+    seed.extend_from_slice(&base);
+    seed.extend_from_slice(&frame);
+    put("delta_chunk", "headers", &seed);
     // inventory: the file, and its decompressed body (the target wraps
     // arbitrary bytes in a valid file too).
     let inv = std::fs::read(inv).unwrap();
@@ -387,7 +396,11 @@ fn committed_fuzz_seeds_get_past_the_checksums() {
         let len = u16::from_le_bytes([s[0], s[1]]) as usize;
         let split = u16::from_be_bytes([s[2], s[3]]) as usize;
         let (base, frame) = s[4..].split_at(split);
-        ferry::similarity::decode(base, frame, len).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let decode = match frame[0] {
+            ferry::tardelta::MARK => ferry::tardelta::decode,
+            _ => ferry::similarity::decode,
+        };
+        decode(base, frame, len).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let inv = seeds("inventory");
     for (name, data) in &inv {

@@ -1,6 +1,8 @@
-//! Feeds arbitrary delta frames and bases to the delta decoder (what
-//! `ferry unpack` does with a delta chunk record): it must return exactly
-//! the claimed length or an error, never panic or allocate beyond it.
+//! Feeds arbitrary delta frames and bases to the delta decoders (what
+//! `ferry unpack` does with a delta chunk record: a zstd frame, or a
+//! header-delta frame when its first byte says so): each must return
+//! exactly the claimed length or an error, never panic or allocate beyond
+//! it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +16,16 @@ fuzz_target!(|data: &[u8]| {
     let (base, payload) = data[4..].split_at(split);
     if let Ok(out) = ferry::similarity::decode(base, payload, len) {
         assert_eq!(out.len(), len);
+    }
+    if let Ok(out) = ferry::tardelta::decode(base, payload, len) {
+        assert_eq!(out.len(), len);
+    }
+    // Tar headers in the input: their header-delta frame comes back too.
+    if let Some(frame) = ferry::tardelta::encode(base, payload) {
+        assert_eq!(
+            ferry::tardelta::decode(base, &frame, payload.len()).unwrap(),
+            payload
+        );
     }
     // Round trip: any bytes against any base come back.
     let frame = ferry::similarity::encode(base, payload);
