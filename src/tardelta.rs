@@ -62,8 +62,8 @@ fn header_starts(bytes: &[u8]) -> Vec<usize> {
 }
 
 /// What names a header's file: its name field and its type flag.
-fn key(rec: &[u8]) -> &[u8] {
-    &rec[..100]
+fn key(rec: &[u8]) -> (&[u8], u8) {
+    (&rec[..100], rec[156])
 }
 
 /// The old headers of a base by file name, each name's offsets in order.
@@ -77,7 +77,7 @@ impl<'a> Old<'a> {
         let mut by_name: HashMap<(&[u8], u8), Vec<usize>> = HashMap::new();
         for start in header_starts(base) {
             let rec = &base[start..start + RECORD];
-            by_name.entry((key(rec), rec[156])).or_default().push(start);
+            by_name.entry(key(rec)).or_default().push(start);
         }
         Old { base, by_name }
     }
@@ -86,7 +86,7 @@ impl<'a> Old<'a> {
     /// `predicted` (where the old stream is if it runs in step with the
     /// new one), else the last before it.
     fn of(&self, rec: &[u8], predicted: usize) -> Option<&'a [u8]> {
-        let at = self.by_name.get(&(key(rec), rec[156]))?;
+        let at = self.by_name.get(&key(rec))?;
         let i = at.partition_point(|&o| o < predicted);
         let o = at.get(i).copied().unwrap_or(at[at.len() - 1]);
         Some(&self.base[o..o + RECORD])
