@@ -92,6 +92,16 @@ pub const BLOCK_WINDOW_LOG_MAX: u32 = 26;
 /// Largest window of a block with a prefix (the prefix and the block).
 pub const CHAINED_WINDOW_LOG_MAX: u32 = 27;
 
+/// Largest window a block's frame may use: the block, or with a prefix
+/// the prefix and the block.
+fn block_window_log_max(prefix: &[u8]) -> u32 {
+    if prefix.is_empty() {
+        BLOCK_WINDOW_LOG_MAX
+    } else {
+        CHAINED_WINDOW_LOG_MAX
+    }
+}
+
 /// The zstd level from which a block's match tables are enlarged.
 const MAX_TABLES_FROM: i32 = 19;
 
@@ -105,20 +115,15 @@ pub fn encode_block(data: &[u8], level: i32, prefix: &[u8]) -> Vec<u8> {
     let mut e = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), level, prefix)
         .expect("zstd context");
     let span = ((data.len() + prefix.len()) as u64).max(1 << 10);
-    let most = if prefix.is_empty() {
-        BLOCK_WINDOW_LOG_MAX
-    } else {
-        CHAINED_WINDOW_LOG_MAX
-    };
-    let window = (64 - (span - 1).leading_zeros()).clamp(10, most);
+    let window = (64 - (span - 1).leading_zeros()).clamp(10, block_window_log_max(prefix));
     e.window_log(window).expect("zstd parameter");
     if level >= MAX_TABLES_FROM {
-        // Level 19's match tables are sized for an 8 MiB window. A binary
-        // tree of twice the window's entries (at most 2^27: 512 MiB) reaches
-        // back over the whole block, and a larger hash table finds its
-        // entries: about 1.1% fewer bytes on the service images of
-        // docs/BENCHMARKS.md, for a sixth more time and up to 650 MB per
-        // block being compressed.
+        // Level 19's match tables are sized for an 8 MiB window. Tables of
+        // 2^26 and 2^25 entries took about 1.1% off the service images of
+        // docs/BENCHMARKS.md, for a sixth more time; sizing the binary tree
+        // to twice the window (at most 2^27 entries: 512 MiB), so that it
+        // reaches back over the whole block, took 0.03-0.1% more. Up to
+        // 650 MB per block being compressed.
         e.set_parameter(CParameter::ChainLog(
             (window + 1).min(BLOCK_WINDOW_LOG_MAX + 1),
         ))
@@ -138,12 +143,13 @@ pub fn encode_block(data: &[u8], level: i32, prefix: &[u8]) -> Vec<u8> {
 /// none), to exactly `len` bytes; anything else (a frame that needs a
 /// larger window, decodes short or long, or is not zstd) is an error.
 pub fn decode_block(payload: &[u8], len: usize, prefix: &[u8]) -> Result<Vec<u8>, String> {
-    let most = if prefix.is_empty() {
-        BLOCK_WINDOW_LOG_MAX
-    } else {
-        CHAINED_WINDOW_LOG_MAX
-    };
-    decode_exact(payload, prefix, most, len, "block frame")
+    decode_exact(
+        payload,
+        prefix,
+        block_window_log_max(prefix),
+        len,
+        "block frame",
+    )
 }
 
 /// Decodes the zstd frame `payload`, compressed after `prefix` (zstd's

@@ -96,7 +96,7 @@ impl Level {
     pub fn block_prefix(self) -> usize {
         match self {
             Level::Fast | Level::Default => 0,
-            Level::Max => 8 << 20,
+            Level::Max => crate::pack::format::MAX_BLOCK_PREFIX as usize,
         }
     }
 }
