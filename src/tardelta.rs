@@ -82,14 +82,13 @@ impl<'a> Old<'a> {
         Old { base, by_name }
     }
 
-    /// The old header of the file `rec` names: the first at or after
-    /// `predicted` (where the old stream is if it runs in step with the
-    /// new one), else the last before it.
-    fn of(&self, rec: &[u8], predicted: usize) -> Option<&'a [u8]> {
+    /// Where the old header of the file `rec` names starts: the first at
+    /// or after `predicted` (where the old stream is if it runs in step
+    /// with the new one), else the last before it.
+    fn of(&self, rec: &[u8], predicted: usize) -> Option<usize> {
         let at = self.by_name.get(&key(rec))?;
         let i = at.partition_point(|&o| o < predicted);
-        let o = at.get(i).copied().unwrap_or(at[at.len() - 1]);
-        Some(&self.base[o..o + RECORD])
+        Some(at.get(i).copied().unwrap_or(at[at.len() - 1]))
     }
 }
 
@@ -106,10 +105,10 @@ fn walk(
     let (mut matched, mut last, mut time) = (0, None::<(usize, usize)>, None::<[u8; 12]>);
     for p in header_starts(piece) {
         let predicted = last.map_or(0, |(lp, lo)| lo + (p - lp));
-        let Some(o) = old.of(&piece[p..p + RECORD], predicted) else {
+        let Some(at) = old.of(&piece[p..p + RECORD], predicted) else {
             continue;
         };
-        let at = o.as_ptr() as usize - old.base.as_ptr() as usize;
+        let o = &old.base[at..at + RECORD];
         let before = time.unwrap_or_else(|| o[MTIME].try_into().expect("12 bytes"));
         time = Some(turn(&mut piece[p..p + RECORD], o, &before));
         last = Some((p, at));
