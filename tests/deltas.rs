@@ -375,6 +375,7 @@ fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
         serde_json::from_str(&ok(ferry(&b).arg("unpack").arg(&p).arg("--json"))).unwrap();
     assert_eq!(r["added"][0], "svc:2", "{r}");
     assert_eq!(r["delta_chunks"], with["delta_chunks"], "{r}");
+    assert_eq!(r["delta_bytes"], with["delta_bytes"], "{r}");
     // `ls --json` keeps how it arrived.
     let ls: serde_json::Value =
         serde_json::from_str(&ok(ferry(&b).args(["ls", "--json"]))).unwrap();
@@ -502,10 +503,11 @@ fn a_group_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     ok(ferry(&s).arg("add").arg(write(t.path(), "base.bin", &base)));
     let before = state(&s);
     let good = group_pack(&parts, &base, None, true);
-    // A flipped bit anywhere in the frame: it does not decode, or it
-    // decodes to other bytes, which the group's BLAKE3 catches.
+    // A flipped bit anywhere in the frame after zstd's magic (which the
+    // pack does not carry): it does not decode, or it decodes to other
+    // bytes, which the group's BLAKE3 catches.
     let frame_len = ferry::similarity::encode_group(&base, &parts.concat()).len();
-    for at in [0, frame_len / 2, frame_len - 1] {
+    for at in [4, frame_len / 2, frame_len - 1] {
         let bad = write(
             t.path(),
             "bad.ferry",

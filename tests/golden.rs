@@ -195,7 +195,7 @@ fn recipe_and_pack_bytes_of_a_fixed_archive_are_golden() {
         .args(["pack", "golden:recipe", "-o"])
         .arg(&pack_path));
     let pack = std::fs::read(&pack_path).unwrap();
-    assert_eq!(&pack[..12], b"FERRYPAK\x0a\0\0\0");
+    assert_eq!(&pack[..12], b"FERRYPAK\x0b\0\0\0");
     let recs = records(&pack);
     // The header's creation time and writer vary; the rest is pinned.
     let (kind, _, header) = recs[0];
@@ -578,9 +578,10 @@ const GOLDEN_ARCHIVE: &str = "0f886839e6661f421d752fd586f76c6cc1cfcb882f4a354e31
 /// `meta.split`, and BLAKE3 of the whole pack without the header's creation
 /// time and writer, the snapshot's `added_at` and the digits of its
 /// metadata's `tagged_at_ms` (and without the trailer's digest, which
-/// covers them). The pack's hash was recorded with pack format 10, whose
+/// covers them). The pack's hash was recorded with pack format 11, whose
 /// full packs differ from format 9's only in the version (format 8 put the
-/// chunks in solid blocks at the default level, 9 gave a block a prefix); the metadata's keys are
+/// chunks in solid blocks at the default level, 9 gave a block a prefix);
+/// the metadata's keys are
 /// those of format 6 (the header's encoder list, `meta.split`'s
 /// `reused_layers` and `gzip_encoders`, `tagged_at_ms`). The recipe's
 /// encoding is format 5's; its pieces name the chunks in the order a full
@@ -591,7 +592,7 @@ const GOLDEN_RECIPE: (u8, u64, &str, &str, &str, &str) = (
     "21f0f263ba2d1323bcfe4e47a78c3085a22392cb3266f9becda3971f7eb49e46",
     "f4e8fecf33aca21d1c58a77c6da509cee4afbdb5e47e9b562af4f43a4264d2b2",
     "b3c92f3f3a68f46c7d33a1050923562f1ac6280ade268224b7a57d1b48f91905",
-    "93842878e941a3de56b8ba5c35a08f429239ea39e11ae06f97e65e24b668269a",
+    "30585416fcaf34ffd4d14f31a4e5f5b9fe0b65b0a702b044e6b6f7546f46906f",
 );
 
 #[test]
@@ -634,9 +635,24 @@ fn golden_packs_of_version_9_read() {
 
 #[test]
 fn golden_packs_of_version_10_read() {
-    // Every file of b is an hour newer than a's: the delta pack carries
-    // the tar headers as header-delta frames.
-    let (full, delta) = golden_version(10, "gotime");
+    golden_header_frames_read(10);
+}
+
+#[test]
+fn golden_packs_of_version_11_read() {
+    // Every delta frame starts with its kind byte, not zstd's magic.
+    let (_, delta) = golden_header_frames_read(11);
+    for r in records(&delta).iter().filter(|r| r.0 == 4) {
+        let frame = delta_frame(r.2);
+        assert!(frame[0] <= 1 && frame[1..5] != [0x28, 0xB5, 0x2F, 0xFD]);
+    }
+}
+
+/// The golden packs of `version` (10 on) made from "gotime", where every
+/// file of b is an hour newer than a's: the delta pack carries the tar
+/// headers as header-delta frames.
+fn golden_header_frames_read(version: u32) -> (Vec<u8>, Vec<u8>) {
+    let (full, delta) = golden_version(version, "gotime");
     assert!(kinds(&full).contains(&6), "no solid block record");
     let header_frames = records(&delta)
         .iter()
@@ -645,6 +661,7 @@ fn golden_packs_of_version_10_read() {
     assert!(header_frames > 0, "no header-delta frame");
     let enc = &split_meta(&full)["gzip_encoders"];
     assert_eq!(enc["go1.27"], 1, "{enc}");
+    (full, delta)
 }
 
 /// A delta chunk record's frame: its payload after the id, the length,
@@ -658,6 +675,11 @@ fn delta_frame(record: &[u8]) -> &[u8] {
         at += 1;
     }
     &record[at..]
+}
+
+#[test]
+fn golden_volumes_of_version_11_read_in_any_order_their_deltas_waiting_for_bases() {
+    golden_volumes_read(11);
 }
 
 #[test]

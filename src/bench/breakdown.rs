@@ -103,8 +103,8 @@ fn share_frame(
 fn shares(rec: Record, sent: &[ChunkId], position: usize) -> Option<Vec<(ChunkId, u64, bool)>> {
     Some(match rec {
         Record::Chunk(c) => vec![(c.id, c.payload.len() as u64, false)],
-        Record::Delta(d) => vec![(d.id, d.payload.len() as u64, true)],
-        Record::Group(g) => share_frame(&g.lens, g.payload.len() as u64, sent, position, true),
+        Record::Delta(d) => vec![(d.id, d.wire_len as u64, true)],
+        Record::Group(g) => share_frame(&g.lens, g.wire_len as u64, sent, position, true),
         Record::Block(b) => share_frame(&b.lens, b.payload.len() as u64, sent, position, false),
         Record::Snapshot(_) => return None,
     })

@@ -122,6 +122,7 @@ pub fn decode_group(buf: &[u8], max_chunk_len: u32) -> Result<GroupRecord, Strin
         digest,
         bases,
         payload: buf[at..].to_vec(),
+        wire_len: (buf.len() - at) as u32,
     })
 }
 

@@ -11,8 +11,10 @@ pub const MAGIC: &[u8; 8] = b"FERRYPAK";
 /// re-created by Go encoders (Go part records) and the header's encoder
 /// list; version 7 lets a volume's delta chunks name chunks of other
 /// volumes of its set; version 8 added solid blocks (block records);
-/// version 9 lets a block continue the block before it (its prefix).
-pub const VERSION: u32 = 10;
+/// version 9 lets a block continue the block before it (its prefix);
+/// version 10 added header-delta frames; version 11 leads each delta and
+/// group frame with a kind byte in place of zstd's magic.
+pub const VERSION: u32 = 11;
 /// Oldest format version this ferry reads.
 pub const MIN_VERSION: u32 = 1;
 
@@ -50,6 +52,87 @@ pub const MAX_GROUP_RECORD: u32 = (MAX_GROUP_CHUNKS as u32) * 5
     + (MAX_GROUP_RUNS as u32) * 20
     + (MAX_GROUP_OUT as u32)
     + (256 << 10);
+/// zstd's magic: the first four bytes of every zstd frame.
+pub const ZSTD_MAGIC: [u8; 4] = 0xFD2F_B528u32.to_le_bytes();
+/// Delta frame kind bit (format 11): a header-delta frame
+/// ([`crate::tardelta`]), not a plain zstd frame.
+pub const FRAME_HEADERS: u8 = crate::tardelta::MARK;
+/// Delta frame kind bit (format 11): the zstd frame's header is the one
+/// its record's length gives ([`canonical_zstd_header`]), and is left out.
+pub const FRAME_SIZED: u8 = 2;
+
+/// The zstd frame header (magic, descriptor, content size) of a
+/// single-segment frame of `len` bytes with no checksum and no dictionary:
+/// what ferry's delta frames start with when zstd needs no window field.
+pub fn canonical_zstd_header(len: u64) -> ([u8; 13], usize) {
+    let mut h = [0u8; 13];
+    h[..4].copy_from_slice(&ZSTD_MAGIC);
+    let (code, size) = match len {
+        0..256 => (0u8, 1),
+        256..65_792 => (1, 2),
+        65_792..=0xFFFF_FFFF => (2, 4),
+        _ => (3, 8),
+    };
+    h[4] = code << 6 | 0x20;
+    let value = if code == 1 { len - 256 } else { len };
+    h[5..5 + size].copy_from_slice(&value.to_le_bytes()[..size]);
+    (h, 5 + size)
+}
+
+/// A delta or group frame of a record of `len` bytes, as ferry holds it (a
+/// zstd frame, or [`crate::tardelta::MARK`] and a zstd frame), in its
+/// format 11 wire form: a kind byte, then the zstd frame without its magic,
+/// or without its whole header when that is the one `len` gives. `None`
+/// when the frame is neither.
+pub fn frame_to_wire(frame: &[u8], len: u64) -> Option<(u8, &[u8])> {
+    let (kind, zstd) = match frame.first() {
+        Some(&FRAME_HEADERS) => (FRAME_HEADERS, &frame[1..]),
+        _ => (0, frame),
+    };
+    let (canonical, n) = canonical_zstd_header(len);
+    if zstd.starts_with(&canonical[..n]) {
+        Some((kind | FRAME_SIZED, &zstd[n..]))
+    } else if zstd.starts_with(&ZSTD_MAGIC) {
+        Some((kind, &zstd[ZSTD_MAGIC.len()..]))
+    } else {
+        None
+    }
+}
+
+/// Bytes a frame of a record of `len` bytes takes on the wire.
+pub fn frame_wire_len(frame: &[u8], len: u64) -> usize {
+    frame_to_wire(frame, len).map_or(frame.len(), |(_, rest)| 1 + rest.len())
+}
+
+/// A delta or group frame of a record of `len` bytes read from a pack of
+/// `version`, in the form ferry holds it: format 11's kind byte gives back
+/// what it left out; older frames are held as they were written, and a
+/// header-delta frame is refused before format 10.
+pub fn frame_from_wire(mut wire: Vec<u8>, len: u64, version: u32) -> Result<Vec<u8>, String> {
+    if version < 11 {
+        if version < 10 && wire.first() == Some(&crate::tardelta::MARK) {
+            return Err(format!(
+                "a header-delta frame in a version {version} pack (they start with version 10)"
+            ));
+        }
+        return Ok(wire);
+    }
+    let kind = *wire.first().ok_or("record ends before its frame")?;
+    if kind > (FRAME_HEADERS | FRAME_SIZED) {
+        return Err(format!("unknown delta frame kind {kind}"));
+    }
+    let (canonical, n) = canonical_zstd_header(len);
+    let left_out = if kind & FRAME_SIZED != 0 {
+        &canonical[..n]
+    } else {
+        &ZSTD_MAGIC[..]
+    };
+    // The kind byte gives way to the mark (if any) and what was left out.
+    let mark = (kind & FRAME_HEADERS != 0).then_some(FRAME_HEADERS);
+    wire.splice(0..1, mark.into_iter().chain(left_out.iter().copied()));
+    Ok(wire)
+}
+
 /// Record type: a solid block (format 8): consecutive whole chunks
 /// compressed together as one zstd frame whose window spans the block.
 pub const REC_BLOCK: u8 = 6;
@@ -212,5 +295,32 @@ impl<'a> Dec<'a> {
                 self.buf.len()
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zstd_header_a_length_gives_is_the_one_zstd_writes() {
+        // Sizes on each side of the content-size field's steps.
+        for len in [1usize, 255, 256, 65_791, 65_792, 300_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let base = &data[..len / 2];
+            for frame in [
+                crate::similarity::encode(base, &data),
+                crate::similarity::encode_group(base, &data),
+            ] {
+                let (kind, rest) = frame_to_wire(&frame, len as u64).unwrap();
+                assert_eq!(kind, FRAME_SIZED, "{len}");
+                let wire = [&[kind][..], rest].concat();
+                assert_eq!(frame_from_wire(wire, len as u64, VERSION).unwrap(), frame);
+                // Another length's header is not this frame's.
+                let (kind, _) = frame_to_wire(&frame, len as u64 + 1).unwrap();
+                assert_eq!(kind, 0, "{len}");
+            }
+        }
+        assert_eq!(frame_to_wire(b"not zstd", 8), None);
     }
 }

@@ -130,8 +130,11 @@ pub struct DeltaRecord {
     /// The reference chunks (1 to [`MAX_DELTA_BASES`]), by their place in
     /// the tables compact recipes use.
     pub bases: Vec<recipe::TableRef>,
-    /// The zstd frame.
+    /// The frame: a zstd frame, or a header-delta frame
+    /// ([`crate::tardelta`]), with what format 11 left out given back.
     pub payload: Vec<u8>,
+    /// Bytes the frame took in the pack.
+    pub wire_len: u32,
 }
 
 /// Consecutive chunks carried as one zstd frame (format 5): the new
@@ -144,8 +147,10 @@ pub struct GroupRecord {
     pub digest: [u8; 32],
     /// The reference chunks, in order (possibly none).
     pub bases: Vec<recipe::TableRef>,
-    /// The zstd frame.
+    /// The frame, as [`DeltaRecord::payload`].
     pub payload: Vec<u8>,
+    /// Bytes the frame took in the pack.
+    pub wire_len: u32,
 }
 
 impl GroupRecord {

@@ -181,18 +181,6 @@ impl<R: Read> PackReader<R> {
         self.version
     }
 
-    /// Header-delta frames (a delta frame that starts with
-    /// [`crate::tardelta::MARK`]) arrived with version 10.
-    fn header_frames_allowed(&self, frame: &[u8]) -> Result<(), String> {
-        if self.version < 10 && frame.first() == Some(&crate::tardelta::MARK) {
-            return Err(format!(
-                "a header-delta frame in a version {} pack (they start with version 10)",
-                self.version
-            ));
-        }
-        Ok(())
-    }
-
     /// Reads a record's frame and checks its length against its type's
     /// limit; the frame is hashed, except a trailer's.
     fn record_head(&mut self) -> Result<(u8, u32), ReadError> {
@@ -305,18 +293,23 @@ impl<R: Read> PackReader<R> {
                 let at = payload.len() - d.remaining();
                 let mut payload = payload;
                 payload.drain(..at);
-                self.header_frames_allowed(&payload).map_err(corrupt)?;
+                let wire_len = payload.len() as u32;
+                let payload =
+                    frame_from_wire(payload, len as u64, self.version).map_err(corrupt)?;
                 self.chunks += 1;
                 Ok(Some(Record::Delta(DeltaRecord {
                     id,
                     len,
                     bases,
                     payload,
+                    wire_len,
                 })))
             }
             REC_GROUP => {
-                let g = decode_group(&payload, self.max_chunk_len).map_err(corrupt)?;
-                self.header_frames_allowed(&g.payload).map_err(corrupt)?;
+                let mut g = decode_group(&payload, self.max_chunk_len).map_err(corrupt)?;
+                g.payload =
+                    frame_from_wire(std::mem::take(&mut g.payload), g.out_len(), self.version)
+                        .map_err(corrupt)?;
                 self.chunks += g.lens.len() as u64;
                 Ok(Some(Record::Group(g)))
             }
@@ -435,24 +428,61 @@ mod tests {
     }
 
     #[test]
-    fn header_delta_frames_are_refused_in_packs_older_than_version_10() {
+    fn delta_frames_go_with_a_kind_byte_for_what_they_leave_out_and_older_packs_keep_theirs() {
         let base = [TableRef {
             src: Src::Base,
             index: 0,
         }];
-        let mut w = PackWriter::new(Vec::new(), &header()).unwrap();
-        let frame = [crate::tardelta::MARK, 0, 0x28];
-        w.delta(&ChunkId([3; 32]), 600, &base, &frame).unwrap();
-        let (mut bytes, _) = w.finish().unwrap();
-        let mut r = PackReader::new(&bytes[..]).unwrap();
-        let Some(Record::Delta(d)) = r.next_record().unwrap() else {
-            panic!("a delta record");
-        };
-        assert_eq!(d.payload, frame);
-        bytes[8] = 9;
-        let mut r = PackReader::new(&bytes[..]).unwrap();
-        let e = r.next_record().unwrap_err().to_string();
-        assert!(e.contains("header-delta frame in a version 9 pack"), "{e}");
+        // A frame whose zstd header is the one its length gives goes
+        // without it; any other without zstd's magic.
+        let (sized, n) = canonical_zstd_header(600);
+        let zstd = [&ZSTD_MAGIC[..], &[7, 7, 7]].concat();
+        let headers = [&[crate::tardelta::MARK][..], &zstd].concat();
+        let sized_zstd = [&sized[..n], &[7, 7, 7]].concat();
+        let sized_headers = [&[crate::tardelta::MARK][..], &sized_zstd].concat();
+        for (frame, kind) in [
+            (&zstd, 0),
+            (&headers, FRAME_HEADERS),
+            (&sized_zstd, FRAME_SIZED),
+            (&sized_headers, FRAME_HEADERS | FRAME_SIZED),
+        ] {
+            let mut w = PackWriter::new(Vec::new(), &header()).unwrap();
+            w.delta(&ChunkId([3; 32]), 600, &base, frame).unwrap();
+            let (mut bytes, totals) = w.finish().unwrap();
+            assert_eq!(totals.delta_bytes, 4);
+            let mut r = PackReader::new(&bytes[..]).unwrap();
+            let Some(Record::Delta(d)) = r.next_record().unwrap() else {
+                panic!("a delta record");
+            };
+            assert_eq!(&d.payload, frame);
+            // On the wire: the kind byte, then the frame without zstd's magic.
+            let at = bytes.windows(4).position(|w| w == [kind, 7, 7, 7]).unwrap();
+            assert!(!bytes.windows(4).any(|w| w == ZSTD_MAGIC));
+            // An unknown kind is refused.
+            let mut bad = bytes.clone();
+            bad[at] = 9;
+            let e = PackReader::new(&bad[..])
+                .unwrap()
+                .next_record()
+                .unwrap_err();
+            assert!(e.to_string().contains("unknown delta frame kind 9"), "{e}");
+            // A version 10 pack's frame is held as it was written; a
+            // header-delta frame in a version 9 pack is refused.
+            bytes[8] = 10;
+            let mut r = PackReader::new(&bytes[..]).unwrap();
+            let Some(Record::Delta(d)) = r.next_record().unwrap() else {
+                panic!("a delta record");
+            };
+            assert_eq!(d.payload, [kind, 7, 7, 7]);
+            bytes[8] = 9;
+            let got = PackReader::new(&bytes[..]).unwrap().next_record();
+            if kind == FRAME_HEADERS {
+                let e = got.unwrap_err().to_string();
+                assert!(e.contains("header-delta frame in a version 9 pack"), "{e}");
+            } else {
+                assert!(got.is_ok());
+            }
+        }
     }
 
     #[test]
@@ -468,8 +498,8 @@ mod tests {
         .map(|(src, index)| TableRef { src, index })
         .collect();
         let mut w = PackWriter::new(Vec::new(), &header()).unwrap();
-        w.group(&[100, 2000, 5], &[9; 32], &bases, b"frame")
-            .unwrap();
+        let frame = [&ZSTD_MAGIC[..], b"frame"].concat();
+        w.group(&[100, 2000, 5], &[9; 32], &bases, &frame).unwrap();
         let (bytes, totals) = w.finish().unwrap();
         assert_eq!(
             (totals.chunks, totals.groups, totals.delta_chunks),
@@ -482,13 +512,13 @@ mod tests {
         assert_eq!(g.lens, vec![100, 2000, 5]);
         assert_eq!(g.digest, [9; 32]);
         assert_eq!(g.bases, bases);
-        assert_eq!(g.payload, b"frame");
+        assert_eq!(g.payload, frame);
         assert!(r.next_record().unwrap().is_none());
         // Bytes after the record framing: count, lens, digest, runs.
         let head = group_head(&[100, 2000, 5], &[9; 32], &bases);
         assert_eq!(
-            head.len() as u64 + 5 + 5,
-            group_record_len(&[100, 2000, 5], &bases, 5)
+            head.len() as u64 + 5 + 1 + 5,
+            group_record_len(&[100, 2000, 5], &bases, &frame)
         );
         let max = crate::chunker::PARAMS.max;
         assert!(decode_group(&head, max).is_ok());

@@ -83,12 +83,14 @@ impl<W: Write> PackWriter<W> {
             "1 to 4 delta bases"
         );
         let head = delta_head(id, len, bases);
-        self.record(REC_DELTA, &[&head, payload])?;
+        let (kind, frame) = wire(payload, len as u64)?;
+        self.record(REC_DELTA, &[&head, &[kind], frame])?;
+        let n = 1 + frame.len() as u64;
         self.totals.chunks += 1;
-        self.totals.chunk_bytes += payload.len() as u64;
+        self.totals.chunk_bytes += n;
         self.totals.raw_bytes += len as u64;
         self.totals.delta_chunks += 1;
-        self.totals.delta_bytes += payload.len() as u64;
+        self.totals.delta_bytes += n;
         Ok(())
     }
 
@@ -104,14 +106,16 @@ impl<W: Write> PackWriter<W> {
     ) -> io::Result<()> {
         assert!((1..=MAX_GROUP_CHUNKS).contains(&lens.len()), "group size");
         let head = group_head(lens, digest, bases);
-        self.record(REC_GROUP, &[&head, payload])?;
-        let n = lens.len() as u64;
         let raw: u64 = lens.iter().map(|&l| l as u64).sum();
+        let (kind, frame) = wire(payload, raw)?;
+        self.record(REC_GROUP, &[&head, &[kind], frame])?;
+        let n = lens.len() as u64;
+        let bytes = 1 + frame.len() as u64;
         self.totals.chunks += n;
-        self.totals.chunk_bytes += payload.len() as u64;
+        self.totals.chunk_bytes += bytes;
         self.totals.raw_bytes += raw;
         self.totals.delta_chunks += n;
-        self.totals.delta_bytes += payload.len() as u64;
+        self.totals.delta_bytes += bytes;
         self.totals.groups += 1;
         Ok(())
     }
@@ -183,6 +187,17 @@ impl<W: Write> PackWriter<W> {
         self.out.flush()?;
         Ok((self.out, self.totals))
     }
+}
+
+/// The wire form ([`frame_to_wire`]) of a delta or group frame of `len`
+/// bytes; anything but a frame ferry makes is refused, never written.
+fn wire(frame: &[u8], len: u64) -> io::Result<(u8, &[u8])> {
+    frame_to_wire(frame, len).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a delta frame that is not a zstd frame",
+        )
+    })
 }
 
 /// The header record's payload.
@@ -360,13 +375,16 @@ fn delta_head(id: &ChunkId, len: u32, bases: &[recipe::TableRef]) -> Vec<u8> {
     head
 }
 
-/// Bytes of a delta record (framing included) with a payload of `payload`
-/// bytes.
-pub fn delta_record_len(bases: &[recipe::TableRef], payload: usize) -> u64 {
-    5 + delta_head(&ChunkId([0; 32]), 0, bases).len() as u64 + payload as u64
+/// Bytes of a delta record (framing included) of a chunk of `len` bytes
+/// whose frame, as ferry holds it, is `payload`.
+pub fn delta_record_len(bases: &[recipe::TableRef], payload: &[u8], len: u32) -> u64 {
+    5 + delta_head(&ChunkId([0; 32]), 0, bases).len() as u64
+        + frame_wire_len(payload, len as u64) as u64
 }
 
-/// Bytes of a group record (framing included) with a frame of `frame` bytes.
-pub fn group_record_len(lens: &[u32], bases: &[recipe::TableRef], frame: usize) -> u64 {
-    5 + group_head(lens, &[0; 32], bases).len() as u64 + frame as u64
+/// Bytes of a group record (framing included) whose frame, as ferry holds
+/// it, is `frame`.
+pub fn group_record_len(lens: &[u32], bases: &[recipe::TableRef], frame: &[u8]) -> u64 {
+    let out: u64 = lens.iter().map(|&l| l as u64).sum();
+    5 + group_head(lens, &[0; 32], bases).len() as u64 + frame_wire_len(frame, out) as u64
 }

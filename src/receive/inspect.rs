@@ -231,7 +231,7 @@ fn count(c: &mut ChunkCounts, snapshots: &mut Vec<SnapshotRecord>, rec: Record) 
         Record::Delta(r) => {
             c.total += 1;
             c.delta += 1;
-            c.payload_bytes += r.payload.len() as u64;
+            c.payload_bytes += r.wire_len as u64;
             c.decoded_bytes += r.len as u64;
         }
         Record::Group(g) => {
@@ -239,7 +239,7 @@ fn count(c: &mut ChunkCounts, snapshots: &mut Vec<SnapshotRecord>, rec: Record) 
             c.total += n;
             c.grouped += n;
             c.groups += 1;
-            c.payload_bytes += g.payload.len() as u64;
+            c.payload_bytes += g.wire_len as u64;
             c.decoded_bytes += g.out_len();
         }
         Record::Block(b) => {

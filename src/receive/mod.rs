@@ -450,7 +450,7 @@ impl Unpacker<'_, '_> {
 
     fn count_delta(&mut self, d: &DeltaRecord) {
         self.report.delta_chunks += 1;
-        self.report.delta_bytes += d.payload.len() as u64;
+        self.report.delta_bytes += d.wire_len as u64;
     }
 
     /// Keeps a delta chunk of a volume (at `at` in this volume's table)
@@ -513,7 +513,7 @@ impl Unpacker<'_, '_> {
     /// Rebuilds a group and stores those of its chunks the store lacks.
     fn group(&mut self, g: &GroupRecord) -> Result<()> {
         let bytes = rebuild::apply_group(self.txn, &mut self.data, g, &self.tables, self.label)?;
-        self.report.delta_bytes += g.payload.len() as u64;
+        self.report.delta_bytes += g.wire_len as u64;
         let mut pieces = Vec::with_capacity(g.lens.len());
         let mut at = 0usize;
         for &l in &g.lens {

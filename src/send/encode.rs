@@ -315,7 +315,7 @@ impl<'a> Encoder<'a> {
             Encoded::Group(g) if g.refs.is_empty() => {
                 crate::pack::block_record_len(&g.lens, g.prefix, g.frame.len())
             }
-            Encoded::Group(g) => crate::pack::group_record_len(&g.lens, &g.refs, g.frame.len()),
+            Encoded::Group(g) => crate::pack::group_record_len(&g.lens, &g.refs, &g.frame),
             Encoded::Singles(singles) => plan.sends[i..i + n]
                 .iter()
                 .zip(singles)
@@ -323,7 +323,7 @@ impl<'a> Encoder<'a> {
                     Single::Stored => chunk_record_len(c.loc.clen),
                     Single::Squeezed(p) => chunk_record_len(p.len() as u32),
                     Single::Delta(p) => {
-                        crate::pack::delta_record_len(&plan.refs(&plan.similar[i]), p.len())
+                        crate::pack::delta_record_len(&plan.refs(&plan.similar[i]), p, c.len)
                     }
                 })
                 .sum(),
@@ -367,7 +367,7 @@ impl<'a> Encoder<'a> {
             }
             let frame = crate::similarity::encode_group(&base, &data);
             let refs = plan.refs(&g.bases);
-            let record = crate::pack::group_record_len(&lens, &refs, frame.len());
+            let record = crate::pack::group_record_len(&lens, &refs, &frame);
             (frame, *blake3::hash(&data).as_bytes(), record)
         };
         let refs = plan.refs(&g.bases);

@@ -48,6 +48,7 @@ VERSIONS=(
   "8 28d7349 go"
   "9 c54f8ac go"
   "10 994e4db gotime"
+  "11 COMMIT gotime"
 )
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,7 +93,8 @@ build() { # commit -> path of its ferry binary
 # Prints what a pack holds and fails unless the feature its version brought
 # is there: tar-aware split (1, 2), deflate parts (3+), delta chunk records
 # (4), delta group records (5), solid block records in the full pack (8),
-# a header-delta frame in the delta pack (10).
+# a header-delta frame in the delta pack (10), delta frames led by a kind
+# byte in place of zstd's magic (11).
 check_pack() { # version full.ferry delta.ferry
   python3 - "$@" <<'PY'
 import json, sys
@@ -137,6 +139,10 @@ if v >= 10:
             at += 1
         return p[at:]
     assert any(t == 4 and frame(p)[:1] == b"\x01" for t, p in d), "no header-delta frame"
+if v >= 11:
+    zstd = bytes([0x28, 0xB5, 0x2F, 0xFD])
+    assert all(frame(p)[:1] in (b"\x00", b"\x01") and frame(p)[1:5] != zstd
+               for t, p in d if t == 4), "a delta frame without its kind byte"
 if v >= 6:
     enc = split(f)["gzip_encoders"]
     assert enc["go-stdlib"] == enc["pgzip"] == enc["go1.27"] == 1, enc
