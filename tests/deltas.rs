@@ -503,11 +503,13 @@ fn a_group_whose_base_is_missing_or_that_is_damaged_is_refused_and_nothing_chang
     ok(ferry(&s).arg("add").arg(write(t.path(), "base.bin", &base)));
     let before = state(&s);
     let good = group_pack(&parts, &base, None, true);
-    // A flipped bit anywhere in the frame after zstd's magic (which the
-    // pack does not carry): it does not decode, or it decodes to other
-    // bytes, which the group's BLAKE3 catches.
-    let frame_len = ferry::similarity::encode_group(&base, &parts.concat()).len();
-    for at in [4, frame_len / 2, frame_len - 1] {
+    // A flipped bit anywhere in the frame after its zstd header (which the
+    // pack does not carry: its length gives it): it does not decode, or it
+    // decodes to other bytes, which the group's BLAKE3 catches.
+    let all = parts.concat();
+    let frame_len = ferry::similarity::encode_group(&base, &all).len();
+    let header = ferry::pack::format::canonical_zstd_header(all.len() as u64).1;
+    for at in [header, frame_len / 2, frame_len - 1] {
         let bad = write(
             t.path(),
             "bad.ferry",
@@ -571,7 +573,7 @@ fn a_rebuilt_layer_ships_its_tar_headers_as_header_deltas_even_when_the_stream_m
     let frames = delta_frames(&pack);
     let header_frames: Vec<_> = frames
         .iter()
-        .filter(|f| f[0] == ferry::tardelta::MARK)
+        .filter(|f| f[0] & ferry::pack::format::FRAME_HEADERS != 0)
         .collect();
     assert!(!header_frames.is_empty(), "{with}");
     // Under two bytes a header (plain zstd deltas against the old headers
