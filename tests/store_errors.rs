@@ -218,6 +218,39 @@ fn checkout_detects_damaged_chunk_data_and_keeps_no_output() {
 }
 
 #[test]
+fn an_add_that_fails_after_tens_of_mib_were_synced_is_rolled_back() {
+    // A gzip'd tar cut short: ferry finds out after about 40 MiB of new
+    // chunks were appended, which it synced on the way (every 16 MiB).
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    ok(ferry(&s)
+        .arg("add")
+        .arg(write(t.path(), "small.bin", &random_bytes(1, 100_000))));
+    let before = state(&s);
+    let mut tar = tar::Builder::new(Vec::new());
+    let data = random_bytes(2, 48 << 20);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "big.bin", &data[..]).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = write(t.path(), "cut.tar.gz", &gz[..gz.len() * 5 / 6]);
+    fails(
+        ferry(&s).arg("add").arg(&cut),
+        &["incomplete deflate stream"],
+    );
+    assert_eq!(state(&s), before);
+    // The whole archive adds, and every chunk reads back.
+    ok(ferry(&s)
+        .arg("add")
+        .arg(write(t.path(), "whole.tar.gz", &gz)));
+    ok(ferry(&s).args(["verify", "--full"]));
+}
+
+#[test]
 fn killed_add_leaves_a_consistent_store() {
     let s = setup();
     let before = state(&s.offline);

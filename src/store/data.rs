@@ -119,7 +119,20 @@ pub struct DataWriter {
     /// The newest file and its length when this writer opened (None: there
     /// was none), for [`DataWriter::undo_all`] after checkpoints.
     origin: Option<(u32, u64)>,
+    /// Bytes appended to the current file since it was last synced, or
+    /// since an early sync started.
+    unsynced: u64,
+    /// A sync of the current file running on its own thread while appends
+    /// go on ([`EARLY_SYNC`]).
+    early: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
+
+/// Bytes appended after which the current file is synced on a thread of
+/// its own, while appends go on: the disk writes what a long add or unpack
+/// made as it goes, so the final sync, which a commit waits for, finds
+/// little left to write (on an 87 MB add it waited 95 ms for all of it).
+/// Durability still comes from that final sync.
+const EARLY_SYNC: u64 = 16 << 20;
 
 impl DataWriter {
     /// Opens the newest data file in `dir` for appending, or starts one.
@@ -156,6 +169,8 @@ impl DataWriter {
                     created: Vec::new(),
                     dirty: Vec::new(),
                     origin: Some((num, len)),
+                    unsynced: 0,
+                    early: None,
                 };
                 if len >= MAX_FILE_LEN {
                     w.start_file(num + 1)?;
@@ -173,6 +188,8 @@ impl DataWriter {
                     created: vec![1],
                     dirty: vec![1],
                     origin: None,
+                    unsynced: 0,
+                    early: None,
                 })
             }
         }
@@ -195,6 +212,7 @@ impl DataWriter {
         let (out, len) = Self::create(&self.dir, num)?;
         self.out = out;
         self.len = len;
+        self.unsynced = 0;
         self.num = num;
         self.created.push(num);
         self.dirty.push(num);
@@ -203,6 +221,7 @@ impl DataWriter {
 
     fn sync_current(&mut self) -> Result<()> {
         let path = file_path(&self.dir, self.num);
+        self.wait_early()?;
         self.out
             .flush()
             .ctx(|| format!("writing {}", path.display()))?;
@@ -211,6 +230,42 @@ impl DataWriter {
             .sync_data()
             .ctx(|| format!("syncing {}", path.display()))?;
         self.dirty.retain(|&n| n != self.num);
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Waits for the early sync in flight, if any: its error is this
+    /// writer's.
+    fn wait_early(&mut self) -> Result<()> {
+        let Some(early) = self.early.take() else {
+            return Ok(());
+        };
+        let path = file_path(&self.dir, self.num);
+        early
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the syncing thread panicked")))
+            .ctx(|| format!("syncing {}", path.display()))
+    }
+
+    /// Starts syncing the current file on a thread of its own once
+    /// [`EARLY_SYNC`] bytes were appended since the last sync began (and
+    /// the one before has ended).
+    fn sync_early(&mut self) -> Result<()> {
+        if self.unsynced < EARLY_SYNC || self.early.as_ref().is_some_and(|e| !e.is_finished()) {
+            return Ok(());
+        }
+        self.wait_early()?;
+        let path = file_path(&self.dir, self.num);
+        self.out
+            .flush()
+            .ctx(|| format!("writing {}", path.display()))?;
+        let file = self
+            .out
+            .get_ref()
+            .try_clone()
+            .ctx(|| format!("opening {}", path.display()))?;
+        self.early = Some(std::thread::spawn(move || file.sync_data()));
+        self.unsynced = 0;
         Ok(())
     }
 
@@ -245,6 +300,8 @@ impl DataWriter {
             .and_then(|()| self.out.write_all(payload))
             .ctx(|| format!("writing {}", file_path(dir, num).display()))?;
         self.len += ENTRY_HEADER_LEN + payload.len() as u64;
+        self.unsynced += ENTRY_HEADER_LEN + payload.len() as u64;
+        self.sync_early()?;
         Ok(loc)
     }
 
@@ -289,7 +346,8 @@ impl DataWriter {
     /// Checkpoints committed some of those bytes, so readers may have them
     /// mapped: this waits up to `wait` for the readers' lock, and without
     /// it leaves the bytes as dead space for `ferry gc` (returning false).
-    pub fn undo_all(self, wait: std::time::Duration) -> Result<bool> {
+    pub fn undo_all(mut self, wait: std::time::Duration) -> Result<bool> {
+        let _ = self.wait_early();
         let DataWriter {
             dir, out, origin, ..
         } = self;
@@ -325,6 +383,8 @@ impl DataWriter {
             created: vec![num],
             dirty: vec![num],
             origin: None,
+            unsynced: 0,
+            early: None,
         })
     }
 
@@ -340,7 +400,9 @@ impl DataWriter {
 
     /// Undoes every append since open (or the last checkpoint): truncates the file
     /// that was being extended back to its old length and deletes new files.
-    pub fn rollback(self) -> Result<()> {
+    pub fn rollback(mut self) -> Result<()> {
+        // What the early sync made durable is cut back all the same.
+        let _ = self.wait_early();
         let DataWriter {
             dir,
             out,
