@@ -72,7 +72,16 @@ pub fn super_features(data: &[u8]) -> Option<[i64; SUPER_FEATURES]> {
             n += (h & SAMPLE_MASK == 0) as usize;
         }
         samples += n as u32;
+        // A run of one byte value settles the hash on one value, which for
+        // some values (zero among them) is sampled at every byte: a sample
+        // equal to the one before cannot raise a maximum, so it is skipped.
+        // No sample has its top bits set, so `u64::MAX` is never one.
+        let mut before = u64::MAX;
         for &h in &found[..n] {
+            if h == before {
+                continue;
+            }
+            before = h;
             for i in 0..FEATURES {
                 max[i] = max[i].max(MUL[i].wrapping_mul(h).wrapping_add(ADD[i]));
             }
@@ -250,6 +259,14 @@ mod tests {
             );
         }
         assert_eq!(super_features(&[7u8; 5000]), reference(&[7u8; 5000]));
+        // Runs of zeros (sampled at every byte once the hash settles)
+        // between random stretches, across block boundaries.
+        let mut d = vec![0u8; 20_000];
+        for at in [0, 3_000, 9_000, 16_000] {
+            rng.fill(&mut d[at..at + 700]);
+        }
+        assert_eq!(super_features(&d), reference(&d), "runs of zeros");
+        assert!(super_features(&d).is_some());
     }
 
     /// Super-features of [`GOLDEN_CASES`], recorded once.
