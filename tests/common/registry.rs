@@ -219,10 +219,12 @@ impl Registry {
                 self.child = None;
                 return false;
             }
+            // Whatever answered the connect may not have been this
+            // registry (a parallel test's port probe can hold the port for
+            // a moment): a request that fails means not ready yet.
             if std::net::TcpStream::connect(&self.addr).is_ok() {
-                let status = self.request("GET", "/v2/", None, &[], None).status;
                 let expected = if self.auth.is_some() { 401 } else { 200 };
-                if status == expected {
+                if self.probe() == Some(expected) {
                     return true;
                 }
             }
@@ -235,6 +237,30 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The status `GET /v2/` gets, or `None` when curl cannot connect.
+    fn probe(&self) -> Option<u32> {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code}"]);
+        if let Some(ca) = &self.ca {
+            cmd.arg("--cacert").arg(ca);
+        }
+        for v in PROXY_VARS {
+            cmd.env_remove(v);
+        }
+        let out = cmd.arg(format!("{}/v2/", self.url())).output().ok()?;
+        let status = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (out.status.success() && status != 0).then_some(status)
     }
 
     /// Kills the registry at once (SIGKILL, as a crash would), leaving its
