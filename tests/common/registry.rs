@@ -224,7 +224,8 @@ impl Registry {
             // a moment): a request that fails means not ready yet.
             if std::net::TcpStream::connect(&self.addr).is_ok() {
                 let expected = if self.auth.is_some() { 401 } else { 200 };
-                if self.probe() == Some(expected) {
+                let got = self.try_request("GET", "/v2/", None, &[], None);
+                if got.is_ok_and(|r| r.status == expected) {
                     return true;
                 }
             }
@@ -237,30 +238,6 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// The status `GET /v2/` gets, or `None` when curl cannot connect.
-    fn probe(&self) -> Option<u32> {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-s",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "10",
-            "-o",
-            "/dev/null",
-        ])
-        .args(["-w", "%{http_code}"]);
-        if let Some(ca) = &self.ca {
-            cmd.arg("--cacert").arg(ca);
-        }
-        for v in PROXY_VARS {
-            cmd.env_remove(v);
-        }
-        let out = cmd.arg(format!("{}/v2/", self.url())).output().ok()?;
-        let status = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-        (out.status.success() && status != 0).then_some(status)
     }
 
     /// Kills the registry at once (SIGKILL, as a crash would), leaving its
@@ -381,6 +358,20 @@ impl Registry {
         headers: &[&str],
         body: Option<&[u8]>,
     ) -> Response {
+        self.try_request(method, path, creds, headers, body)
+            .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", self.log_tail()))
+    }
+
+    /// [`Registry::request`], with curl's failure (no connection, a
+    /// timeout) as the error.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        creds: Option<(&str, &str)>,
+        headers: &[&str],
+        body: Option<&[u8]>,
+    ) -> Result<Response, String> {
         let mut cmd = Command::new("curl");
         cmd.args([
             "-s",
@@ -439,19 +430,19 @@ impl Registry {
         let mut lines = meta.lines().map(|l| l.trim().to_string());
         let mut next = || lines.next().unwrap_or_default();
         let status = next().parse().unwrap_or(0);
-        assert!(
-            out.status.success() && status != 0,
-            "curl {method} {path} failed ({}): {meta}\nregistry log:\n{}",
-            out.status,
-            self.log_tail()
-        );
-        Response {
+        if !out.status.success() || status == 0 {
+            return Err(format!(
+                "curl {method} {path} failed ({}): {meta}",
+                out.status
+            ));
+        }
+        Ok(Response {
             status,
             content_type: next(),
             digest: next(),
             location: next(),
             body: out.stdout,
-        }
+        })
     }
 
     /// The manifest or index `reference` (`repo:tag` or `repo@digest`)
