@@ -40,6 +40,10 @@ const GATHER: usize = 256 << 10;
 /// Pieces shorter than this are gathered; longer ones go straight out.
 const SMALL_PIECE: usize = 16 << 10;
 
+/// Stored bytes read between two drops of the data files' mapped pages:
+/// bounds what reading adds to the resident set.
+const RELEASE_EVERY: u64 = 32 << 20;
+
 /// Pieces decoded per batch: bounds memory to about 2 x 256 x 256 KiB.
 const BATCH: usize = 256;
 
@@ -139,10 +143,20 @@ fn stream(
                 Ok((size, hasher.finalize()))
             },
         );
+        let mut mapped = 0u64;
         let fed = store.for_each_piece_batch(snap.rowid, BATCH, |batch| {
             let decoded = decode_batch(store, &mut reader, batch, name, checked)?;
             let bytes: u64 = decoded.iter().map(Decoded::output).sum();
-            reader.release();
+            // Dropping the mapped pages walks every map: once per
+            // RELEASE_EVERY bytes read, not once per batch.
+            mapped += batch
+                .iter()
+                .map(|(_, c)| u64::from(c.loc.clen))
+                .sum::<u64>();
+            if mapped >= RELEASE_EVERY {
+                reader.release();
+                mapped = 0;
+            }
             if tx.send(decoded).is_err() {
                 // The writer failed: stop decoding; its error is reported below.
                 return Err(Error::Invalid("output closed".into()));
