@@ -156,7 +156,9 @@ pub fn decode_block(payload: &[u8], len: usize, prefix: &[u8]) -> Result<Vec<u8>
 /// reference prefix; empty: none) with a window of at most 2^`window_log`,
 /// to exactly `len` bytes; a frame that needs a larger window, decodes
 /// short or long, or is not zstd is an error naming `what`. Never
-/// allocates more than `len`.
+/// allocates more than `len`: the frame is decoded in one call straight
+/// into the output, so no window buffer is kept beside it (a solid block
+/// would need one of up to 64 MiB) and no byte is copied twice.
 pub fn decode_exact(
     payload: &[u8],
     prefix: &[u8],
@@ -164,24 +166,113 @@ pub fn decode_exact(
     len: usize,
     what: &str,
 ) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut d = zstd::stream::read::Decoder::with_ref_prefix(payload, prefix)
-        .map_err(|e| format!("{what} cannot be read: {e}"))?;
-    d.window_log_max(window_log)
-        .map_err(|e| format!("{what} cannot be read: {e}"))?;
-    let mut out = Vec::with_capacity(len);
-    (&mut d)
-        .take(len as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{what} does not decode: {e}"))?;
-    if out.len() != len {
-        return Err(format!("{what} decodes to {} bytes, not {len}", out.len()));
+    use zstd::zstd_safe::{DCtx, get_error_name};
+    // zstd checks a window limit only when it streams: the header says
+    // what the frame needs.
+    match frame_window(payload) {
+        None => return Err(format!("{what} cannot be read: it is not a zstd frame")),
+        Some(w) if w > 1u64 << window_log => {
+            return Err(format!(
+                "{what} cannot be read: it needs a window of {w} bytes, more than 2^{window_log}"
+            ));
+        }
+        Some(_) => {}
     }
-    Ok(out)
+    let mut d = DCtx::create();
+    d.ref_prefix(prefix)
+        .map_err(|c| format!("{what} cannot be read: {}", get_error_name(c)))?;
+    let mut out = Vec::with_capacity(len);
+    match d.decompress(&mut out, payload) {
+        Ok(n) if n == len => Ok(out),
+        Ok(n) => Err(format!("{what} decodes to {n} bytes, not {len}")),
+        Err(c) => Err(format!(
+            "{what} does not decode to {len} bytes: {}",
+            get_error_name(c)
+        )),
+    }
+}
+
+/// The window a zstd frame's header declares (RFC 8878, section 3.1.1.1),
+/// or `None` when `frame` does not start with a whole zstd frame header.
+fn frame_window(frame: &[u8]) -> Option<u64> {
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    let (&descriptor, rest) = frame.strip_prefix(&MAGIC)?.split_first()?;
+    if descriptor & 0x20 == 0 {
+        // A window descriptor: exponent and mantissa.
+        let w = *rest.first()?;
+        let base = 1u64 << (10 + u32::from(w >> 3));
+        return Some(base + base / 8 * u64::from(w & 7));
+    }
+    // A single segment: the window is the content size, after the
+    // dictionary id.
+    let skip = [0usize, 1, 2, 4][usize::from(descriptor & 3)];
+    let size_len = [1usize, 2, 4, 8][usize::from(descriptor >> 6)];
+    let mut size = [0u8; 8];
+    size[..size_len].copy_from_slice(rest.get(skip..skip + size_len)?);
+    let size = u64::from_le_bytes(size);
+    Some(if size_len == 2 { size + 256 } else { size })
 }
 
 #[cfg(test)]
 mod block_tests {
+    /// zstd's streaming decoder, which checks a window limit itself: does
+    /// it decode `frame` with a window of at most 2^`log`?
+    fn streams_within(frame: &[u8], log: u32) -> bool {
+        use std::io::Read;
+        let mut d = zstd::stream::read::Decoder::new(frame).unwrap();
+        d.window_log_max(log).unwrap();
+        d.read_to_end(&mut Vec::new()).is_ok()
+    }
+
+    #[test]
+    fn the_window_a_header_declares_is_the_one_zstd_checks_when_it_streams() {
+        use std::io::Write;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        // Content sizes of each field width (1, 2, 4 bytes), windows
+        // smaller and larger than the content, with and without a size.
+        for (len, log, sized) in [
+            (200, 10, true),
+            (5_000, 17, true),
+            (5_000, 10, true),
+            (100_000, 17, true),
+            (300_000, 16, true),
+            (300_000, 19, false),
+            (70_000, 20, false),
+        ] {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            e.window_log(log).unwrap();
+            e.include_contentsize(sized).unwrap();
+            if sized {
+                e.set_pledged_src_size(Some(len as u64)).unwrap();
+            }
+            e.write_all(&noise[..len]).unwrap();
+            let frame = e.finish().unwrap();
+            let window = super::frame_window(&frame).unwrap();
+            for limit in 10..=22 {
+                let within = window <= 1 << limit;
+                let what = format!(
+                    "{len} bytes, window log {log}, sized {sized}: header says {window}, limit 2^{limit}"
+                );
+                assert_eq!(within, streams_within(&frame, limit), "{what}");
+                let decoded = super::decode_exact(&frame, &[], limit, len, "frame");
+                assert_eq!(within, decoded.is_ok(), "{what}");
+                if within {
+                    assert_eq!(decoded.unwrap(), &noise[..len]);
+                }
+            }
+        }
+        assert_eq!(super::frame_window(b"\x28\xb5\x2f"), None);
+        assert_eq!(super::frame_window(b"not zstd at all"), None);
+    }
+
     #[test]
     fn a_block_round_trips_and_a_wrong_length_or_frame_is_refused() {
         let mut data = Vec::new();
