@@ -29,6 +29,14 @@ impl Proxy {
             .tempdir_in("/tmp")
             .unwrap();
         let d = dir.path().display().to_string();
+        // Every answer of this proxy carries its own mark: a port probe
+        // that reached another test's server is not taken for it.
+        let id = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for attempt in 1..=5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -45,6 +53,7 @@ impl Proxy {
                    client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                    fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                    server {{\n    listen {addr};\n    client_max_body_size {max_body};\n\
+                     add_header X-Ferry-Proxy {id} always;\n\
                      location / {{\n      proxy_pass http://{upstream};\n      proxy_set_header Host $http_host;\n\
                        proxy_http_version 1.1;\n      proxy_request_buffering off;\n    }}\n  }}\n}}\n"
             );
@@ -66,7 +75,7 @@ impl Proxy {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if std::net::TcpStream::connect(&addr).is_ok() {
+                if answers_as(&addr, &id) {
                     return Some(Proxy { dir, addr, child });
                 }
                 if Instant::now() > deadline {
@@ -86,6 +95,31 @@ impl Proxy {
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
+}
+
+/// Does the server at `addr` answer HTTP with this proxy's mark `id`?
+fn answers_as(addr: &str, id: &str) -> bool {
+    let Ok(out) = Command::new("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+        ])
+        .arg(format!("http://{addr}/v2/"))
+        .output()
+    else {
+        return false;
+    };
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.trim()
+            .eq_ignore_ascii_case(&format!("x-ferry-proxy: {id}"))
+    })
 }
 
 fn self_log(dir: &str) -> String {
