@@ -10,6 +10,7 @@ mod accept;
 mod ahead;
 mod authenticate;
 mod block;
+mod groups;
 mod import;
 pub mod inspect;
 mod rebuild;
@@ -20,7 +21,6 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::chunker::ChunkId;
@@ -216,6 +216,7 @@ fn import<R: Read + Send>(
                 },
                 report: UnpackReport::default(),
                 pending: Vec::new(),
+                groups: Vec::new(),
                 stored_here: HashMap::new(),
                 since_checkpoint: 0,
                 records: Vec::new(),
@@ -259,6 +260,8 @@ struct Unpacker<'a, 's> {
     report: UnpackReport,
     /// Chunk records waiting to be verified and stored as one batch.
     pending: Vec<Incoming>,
+    /// Group records waiting to be rebuilt together (see [`groups`]).
+    groups: Vec<GroupRecord>,
     /// Encoded sizes of chunks this unpack stored, for new_bytes per snapshot.
     stored_here: HashMap<ChunkRow, u64>,
     since_checkpoint: u64,
@@ -284,7 +287,7 @@ impl Unpacker<'_, '_> {
                     self.read = read;
                     let record = match record {
                         Arrived::Block(b) => {
-                            self.store_batch()?;
+                            self.flush()?;
                             let corrupt = |m| bad(self.label, crate::pack::ReadError::Corrupt(m));
                             self.block(b.map_err(corrupt)?)?;
                             continue;
@@ -295,16 +298,16 @@ impl Unpacker<'_, '_> {
                         Some(Record::Chunk(c)) => self.queue(Incoming::Plain(c))?,
                         Some(Record::Delta(d)) => self.queue(Incoming::Delta(d))?,
                         Some(Record::Group(g)) => {
-                            self.store_batch()?;
                             // After the records before it, so pack-table bases resolve.
-                            self.group(&g)?;
+                            self.store_batch()?;
+                            self.queue_group(g)?;
                         }
                         Some(Record::Block(_)) => unreachable!("blocks arrive opened"),
                         Some(Record::Snapshot(s)) => {
-                            self.store_batch()?;
+                            self.flush()?;
                             self.snapshot(s)?;
                         }
-                        None => return self.store_batch(),
+                        None => return self.flush(),
                     }
                 }
             }
@@ -318,10 +321,19 @@ impl Unpacker<'_, '_> {
     }
 
     fn queue(&mut self, c: Incoming) -> Result<()> {
+        // Groups before it take their places in the pack's table first.
+        self.store_groups()?;
         self.pending.push(c);
         if self.pending.len() < VERIFY_BATCH {
             return Ok(());
         }
+        self.store_batch()
+    }
+
+    /// Stores every record waiting: groups or chunk records (one of the
+    /// two queues is empty).
+    fn flush(&mut self) -> Result<()> {
+        self.store_groups()?;
         self.store_batch()
     }
 
@@ -508,32 +520,6 @@ impl Unpacker<'_, '_> {
         self.report.new_bytes += n;
         self.since_checkpoint += n;
         Ok(row)
-    }
-
-    /// Rebuilds a group and stores those of its chunks the store lacks.
-    fn group(&mut self, g: &GroupRecord) -> Result<()> {
-        let bytes = rebuild::apply_group(self.txn, &mut self.data, g, &self.tables, self.label)?;
-        self.report.delta_bytes += g.wire_len as u64;
-        let mut pieces = Vec::with_capacity(g.lens.len());
-        let mut at = 0usize;
-        for &l in &g.lens {
-            pieces.push(&bytes[at..at + l as usize]);
-            at += l as usize;
-        }
-        let ids: Vec<ChunkId> = pieces.par_iter().map(|p| ChunkId::of(p)).collect();
-        for (p, id) in pieces.into_iter().zip(&ids) {
-            self.report.chunks += 1;
-            self.report.delta_chunks += 1;
-            let row = match self.txn.chunk_rowid(id)? {
-                Some(row) => row,
-                None => {
-                    let (codec, payload) = codec::encode(p.to_vec());
-                    self.store_new(id, codec, p.len() as u32, &payload)?
-                }
-            };
-            self.tables.pack.push(Some(row));
-        }
-        Ok(())
     }
 
     /// Stores the chunks of a checked solid block that the store lacks,

@@ -120,29 +120,99 @@ pub(super) fn apply_ready(
     rebuild(txn, data, &frame, &d.bases, label)
 }
 
-/// Rebuilds a group's chunks (concatenated) from its bases and checks
-/// them against the group's BLAKE3. A group's bases are always held.
-pub(super) fn apply_group(
+/// A delta group rebuilt: its chunks' ids and their bytes encoded for
+/// the store, in order.
+pub(super) struct RebuiltGroup {
+    pub ids: Vec<ChunkId>,
+    pub encoded: Vec<(Codec, Vec<u8>)>,
+}
+
+/// Bases and output of the groups rebuilt in parallel at once, at most
+/// (one group larger than this goes alone).
+const GROUPS_IN_MEMORY: u64 = 48 << 20;
+
+/// Rebuilds groups (a group's bases are always held, or earlier in this
+/// pack) in parallel: each decoded against its bases, checked against its
+/// BLAKE3, cut into its chunks, each hashed for its id and encoded for
+/// the store. Results are in input order; the error is that of the first
+/// group in order that fails, as if they were rebuilt one by one.
+pub(super) fn rebuild_groups(
     txn: &mut Txn<'_>,
     data: &mut DataReader,
-    g: &GroupRecord,
+    groups: &[GroupRecord],
     tables: &Tables,
     label: &Path,
-) -> Result<Vec<u8>> {
-    let frame = Frame {
-        payload: &g.payload,
-        len: g.out_len() as usize,
-        digest: &g.digest,
-        what: format!("delta group {}", &crate::hex(&g.digest)[..16]),
-    };
-    let mut rows = Vec::with_capacity(g.bases.len());
-    for b in &g.bases {
-        match tables.locate(txn.store(), b)? {
-            BaseAt::Row(r) => rows.push(r),
-            _ => return Err(absent(label, &frame.what, b)),
+) -> Result<Vec<RebuiltGroup>> {
+    txn.flush_data()?;
+    // Bases are located and mapped in order, up to the first group whose
+    // bases are not here; its error comes after those of the groups
+    // before it.
+    let mut work = Vec::with_capacity(groups.len());
+    let mut unplaced = None;
+    'groups: for g in groups {
+        let what = format!("delta group {}", &crate::hex(&g.digest)[..16]);
+        let mut rows = Vec::with_capacity(g.bases.len());
+        for b in &g.bases {
+            match tables.locate(txn.store(), b)? {
+                BaseAt::Row(r) => rows.push(r),
+                _ => {
+                    unplaced = Some(absent(label, &what, b));
+                    break 'groups;
+                }
+            }
+        }
+        match gather(txn, data, &what, &rows, label) {
+            Ok(bases) => work.push((g, what, bases)),
+            Err(e) => {
+                unplaced = Some(e);
+                break;
+            }
         }
     }
-    rebuild(txn, data, &frame, &rows, label)
+    let data = &*data;
+    let mut out = Vec::with_capacity(work.len());
+    while !work.is_empty() {
+        let (mut n, mut bytes) = (0, 0u64);
+        while n < work.len() && (n == 0 || bytes < GROUPS_IN_MEMORY) {
+            let (g, _, bases) = &work[n];
+            bytes += g.out_len() + bases.iter().map(|b| b.len as u64).sum::<u64>();
+            n += 1;
+        }
+        let part: Vec<_> = work.drain(..n).collect();
+        let built: Vec<Result<RebuiltGroup>> = part
+            .into_par_iter()
+            .map(|(g, what, bases)| {
+                let frame = Frame {
+                    payload: &g.payload,
+                    len: g.out_len() as usize,
+                    digest: &g.digest,
+                    what,
+                };
+                let bytes = decode_frame(data, &frame, &bases, label)?;
+                let mut at = 0usize;
+                let pieces: Vec<&[u8]> = g
+                    .lens
+                    .iter()
+                    .map(|&l| {
+                        at += l as usize;
+                        &bytes[at - l as usize..at]
+                    })
+                    .collect();
+                let (ids, encoded) = pieces
+                    .into_par_iter()
+                    .map(|p| (ChunkId::of(p), codec::encode_slice(p)))
+                    .unzip();
+                Ok(RebuiltGroup { ids, encoded })
+            })
+            .collect();
+        for b in built {
+            out.push(b?);
+        }
+    }
+    match unplaced {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// The error for a base that is nowhere.
