@@ -444,6 +444,114 @@ fn a_bumped_package_ships_as_groups_against_the_files_at_the_same_path() {
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&v2).unwrap());
 }
 
+/// A hand-made pack of three groups: `a` against the store's `base`, `b`
+/// against `base` too, then `c` against the two chunks of `a` (pack table
+/// entries 0 and 1, or `c_base` instead), and a snapshot of all seven
+/// chunks.
+fn chained_groups_pack(
+    base: &[u8],
+    a: &[&[u8]; 2],
+    b: &[&[u8]; 2],
+    c: &[&[u8]; 3],
+    c_base: u64,
+) -> Vec<u8> {
+    use ferry::pack::recipe::{Src, TableRef};
+    use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
+    let header = hand_made_header("chain", base, true);
+    let mut w = PackWriter::new(Vec::new(), &header).unwrap();
+    let on_base = [TableRef {
+        src: Src::Base,
+        index: 0,
+    }];
+    let on_a = [
+        TableRef {
+            src: Src::Pack,
+            index: c_base,
+        },
+        TableRef {
+            src: Src::Pack,
+            index: c_base + 1,
+        },
+    ];
+    let a_all = a.concat();
+    // Each group: its chunks, the bytes it goes against, where they are.
+    type Group<'a> = (&'a [&'a [u8]], &'a [u8], &'a [TableRef]);
+    let groups: [Group; 3] = [(a, base, &on_base), (b, base, &on_base), (c, &a_all, &on_a)];
+    for (parts, against, refs) in groups {
+        let all = parts.concat();
+        let frame = ferry::similarity::encode_group(against, &all);
+        let lens: Vec<u32> = parts.iter().map(|p| p.len() as u32).collect();
+        w.group(&lens, blake3::hash(&all).as_bytes(), refs, &frame)
+            .unwrap();
+    }
+    let every: Vec<&[u8]> = a.iter().chain(b).chain(c).copied().collect();
+    let whole = every.concat();
+    w.snapshot(&SnapshotRecord {
+        name: "chain".into(),
+        size: whole.len() as u64,
+        hash: ferry::id::SnapshotDigest::of(&whole),
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Ids(
+            every
+                .iter()
+                .map(|p| PieceRef::Whole(ferry::id::ChunkId::of(p)))
+                .collect(),
+        ),
+    })
+    .unwrap();
+    w.finish().unwrap().0
+}
+
+/// Groups are rebuilt several at once: one built on the chunks of a group
+/// before it in the pack waits for that one to be stored.
+#[test]
+fn a_group_may_build_on_the_chunks_of_a_group_earlier_in_the_pack() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    let base = random_bytes(31, 60_000); // one chunk, as in the tests above
+    let edit = |from: &[u8], at: usize, v: u8| {
+        let mut x = from.to_vec();
+        x[at..at + 40].fill(v);
+        x
+    };
+    let a = edit(&base, 20_000, 1);
+    let b = edit(&base, 40_000, 2);
+    let c = edit(&a, 5_000, 3);
+    ok(ferry(&s).arg("add").arg(write(t.path(), "base.bin", &base)));
+    let before = state(&s);
+    // `c` named against pack entries that are not there: refused, and
+    // nothing of `a` or `b` stays.
+    let bad = chained_groups_pack(
+        &base,
+        &[&a[..30_000], &a[30_000..]],
+        &[&b[..25_000], &b[25_000..]],
+        &[&c[..10_000], &c[10_000..35_000], &c[35_000..]],
+        6,
+    );
+    let p = write(t.path(), "bad.ferry", &bad);
+    fails(
+        ferry(&s).arg("unpack").arg(&p),
+        &["delta group", "neither this store nor the pack"],
+    );
+    assert_eq!(state(&s), before);
+    let good = chained_groups_pack(
+        &base,
+        &[&a[..30_000], &a[30_000..]],
+        &[&b[..25_000], &b[25_000..]],
+        &[&c[..10_000], &c[10_000..35_000], &c[35_000..]],
+        0,
+    );
+    let p = write(t.path(), "good.ferry", &good);
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(ferry(&s).arg("unpack").arg(&p).arg("--json"))).unwrap();
+    assert_eq!(r["delta_chunks"], 7, "{r}");
+    let out = t.path().join("chain.out");
+    ok(ferry(&s).args(["checkout", "chain", "-o"]).arg(&out));
+    assert!(std::fs::read(&out).unwrap() == [a, b, c].concat());
+    ok(ferry(&s).args(["verify", "--full"]));
+}
+
 /// A hand-made pack carrying `parts` (consecutive chunks) as one group
 /// against `base` (named by the header's `extra`, or not at all), and a
 /// snapshot made of them.
