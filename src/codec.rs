@@ -217,6 +217,20 @@ fn frame_window(frame: &[u8]) -> Option<u64> {
 mod block_tests {
     /// zstd's streaming decoder, which checks a window limit itself: does
     /// it decode `frame` with a window of at most 2^`log`?
+    /// `len` pseudo-random bytes (xorshift from `seed`): nothing for zstd
+    /// to find inside them.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
     fn streams_within(frame: &[u8], log: u32) -> bool {
         use std::io::Read;
         let mut d = zstd::stream::read::Decoder::new(frame).unwrap();
@@ -227,15 +241,7 @@ mod block_tests {
     #[test]
     fn the_window_a_header_declares_is_the_one_zstd_checks_when_it_streams() {
         use std::io::Write;
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..300_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = noise(0x2545_f491_4f6c_dd1d, 300_000);
         // Content sizes of each field width (1, 2, 4 bytes), windows
         // smaller and larger than the content, with and without a size.
         for (len, log, sized) in [
@@ -292,15 +298,7 @@ mod block_tests {
     fn a_block_after_a_prefix_needs_that_prefix_to_decode() {
         // Pseudo-random bytes: nothing to gain inside the block, all to
         // gain from a prefix that holds them.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let prefix: Vec<u8> = (0..300_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let prefix = noise(0x9e37_79b9_7f4a_7c15, 300_000);
         let data = prefix[100_000..].to_vec();
         let alone = super::encode_block(&data, 19, &[]);
         let after = super::encode_block(&data, 19, &prefix);

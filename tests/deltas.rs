@@ -455,8 +455,8 @@ fn chained_groups_pack(
     c: &[&[u8]; 3],
     c_base: u64,
 ) -> Vec<u8> {
+    use ferry::pack::PackWriter;
     use ferry::pack::recipe::{Src, TableRef};
-    use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
     let header = hand_made_header("chain", base, true);
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let on_base = [TableRef {
@@ -485,22 +485,7 @@ fn chained_groups_pack(
             .unwrap();
     }
     let every: Vec<&[u8]> = a.iter().chain(b).chain(c).copied().collect();
-    let whole = every.concat();
-    w.snapshot(&SnapshotRecord {
-        name: "chain".into(),
-        size: whole.len() as u64,
-        hash: ferry::id::SnapshotDigest::of(&whole),
-        added_at: 0,
-        meta: "{}".into(),
-        pieces: Pieces::Ids(
-            every
-                .iter()
-                .map(|p| PieceRef::Whole(ferry::id::ChunkId::of(p)))
-                .collect(),
-        ),
-    })
-    .unwrap();
-    w.finish().unwrap().0
+    finish_with_snapshot(w, "chain", &every)
 }
 
 /// Groups are rebuilt several at once: one built on the chunks of a group
@@ -556,7 +541,7 @@ fn a_group_may_build_on_the_chunks_of_a_group_earlier_in_the_pack() {
 /// against `base` (named by the header's `extra`, or not at all), and a
 /// snapshot made of them.
 fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bool) -> Vec<u8> {
-    use ferry::pack::{PackWriter, PieceRef, Pieces, SnapshotRecord};
+    use ferry::pack::PackWriter;
     let header = hand_made_header("g", base, name_base);
     let mut w = PackWriter::new(Vec::new(), &header).unwrap();
     let all: Vec<u8> = parts.concat();
@@ -571,10 +556,21 @@ fn group_pack(parts: &[&[u8]], base: &[u8], damage: Option<usize>, name_base: bo
     };
     w.group(&lens, blake3::hash(&all).as_bytes(), &[base_ref], &frame)
         .unwrap();
+    finish_with_snapshot(w, "g", parts)
+}
+
+/// Ends a hand-made pack with snapshot `name`: `parts`, each a whole chunk.
+fn finish_with_snapshot(
+    mut w: ferry::pack::PackWriter<Vec<u8>>,
+    name: &str,
+    parts: &[&[u8]],
+) -> Vec<u8> {
+    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
+    let whole = parts.concat();
     w.snapshot(&SnapshotRecord {
-        name: "g".into(),
-        size: all.len() as u64,
-        hash: ferry::id::SnapshotDigest::of(&all),
+        name: name.into(),
+        size: whole.len() as u64,
+        hash: ferry::id::SnapshotDigest::of(&whole),
         added_at: 0,
         meta: "{}".into(),
         pieces: Pieces::Ids(
