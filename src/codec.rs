@@ -215,8 +215,6 @@ fn frame_window(frame: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod block_tests {
-    /// zstd's streaming decoder, which checks a window limit itself: does
-    /// it decode `frame` with a window of at most 2^`log`?
     /// `len` pseudo-random bytes (xorshift from `seed`): nothing for zstd
     /// to find inside them.
     fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -231,6 +229,8 @@ mod block_tests {
             .collect()
     }
 
+    /// zstd's streaming decoder, which checks a window limit itself: does
+    /// it decode `frame` with a window of at most 2^`log`?
     fn streams_within(frame: &[u8], log: u32) -> bool {
         use std::io::Read;
         let mut d = zstd::stream::read::Decoder::new(frame).unwrap();
