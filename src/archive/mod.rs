@@ -152,6 +152,9 @@ enum State {
 struct StreamHash {
     buf: Vec<u8>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Buffers the hashing thread is done with, to be filled again (a
+    /// fresh 1 MiB buffer is fresh pages: a fault and a zeroing each).
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<blake3::Hasher>>,
 }
 
@@ -160,16 +163,21 @@ const STAGE: usize = 1 << 20;
 impl StreamHash {
     fn new() -> StreamHash {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
         let thread = std::thread::spawn(move || {
             let mut hasher = blake3::Hasher::new();
-            for buf in rx {
+            for mut buf in rx {
                 hasher.update(&buf);
+                buf.clear();
+                // The reader may be gone already (at the end).
+                let _ = back.send(buf);
             }
             hasher
         });
         StreamHash {
             buf: Vec::with_capacity(STAGE),
             tx: Some(tx),
+            spare,
             thread: Some(thread),
         }
     }
@@ -186,7 +194,11 @@ impl StreamHash {
     }
 
     fn send(&mut self) {
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(STAGE));
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(STAGE));
+        let full = std::mem::replace(&mut self.buf, next);
         if let Some(tx) = &self.tx {
             tx.send(full).expect("hashing thread alive");
         }
