@@ -143,13 +143,20 @@ pub fn encode_block(data: &[u8], level: i32, prefix: &[u8]) -> Vec<u8> {
 /// none), to exactly `len` bytes; anything else (a frame that needs a
 /// larger window, decodes short or long, or is not zstd) is an error.
 pub fn decode_block(payload: &[u8], len: usize, prefix: &[u8]) -> Result<Vec<u8>, String> {
-    decode_exact(
-        payload,
-        prefix,
-        block_window_log_max(prefix),
-        len,
-        "block frame",
-    )
+    decode_block_into(payload, len, prefix, Vec::new())
+}
+
+/// Like [`decode_block`], into `into` (emptied first): a buffer of an
+/// earlier block, so that each block does not take fresh pages (a fault
+/// and a zeroing per 4 KiB).
+pub fn decode_block_into(
+    payload: &[u8],
+    len: usize,
+    prefix: &[u8],
+    into: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let log = block_window_log_max(prefix);
+    decode_exact_into(payload, prefix, log, len, "block frame", into)
 }
 
 /// Decodes the zstd frame `payload`, compressed after `prefix` (zstd's
@@ -166,6 +173,19 @@ pub fn decode_exact(
     len: usize,
     what: &str,
 ) -> Result<Vec<u8>, String> {
+    decode_exact_into(payload, prefix, window_log, len, what, Vec::new())
+}
+
+/// Like [`decode_exact`], into `out` (emptied first; it grows to `len`
+/// if it holds less).
+fn decode_exact_into(
+    payload: &[u8],
+    prefix: &[u8],
+    window_log: u32,
+    len: usize,
+    what: &str,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     use zstd::zstd_safe::{DCtx, get_error_name};
     // zstd checks a window limit only when it streams: the header says
     // what the frame needs.
@@ -181,7 +201,8 @@ pub fn decode_exact(
     let mut d = DCtx::create();
     d.ref_prefix(prefix)
         .map_err(|c| format!("{what} cannot be read: {}", get_error_name(c)))?;
-    let mut out = Vec::with_capacity(len);
+    out.clear();
+    out.reserve_exact(len);
     match d.decompress(&mut out, payload) {
         Ok(n) if n == len => Ok(out),
         Ok(n) => Err(format!("{what} decodes to {n} bytes, not {len}")),

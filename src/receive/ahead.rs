@@ -24,10 +24,12 @@ pub(super) enum Arrived {
 
 /// Reads records in batches (up to [`VERIFY_BATCH`] chunk records, or one
 /// other record), each with the pack bytes read so far, until the trailer
-/// or an error, or until the receiving side is gone.
+/// or an error, or until the receiving side is gone. Blocks are decoded
+/// into the buffers of blocks the receiving side is done with (`spare`).
 pub(super) fn read_ahead<R: Read>(
     reader: &mut PackReader<Counting<R>>,
     tx: &std::sync::mpsc::SyncSender<Vec<(Arrived, u64)>>,
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
     // The end of the last record if it was a block (else `after_block`
     // is false).
@@ -40,7 +42,8 @@ pub(super) fn read_ahead<R: Read>(
             let last = !matches!(record, Ok(Some(_)));
             let arrived = match record {
                 Ok(Some(Record::Block(b))) => {
-                    let opened = block::open(b, after_block.then_some(&tail[..]));
+                    let into = spare.try_recv().unwrap_or_default();
+                    let opened = block::open(b, after_block.then_some(&tail[..]), into);
                     after_block = false;
                     if let Ok(o) = &opened {
                         o.tail_into(&mut tail);

@@ -34,6 +34,11 @@ impl Opened {
         tail.extend_from_slice(&self.bytes[self.bytes.len() - keep..]);
     }
 
+    /// The block's bytes, for the next block to be decoded into.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// Chunks `which` encoded for the store, in parallel.
     pub fn encode(&self, which: &[usize]) -> Vec<(Codec, Vec<u8>)> {
         which
@@ -43,10 +48,11 @@ impl Opened {
     }
 }
 
-/// Decodes and checks a block; `before` is the end of the block record
-/// right before it (`None`: the record before was not a block). The error
-/// is what is wrong with it.
-pub(super) fn open(b: BlockRecord, before: Option<&[u8]>) -> Result<Opened, String> {
+/// Decodes and checks a block into `into` (a buffer of a block done
+/// with, or empty); `before` is the end of the block record right before
+/// it (`None`: the record before was not a block). The error is what is
+/// wrong with it.
+pub(super) fn open(b: BlockRecord, before: Option<&[u8]>, into: Vec<u8>) -> Result<Opened, String> {
     let what = format!("solid block {}", &crate::hex(&b.digest)[..16]);
     let want = b.prefix as usize;
     let prefix = match before {
@@ -58,7 +64,7 @@ pub(super) fn open(b: BlockRecord, before: Option<&[u8]>) -> Result<Opened, Stri
             ));
         }
     };
-    let bytes = codec::decode_block(&b.payload, b.out_len() as usize, prefix)
+    let bytes = codec::decode_block_into(&b.payload, b.out_len() as usize, prefix, into)
         .map_err(|m| format!("{what}: {m}"))?;
     let mut starts = Vec::with_capacity(b.lens.len() + 1);
     let mut at = 0usize;

@@ -279,8 +279,10 @@ impl Unpacker<'_, '_> {
         // A rendezvous: the reader holds at most one batch (one solid block
         // of up to 64 MiB) while this one is stored.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Arrived, u64)>>(0);
+        // Buffers of stored blocks go back to the reader for the next ones.
+        let (done, spare) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
-            scope.spawn(move || read_ahead(reader, &tx));
+            scope.spawn(move || read_ahead(reader, &tx, &spare));
             for batch in rx {
                 for (record, read) in batch {
                     self.progress.advance(read.saturating_sub(self.read));
@@ -289,7 +291,9 @@ impl Unpacker<'_, '_> {
                         Arrived::Block(b) => {
                             self.flush()?;
                             let corrupt = |m| bad(self.label, crate::pack::ReadError::Corrupt(m));
-                            self.block(b.map_err(corrupt)?)?;
+                            let bytes = self.block(b.map_err(corrupt)?)?;
+                            // The reader stops (and drops its end) at the trailer.
+                            let _ = done.send(bytes);
                             continue;
                         }
                         Arrived::Record(r) => r,
@@ -523,8 +527,9 @@ impl Unpacker<'_, '_> {
     }
 
     /// Stores the chunks of a checked solid block that the store lacks,
-    /// compressed for the store in parallel.
-    fn block(&mut self, b: block::Opened) -> Result<()> {
+    /// compressed for the store in parallel; returns the block's buffer,
+    /// for another block to be decoded into.
+    fn block(&mut self, b: block::Opened) -> Result<Vec<u8>> {
         let mut fresh = Vec::new();
         for (k, id) in b.ids.iter().enumerate() {
             self.report.chunks += 1;
@@ -548,7 +553,8 @@ impl Unpacker<'_, '_> {
                 self.tables.pack[at] = Some(row);
             }
         }
-        self.checkpoint_if_due()
+        self.checkpoint_if_due()?;
+        Ok(b.into_bytes())
     }
 
     /// Imports a snapshot record now, or for a volume keeps it until the
