@@ -23,6 +23,7 @@ fn records(pack: &[u8]) -> Vec<(u8, usize, usize)> {
 }
 
 const BLOCK: u8 = 6;
+const CHUNK: u8 = 2;
 
 /// A store holding app:1 (an image of compressible text and binary files).
 fn store(dir: &Path) -> (PathBuf, PathBuf) {
@@ -325,4 +326,61 @@ fn at_max_a_block_continues_the_one_before_and_is_refused_without_it() {
     let f = write(t.path(), "prefix.ferry", &bad);
     unpack_refused(&c, &f, &["pack is corrupt", "solid block"]);
     ok(ferry(&c).args(["verify", "--full"]));
+}
+
+/// A tar of `rough` files (each 5,000 random bytes three times: zstd
+/// shrinks it alone as much as among others), then `alike` files of one
+/// 4 KiB pattern at their own phase (shrinking far more together).
+fn rough_then_alike(rough: usize, alike: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: String, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for i in 0..rough {
+        add(
+            format!("rough/{i:05}"),
+            &random_bytes(1000 + i as u64, 5000).repeat(3),
+        );
+    }
+    let pattern = random_bytes(7, 4096).repeat(17);
+    for i in 0..alike {
+        let phase = i * 37 % 4096;
+        let mut data = format!("file {i}\n").into_bytes();
+        data.extend_from_slice(&pattern[phase..phase + 64_000]);
+        add(format!("alike/{i:03}"), &data);
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn at_max_a_block_after_chunk_records_is_compressed_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    // Over one max-level block of chunks that go whole: cut into two
+    // blocks, the first all rough files. That one saves too little as a
+    // block and goes as chunk records, so the second, compressed after
+    // its end, has to be compressed again without it.
+    let input = write(t.path(), "mix.tar", &rough_then_alike(1700, 420));
+    ok(ferry(&a).arg("add").arg(&input));
+    let p = t.path().join("max.ferry");
+    ok(ferry(&a)
+        .args(["pack", "mix.tar", "--level", "max", "-o"])
+        .arg(&p));
+    let pack = std::fs::read(&p).unwrap();
+    let recs = records(&pack);
+    let blocks: Vec<usize> = (0..recs.len()).filter(|&k| recs[k].0 == BLOCK).collect();
+    assert_eq!(blocks.len(), 1, "the rough half went as chunk records");
+    let chunks_before = recs[..blocks[0]].iter().filter(|r| r.0 == CHUNK).count();
+    assert!(chunks_before >= 1700, "{chunks_before} chunk records first");
+    let (_, at, n) = recs[blocks[0]];
+    assert_eq!(block_prefix(&pack[at + 5..at + 5 + n]).0, 0);
+    let b = t.path().join("b");
+    ok(ferry(&b).arg("unpack").arg(&p));
+    let out = run(ferry(&b).args(["checkout", "mix.tar", "-o", "-"]));
+    assert!(out.stdout == std::fs::read(&input).unwrap());
+    ok(ferry(&b).args(["verify", "--full"]));
 }
