@@ -1,5 +1,7 @@
-//! How a chunk's bytes are encoded at rest and in packs: zstd, or raw when
-//! zstd would not make them smaller. Compression contexts are kept per thread.
+//! How a chunk's bytes are encoded at rest and in packs. The store keeps a
+//! chunk as LZ4 (fast to write and read), as zstd when only zstd's entropy
+//! coding makes it smaller, or raw; packs carry zstd or raw only.
+//! Compression contexts are kept per thread.
 
 use std::cell::RefCell;
 
@@ -11,6 +13,9 @@ pub enum Codec {
     Raw = 0,
     /// One zstd frame holding the chunk's bytes.
     Zstd = 1,
+    /// One LZ4 block (no frame) holding the chunk's bytes: in the store
+    /// only, never in a pack.
+    Lz4 = 2,
 }
 
 impl Codec {
@@ -19,14 +24,22 @@ impl Codec {
         match v {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::Lz4),
             _ => None,
         }
     }
+
+    /// Parses the codec number of a pack's chunk record.
+    pub fn in_pack(v: u8) -> Option<Codec> {
+        Codec::from_u8(v).filter(|&c| c != Codec::Lz4)
+    }
 }
 
-/// zstd level used for chunks: level 1 keeps adding new data fast (level 3
-/// stores about 5% less for about twice the compression time); delta packs
-/// re-compress what they send at a higher level anyway.
+/// zstd level of the chunks the store keeps as zstd and of the frames a
+/// pack carries for chunks stored as LZ4. The store prefers LZ4: on the
+/// service images of docs/BENCHMARKS.md it compresses about twice and
+/// decodes about three times as fast as zstd level 1 per chunk, for about
+/// a third more bytes at rest; packs re-compress what they send anyway.
 pub const ZSTD_LEVEL: i32 = 1;
 
 thread_local! {
@@ -36,22 +49,37 @@ thread_local! {
         RefCell::new(zstd::bulk::Decompressor::new().expect("zstd context"));
 }
 
-/// Encodes a chunk, choosing raw when compression does not pay.
+/// Encodes a chunk for the store: LZ4 when that makes it smaller, else
+/// zstd when that does (text-like bytes without repeats, which only an
+/// entropy coder shrinks), else raw. So a chunk is raw exactly when zstd
+/// could not shrink it either: what packs judge incompressible.
 pub fn encode(data: Vec<u8>) -> (Codec, Vec<u8>) {
-    let z = COMPRESSOR.with(|c| c.borrow_mut().compress(&data));
-    match z {
-        Ok(z) if z.len() < data.len() => (Codec::Zstd, z),
-        _ => (Codec::Raw, data),
+    match encode_compressed(&data) {
+        Some(encoded) => encoded,
+        None => (Codec::Raw, data),
     }
 }
 
 /// Like [`encode`], for borrowed bytes (copied only when stored raw).
 pub fn encode_slice(data: &[u8]) -> (Codec, Vec<u8>) {
-    let z = COMPRESSOR.with(|c| c.borrow_mut().compress(data));
-    match z {
-        Ok(z) if z.len() < data.len() => (Codec::Zstd, z),
-        _ => (Codec::Raw, data.to_vec()),
+    encode_compressed(data).unwrap_or_else(|| (Codec::Raw, data.to_vec()))
+}
+
+fn encode_compressed(data: &[u8]) -> Option<(Codec, Vec<u8>)> {
+    let lz4 = lz4_flex::block::compress(data);
+    if lz4.len() < data.len() {
+        return Some((Codec::Lz4, lz4));
     }
+    let z = zstd_frame(data);
+    (z.len() < data.len()).then_some((Codec::Zstd, z))
+}
+
+/// The chunk as one zstd frame at [`ZSTD_LEVEL`]: how a pack carries a
+/// chunk the store keeps as LZ4 (the frame a store of zstd chunks held).
+pub fn zstd_frame(data: &[u8]) -> Vec<u8> {
+    COMPRESSOR
+        .with(|c| c.borrow_mut().compress(data))
+        .expect("zstd in memory")
 }
 
 /// Decodes a chunk of known length `len`. Never allocates more than `len`,
@@ -79,6 +107,15 @@ pub fn decode(codec: Codec, payload: &[u8], len: usize) -> Result<Vec<u8>, Strin
                     out.len(),
                     len
                 ));
+            }
+            Ok(out)
+        }
+        Codec::Lz4 => {
+            let mut out = vec![0u8; len];
+            let n = lz4_flex::block::decompress_into(payload, &mut out)
+                .map_err(|e| format!("lz4: {e}"))?;
+            if n != len {
+                return Err(format!("chunk decodes to {n} bytes, {len} expected"));
             }
             Ok(out)
         }
@@ -342,5 +379,74 @@ mod block_tests {
             Some(&data)
         );
         assert!(super::decode_block(&after, data.len(), &[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::{Codec, decode, encode, encode_slice, zstd_frame};
+
+    /// Pseudo-random bytes drawn from `symbols` values: no four-byte
+    /// repeats for LZ4 to find when `symbols` is large, but fewer than
+    /// eight bits each for an entropy coder to take off.
+    fn drawn(seed: u64, len: usize, symbols: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b' '.wrapping_add((x % symbols) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_store_keeps_a_chunk_as_lz4_zstd_or_raw_and_reads_each_back() {
+        let repeats: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| (i % 977).to_le_bytes())
+            .collect();
+        let cases = [
+            (repeats, Codec::Lz4),
+            (drawn(7, 20_000, 64), Codec::Zstd),
+            (drawn(9, 20_000, 256), Codec::Raw),
+        ];
+        for (data, want) in cases {
+            let (codec, payload) = encode_slice(&data);
+            assert_eq!(codec, want);
+            assert_eq!(encode(data.clone()), (codec, payload.clone()));
+            if codec != Codec::Raw {
+                assert!(payload.len() < data.len());
+            }
+            assert_eq!(decode(codec, &payload, data.len()).unwrap(), data);
+            // What a pack carries instead of LZ4.
+            let frame = zstd_frame(&data);
+            assert_eq!(decode(Codec::Zstd, &frame, data.len()).unwrap(), data);
+        }
+        assert_eq!(Codec::in_pack(2), None);
+        assert_eq!(Codec::from_u8(2), Some(Codec::Lz4));
+    }
+
+    #[test]
+    fn a_damaged_lz4_chunk_is_an_error_or_other_bytes_never_a_panic() {
+        let data: Vec<u8> = (0..3_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+        let (codec, payload) = encode_slice(&data);
+        assert_eq!(codec, Codec::Lz4);
+        let len = data.len();
+        assert!(decode(codec, &payload, len - 1).is_err());
+        assert!(decode(codec, &payload, len + 1).is_err());
+        assert!(decode(codec, &payload[..payload.len() - 1], len).is_err());
+        assert!(decode(codec, b"", len).is_err());
+        for at in 0..payload.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut bad = payload.clone();
+                bad[at] ^= flip;
+                // Bytes that still decode to the length come out other
+                // than the chunk (and fail its BLAKE3); none may panic.
+                if let Ok(out) = decode(codec, &bad, len) {
+                    assert_eq!(out.len(), len);
+                }
+            }
+        }
     }
 }

@@ -390,3 +390,59 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
         &["snapshot liar does not rebuild to the BLAKE3 it claims"],
     );
 }
+
+#[test]
+fn a_pack_chunk_in_the_stores_lz4_codec_is_refused_and_never_written() {
+    use ferry::codec::Codec;
+    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
+    let s = setup();
+    let mut w = hand_made_pack("lz4");
+    let data = b"hello hello hello hello";
+    let id = ferry::id::ChunkId::of(data);
+    let (codec, payload) = ferry::codec::encode_slice(data);
+    assert_eq!(codec, Codec::Lz4);
+    // The writer refuses a codec that only stores use.
+    let err = w
+        .chunk(&id, codec, data.len() as u32, &payload)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("a pack carries no Lz4 chunks"),
+        "{err}"
+    );
+    w.chunk(&id, Codec::Raw, data.len() as u32, data).unwrap();
+    w.snapshot(&SnapshotRecord {
+        name: "lz4".into(),
+        size: data.len() as u64,
+        hash: ferry::id::SnapshotDigest::from(blake3::hash(data)),
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
+    })
+    .unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    ok(ferry(&s.offline)
+        .arg("unpack")
+        .arg(write(&s.dir, "raw.ferry", &bytes)));
+    // The same record naming codec 2 with an LZ4 payload: refused, though
+    // this ferry could decode it.
+    let (_, at, _) = records(&bytes)
+        .into_iter()
+        .find(|&(kind, _, _)| kind == 2)
+        .unwrap();
+    let mut head = bytes[..at + 32].to_vec();
+    head.push(Codec::Lz4 as u8);
+    head.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    head.extend_from_slice(&payload);
+    let len = (head.len() - at) as u32;
+    head[at - 4..at].copy_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&bytes[at + 37 + data.len()..]);
+    let fresh = s.dir.join("fresh");
+    ok(ferry(&fresh)
+        .arg("add")
+        .arg(write(&s.dir, "other.bin", &random_bytes(3, 10_000))));
+    unpack_refused(
+        &fresh,
+        &write(&s.dir, "lz4.ferry", &head),
+        &["pack is corrupt", "unknown chunk codec 2"],
+    );
+}

@@ -241,7 +241,7 @@ impl<R: Read> PackReader<R> {
                 let mut d = Dec::new(&payload);
                 let id = d.id("chunk id").map_err(corrupt)?;
                 let codec = d.u8("chunk codec").map_err(corrupt)?;
-                let codec = Codec::from_u8(codec)
+                let codec = Codec::in_pack(codec)
                     .ok_or_else(|| corrupt(format!("unknown chunk codec {codec}")))?;
                 let len = d.u32("chunk length").map_err(corrupt)?;
                 if len == 0 || len > self.max_chunk_len {

@@ -59,6 +59,12 @@ impl<W: Write> PackWriter<W> {
         len: u32,
         payload: &[u8],
     ) -> io::Result<()> {
+        if Codec::in_pack(codec as u8).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("chunk {id}: a pack carries no {codec:?} chunks"),
+            ));
+        }
         let mut head = [0u8; 37];
         head[..32].copy_from_slice(id.as_bytes());
         head[32] = codec as u8;

@@ -401,7 +401,10 @@ impl<'a> Encoder<'a> {
     /// as a delta when that is clearly smaller.
     fn single(&self, c: &ChunkEntry, bases: &[ChunkEntry]) -> Result<Single> {
         let data = self.read(c)?;
-        let clen = c.loc.clen as usize;
+        // Packs carry no LZ4: a chunk the store keeps so goes as the zstd
+        // frame it would be stored as otherwise, and is judged by its size.
+        let recoded = (c.codec == codec::Codec::Lz4).then(|| codec::zstd_frame(&data));
+        let clen = recoded.as_ref().map_or(c.loc.clen as usize, Vec::len);
         if !bases.is_empty() {
             let mut base = Vec::new();
             for b in bases {
@@ -421,13 +424,13 @@ impl<'a> Encoder<'a> {
         }
         // A delta pack is small: what goes whole is worth a stronger zstd
         // level than the store's.
-        if self.squeeze && c.codec == codec::Codec::Zstd {
+        if self.squeeze && c.codec != codec::Codec::Raw {
             let tight = crate::similarity::squeeze(&data);
             if tight.len() < clen {
                 return Ok(Single::Squeezed(tight));
             }
         }
-        Ok(Single::Stored)
+        Ok(recoded.map_or(Single::Stored, Single::Squeezed))
     }
 
     fn read(&self, c: &ChunkEntry) -> Result<Vec<u8>> {

@@ -171,8 +171,13 @@ CREATE TABLE IF NOT EXISTS volume_delta_bases (
 ) WITHOUT ROWID;
 ";
 
+/// Version 6: chunks may be stored as LZ4 blocks (codec 2). No table
+/// changes: the version alone keeps an older ferry, which cannot decode
+/// them, from reading a store that may hold some.
+const LZ4_CHUNKS: &str = "-- chunks.codec may be 2 (LZ4)";
+
 /// Every migration, in order: entry `i` takes the index to version `i + 1`.
-const MIGRATIONS: [&str; 5] = [BASE, RECIPE_OPS, AIRGAP, LAYERS, WAITING_DELTAS];
+const MIGRATIONS: [&str; 6] = [BASE, RECIPE_OPS, AIRGAP, LAYERS, WAITING_DELTAS, LZ4_CHUNKS];
 
 /// Version of the index schema this ferry writes (SQLite's `user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
