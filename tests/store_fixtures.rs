@@ -101,9 +101,25 @@ fn a_version_2_store_is_read_as_it_is_and_left_unchanged() {
 #[test]
 fn a_writer_migrates_a_version_2_store() {
     let (t, store) = fixture("v2");
-    let other = write(t.path(), "other.bin", &random_bytes(7, 50_000));
+    let codecs = |store: &Path| -> Vec<i64> {
+        let conn = rusqlite::Connection::open(store.join("index.sqlite")).unwrap();
+        let mut q = conn
+            .prepare("SELECT DISTINCT codec FROM chunks ORDER BY codec")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert!(!codecs(&store).contains(&2), "the fixture predates LZ4");
+    // Random bytes (kept raw) and text (kept as LZ4 from version 6 on).
+    let mut data = random_bytes(7, 50_000);
+    data.extend(b"fn main() { println!(\"ferry\"); }\n".repeat(3_000));
+    let other = write(t.path(), "other.bin", &data);
     ok(ferry(&store).arg("add").arg(&other));
     assert_eq!(user_version(&store), ferry::store::SCHEMA_VERSION);
+    assert!(codecs(&store).contains(&2), "{:?}", codecs(&store));
+    // The chunks the old version stored read as before, beside LZ4 ones.
     reads_everything(t.path(), &store, true);
     let out = t.path().join("other.out");
     ok(ferry(&store)

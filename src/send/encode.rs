@@ -401,8 +401,9 @@ impl<'a> Encoder<'a> {
     /// as a delta when that is clearly smaller.
     fn single(&self, c: &ChunkEntry, bases: &[ChunkEntry]) -> Result<Single> {
         let data = self.read(c)?;
-        // Packs carry no LZ4: a chunk the store keeps so goes as the zstd
-        // frame it would be stored as otherwise, and is judged by its size.
+        // Packs carry no LZ4: a chunk the store keeps so goes as a zstd
+        // frame at the level of the store's zstd chunks (the frame a store
+        // of zstd chunks held for it), and is judged by that frame's size.
         let recoded = (c.codec == codec::Codec::Lz4).then(|| codec::zstd_frame(&data));
         let clen = recoded.as_ref().map_or(c.loc.clen as usize, Vec::len);
         if !bases.is_empty() {
