@@ -202,25 +202,43 @@ fn hand_made_pack(snapshot: &str) -> ferry::pack::PackWriter<Vec<u8>> {
     ferry::pack::PackWriter::new(Vec::new(), &header).unwrap()
 }
 
+/// Ends a hand-made pack with snapshot `name` of `size` bytes claiming
+/// BLAKE3 `hash`, built from whole chunks `ids`; returns the pack's bytes.
+fn finish_with_snapshot(
+    mut w: ferry::pack::PackWriter<Vec<u8>>,
+    name: &str,
+    size: u64,
+    hash: ferry::id::SnapshotDigest,
+    ids: &[ferry::id::ChunkId],
+) -> Vec<u8> {
+    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
+    w.snapshot(&SnapshotRecord {
+        name: name.into(),
+        size,
+        hash,
+        added_at: 0,
+        meta: "{}".into(),
+        pieces: Pieces::Ids(ids.iter().map(|&id| PieceRef::Whole(id)).collect()),
+    })
+    .unwrap();
+    w.finish().unwrap().0
+}
+
 #[test]
 fn a_pack_referencing_chunks_it_does_not_carry_is_refused() {
-    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
     let s = setup();
     let mut w = hand_made_pack("orphan");
     let data = b"hello";
     let id = ferry::id::ChunkId::of(data);
     w.chunk(&id, ferry::codec::Codec::Raw, 5, data).unwrap();
     let missing = ferry::id::ChunkId([7u8; 32]);
-    w.snapshot(&SnapshotRecord {
-        name: "orphan".into(),
-        size: 10,
-        hash: ferry::id::SnapshotDigest::default(),
-        added_at: 0,
-        meta: "{}".into(),
-        pieces: Pieces::Ids(vec![PieceRef::Whole(id), PieceRef::Whole(missing)]),
-    })
-    .unwrap();
-    let (bytes, _) = w.finish().unwrap();
+    let bytes = finish_with_snapshot(
+        w,
+        "orphan",
+        10,
+        ferry::id::SnapshotDigest::default(),
+        &[id, missing],
+    );
     let p = write(&s.dir, "orphan.ferry", &bytes);
     unpack_refused(
         &s.offline,
@@ -366,23 +384,19 @@ fn a_recipe_claiming_huge_counts_is_refused_without_allocating_them() {
 
 #[test]
 fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
-    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
     let s = setup();
     let mut w = hand_made_pack("liar");
     let data = b"hello, world";
     let id = ferry::id::ChunkId::of(data);
     w.chunk(&id, ferry::codec::Codec::Raw, data.len() as u32, data)
         .unwrap();
-    w.snapshot(&SnapshotRecord {
-        name: "liar".into(),
-        size: data.len() as u64,
-        hash: ferry::id::SnapshotDigest::of(b"something else"),
-        added_at: 0,
-        meta: "{}".into(),
-        pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
-    })
-    .unwrap();
-    let (bytes, _) = w.finish().unwrap();
+    let bytes = finish_with_snapshot(
+        w,
+        "liar",
+        data.len() as u64,
+        ferry::id::SnapshotDigest::of(b"something else"),
+        &[id],
+    );
     let p = write(&s.dir, "liar.ferry", &bytes);
     unpack_refused(
         &s.offline,
@@ -394,7 +408,6 @@ fn a_snapshot_that_does_not_rebuild_to_its_hash_is_refused_at_unpack() {
 #[test]
 fn a_pack_chunk_in_the_stores_lz4_codec_is_refused_and_never_written() {
     use ferry::codec::Codec;
-    use ferry::pack::{PieceRef, Pieces, SnapshotRecord};
     let s = setup();
     let mut w = hand_made_pack("lz4");
     let data = b"hello hello hello hello";
@@ -410,16 +423,13 @@ fn a_pack_chunk_in_the_stores_lz4_codec_is_refused_and_never_written() {
         "{err}"
     );
     w.chunk(&id, Codec::Raw, data.len() as u32, data).unwrap();
-    w.snapshot(&SnapshotRecord {
-        name: "lz4".into(),
-        size: data.len() as u64,
-        hash: ferry::id::SnapshotDigest::from(blake3::hash(data)),
-        added_at: 0,
-        meta: "{}".into(),
-        pieces: Pieces::Ids(vec![PieceRef::Whole(id)]),
-    })
-    .unwrap();
-    let (bytes, _) = w.finish().unwrap();
+    let bytes = finish_with_snapshot(
+        w,
+        "lz4",
+        data.len() as u64,
+        ferry::id::SnapshotDigest::from(blake3::hash(data)),
+        &[id],
+    );
     ok(ferry(&s.offline)
         .arg("unpack")
         .arg(write(&s.dir, "raw.ferry", &bytes)));
