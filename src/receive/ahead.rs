@@ -1,13 +1,13 @@
 //! Reading ahead: a thread reads (and hashes) the next records of a pack
-//! while the current ones are verified and stored, and opens solid blocks
-//! there (decode, chunk ids, digest check) so that the storing side only
-//! compresses and writes. It keeps the end of the last block while the
-//! next record may continue it.
+//! while the current ones are verified and stored, and decodes solid
+//! blocks there, so that the storing side only hashes, compresses and
+//! writes. It keeps the last block while the next record may continue it.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use super::VERIFY_BATCH;
-use super::block::{self, Opened};
+use super::block::{self, Decoded};
 use crate::counting::Counting;
 use crate::pack::{PackReader, Record};
 
@@ -18,8 +18,8 @@ pub(super) type ReadResult = std::result::Result<Option<Record>, crate::pack::Re
 pub(super) enum Arrived {
     /// A record as read.
     Record(ReadResult),
-    /// A solid block, decoded and checked (or what is wrong with it).
-    Block(Result<Opened, String>),
+    /// A solid block, decoded (or what is wrong with it).
+    Block(Result<Decoded, String>),
 }
 
 /// Reads records in batches (up to [`VERIFY_BATCH`] chunk records, or one
@@ -31,37 +31,37 @@ pub(super) fn read_ahead<R: Read>(
     tx: &std::sync::mpsc::SyncSender<Vec<(Arrived, u64)>>,
     spare: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
-    // The end of the last record if it was a block (else `after_block`
-    // is false).
-    let (mut tail, mut after_block) = (Vec::new(), false);
+    // The last record, while it was a block.
+    let mut last: Option<Arc<Vec<u8>>> = None;
+    // Buffers of blocks done with, for the next blocks to be decoded into.
+    let mut buffers: Vec<Vec<u8>> = Vec::new();
     loop {
         let mut batch = Vec::with_capacity(VERIFY_BATCH);
-        let last = loop {
+        let last_record = loop {
             let record = reader.next_record();
             let more = matches!(record, Ok(Some(Record::Chunk(_) | Record::Delta(_))));
-            let last = !matches!(record, Ok(Some(_)));
+            let end = !matches!(record, Ok(Some(_)));
+            let before = last.take();
             let arrived = match record {
                 Ok(Some(Record::Block(b))) => {
-                    let into = spare.try_recv().unwrap_or_default();
-                    let opened = block::open(b, after_block.then_some(&tail[..]), into);
-                    after_block = false;
-                    if let Ok(o) = &opened {
-                        o.tail_into(&mut tail);
-                        after_block = true;
-                    }
-                    Arrived::Block(opened)
+                    buffers.extend(spare.try_iter());
+                    let into = buffers.pop().unwrap_or_default();
+                    let decoded = block::open(b, before.as_deref().map(Vec::as_slice), into);
+                    last = decoded.as_ref().ok().map(Decoded::shared);
+                    Arrived::Block(decoded)
                 }
-                other => {
-                    after_block = false;
-                    Arrived::Record(other)
-                }
+                other => Arrived::Record(other),
             };
+            // Whichever side lets go of a block last keeps its buffer.
+            buffers.extend(before.and_then(|b| Arc::try_unwrap(b).ok()));
+            // One spare is all the next block needs.
+            buffers.truncate(1);
             batch.push((arrived, reader.get_ref().count()));
-            if last || !more || batch.len() == VERIFY_BATCH {
-                break last;
+            if end || !more || batch.len() == VERIFY_BATCH {
+                break end;
             }
         };
-        if tx.send(batch).is_err() || last {
+        if tx.send(batch).is_err() || last_record {
             return;
         }
     }

@@ -1,19 +1,65 @@
 //! Solid blocks as they arrive: the frame decoded to exactly its length
-//! (after the end of the block right before it, when it names a prefix),
-//! cut into its chunks, each hashed for its id, and the ids checked
-//! against the block's digest, all before any chunk of it is stored.
+//! (after the end of the block right before it, when it names a prefix)
+//! and cut into its chunks by the reading thread ([`open`]); then, on the
+//! storing side, each chunk hashed for its id and the ids checked against
+//! the block's digest ([`Decoded::check`]), all before any chunk of it is
+//! stored; then the chunks the store lacks are compressed for it and
+//! written (`Unpacker::block`).
+
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::Unpacker;
 use crate::chunker::ChunkId;
 use crate::codec::{self, Codec};
-use crate::pack::format::MAX_BLOCK_PREFIX;
+use crate::error::Result;
 use crate::pack::{BlockRecord, block_digest};
+
+/// Chunks of a solid block encoded for the store at once.
+const BLOCK_SLICE: usize = 256;
+
+/// A block's frame decoded, its chunks not yet checked.
+pub(super) struct Decoded {
+    /// Shared with the reading thread while the next record may continue
+    /// the block (as its prefix).
+    bytes: Arc<Vec<u8>>,
+    /// Where each chunk starts in `bytes`, and where the last one ends.
+    starts: Vec<usize>,
+    digest: [u8; 32],
+    what: String,
+}
+
+impl Decoded {
+    /// The decoded bytes, for the next block to name the end of as its
+    /// prefix.
+    pub fn shared(&self) -> Arc<Vec<u8>> {
+        Arc::clone(&self.bytes)
+    }
+
+    /// Hashes every chunk for its id (in parallel) and checks the ids
+    /// against the block's digest; the error is what is wrong.
+    pub fn check(self) -> Result<Opened, String> {
+        let Decoded {
+            bytes,
+            starts,
+            digest,
+            what,
+        } = self;
+        let ids: Vec<ChunkId> = starts
+            .par_windows(2)
+            .map(|w| ChunkId::of(&bytes[w[0]..w[1]]))
+            .collect();
+        if block_digest(&ids) != digest {
+            return Err(format!("{what} does not match its digest"));
+        }
+        Ok(Opened { bytes, starts, ids })
+    }
+}
 
 /// A block whose chunks matched its digest.
 pub(super) struct Opened {
-    bytes: Vec<u8>,
-    /// Where each chunk starts in `bytes`, and where the last one ends.
+    bytes: Arc<Vec<u8>>,
     starts: Vec<usize>,
     /// Each chunk's id, in order.
     pub ids: Vec<ChunkId>,
@@ -25,18 +71,10 @@ impl Opened {
         &self.bytes[self.starts[k]..self.starts[k + 1]]
     }
 
-    /// Puts the last `MAX_BLOCK_PREFIX` bytes (at most) of the block, what
-    /// the next block may name as its prefix, in `tail` (reused, so that
-    /// one buffer serves every block).
-    pub fn tail_into(&self, tail: &mut Vec<u8>) {
-        let keep = self.bytes.len().min(MAX_BLOCK_PREFIX as usize);
-        tail.clear();
-        tail.extend_from_slice(&self.bytes[self.bytes.len() - keep..]);
-    }
-
-    /// The block's bytes, for the next block to be decoded into.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+    /// The block's buffer, for another block to be decoded into, unless
+    /// the reading thread still holds it (as the next block's prefix).
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        Arc::try_unwrap(self.bytes).ok()
     }
 
     /// Chunks `which` encoded for the store, in parallel.
@@ -48,11 +86,14 @@ impl Opened {
     }
 }
 
-/// Decodes and checks a block into `into` (a buffer of a block done
-/// with, or empty); `before` is the end of the block record right before
-/// it (`None`: the record before was not a block). The error is what is
-/// wrong with it.
-pub(super) fn open(b: BlockRecord, before: Option<&[u8]>, into: Vec<u8>) -> Result<Opened, String> {
+/// Decodes a block into `into` (a buffer of a block done with, or empty);
+/// `before` is the block record right before it (`None`: the record
+/// before was not a block). The error is what is wrong with it.
+pub(super) fn open(
+    b: BlockRecord,
+    before: Option<&[u8]>,
+    into: Vec<u8>,
+) -> Result<Decoded, String> {
     let what = format!("solid block {}", &crate::hex(&b.digest)[..16]);
     let want = b.prefix as usize;
     let prefix = match before {
@@ -73,12 +114,57 @@ pub(super) fn open(b: BlockRecord, before: Option<&[u8]>, into: Vec<u8>) -> Resu
         at += l as usize;
         starts.push(at);
     }
-    let ids: Vec<ChunkId> = starts
-        .par_windows(2)
-        .map(|w| ChunkId::of(&bytes[w[0]..w[1]]))
-        .collect();
-    if block_digest(&ids) != b.digest {
-        return Err(format!("{what} does not match its digest"));
+    Ok(Decoded {
+        bytes: Arc::new(bytes),
+        starts,
+        digest: b.digest,
+        what,
+    })
+}
+
+impl Unpacker<'_, '_> {
+    /// Stores the chunks of a checked solid block that the store lacks,
+    /// compressed for the store in parallel; returns the block's buffer,
+    /// for another block to be decoded into (unless the reader still
+    /// holds it).
+    pub(super) fn block(&mut self, b: Opened) -> Result<Option<Vec<u8>>> {
+        let mut fresh = Vec::new();
+        for (k, id) in b.ids.iter().enumerate() {
+            self.report.chunks += 1;
+            let row = self.txn.chunk_rowid(id)?;
+            if row.is_none() {
+                fresh.push((self.tables.pack.len(), k));
+            }
+            self.tables.pack.push(row);
+        }
+        // Encoded in slices, each on both cores while the one before is
+        // written, so that a slice's encoded bytes are written and dropped
+        // soon after they are made.
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let (b, fresh) = (&b, &fresh);
+            scope.spawn(move || {
+                for slice in fresh.chunks(BLOCK_SLICE) {
+                    let which: Vec<usize> = slice.iter().map(|&(_, k)| k).collect();
+                    if tx.send(b.encode(&which)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (slice, encoded) in fresh.chunks(BLOCK_SLICE).zip(rx) {
+                for (&(at, k), (codec, payload)) in slice.iter().zip(encoded) {
+                    let id = &b.ids[k];
+                    // A chunk repeated within the block is stored once.
+                    let row = match self.txn.chunk_rowid(id)? {
+                        Some(row) => row,
+                        None => self.store_new(id, codec, b.chunk(k).len() as u32, &payload)?,
+                    };
+                    self.tables.pack[at] = Some(row);
+                }
+            }
+            Ok(())
+        })?;
+        self.checkpoint_if_due()?;
+        Ok(b.into_bytes())
     }
-    Ok(Opened { bytes, starts, ids })
 }
