@@ -376,6 +376,41 @@ fn disk_full_is_reported_and_rolled_back() {
 }
 
 #[test]
+fn unpacking_onto_a_full_disk_is_reported_and_rolled_back() {
+    const TEST: &str = "unpacking_onto_a_full_disk_is_reported_and_rolled_back";
+    if !is_root() {
+        skip(TEST, "mounting a small tmpfs needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    // A full pack of an image: its chunks travel in solid blocks, which the
+    // receiver stores while it compresses the next ones.
+    let src = t.path().join("src");
+    ok(ferry(&src)
+        .arg("add")
+        .arg(image(t.path(), "app.tar", "app:1", 1)));
+    let pack = t.path().join("full.ferry");
+    ok(ferry(&src).args(["pack", "app:1", "-o"]).arg(&pack));
+    let listing = ok(ferry(&src).arg("inspect").arg(&pack));
+    assert!(listing.contains("solid blocks"), "{listing}");
+    let mnt = t.path().join("small");
+    let Some(_m) = small_tmpfs(&mnt, "2m") else {
+        skip(TEST, "mount -t tmpfs failed");
+        return;
+    };
+    let store = mnt.join("store");
+    let small = write(t.path(), "small.bin", &random_bytes(1, 200_000));
+    ok(ferry(&store).arg("add").arg(&small));
+    let before = fingerprint(&store);
+    fails(
+        ferry(&store).arg("unpack").arg(&pack),
+        &["disk full", "free some space"],
+    );
+    assert_eq!(fingerprint(&store), before);
+    ok(ferry(&store).args(["verify", "--full"]));
+}
+
+#[test]
 fn a_damaged_sending_store_is_caught_when_packing() {
     let s = setup();
     let a = s.dir.join("a");
